@@ -1,0 +1,143 @@
+"""The Engine: the one facade the CLI, the TUI, bench and tests go through."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from engine import vectors
+from engine.config import EngineConfig
+from engine.embed import MODEL_NAME, Encoder, make_encoder
+from engine.errors import IndexStateError, QueryError
+from engine.ingest import Ingestor
+from engine.lookup import hits_table, nearest_prompt_rows, prepare_queries, who_else_rows
+from engine.models import EmbedResult, IngestResult, PromptMatch, WhoElseResult, WorkspaceStatus
+from engine.progress import ProgressFn, no_progress
+from engine.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """A workspace folder and everything that can be done with it.
+
+    The engine holds no open database connection between calls (see `engine.store`), so it is safe to
+    keep one open in a long-lived TUI while batch jobs write to the same workspace.
+    """
+
+    def __init__(
+        self,
+        workspace: str | os.PathLike[str],
+        *,
+        config: EngineConfig | None = None,
+        encoder: Encoder | None = None,
+        create: bool = True,
+        busy_timeout: float = 15.0,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self.store = Store(Path(workspace), create=create, busy_timeout=busy_timeout,
+                           memory_limit=self.config.duckdb_memory_limit)
+        self._encoder = encoder
+        self._index_cache: tuple[tuple, object] | None = None
+
+    @property
+    def workspace(self) -> Path:
+        return self.store.root
+
+    # ------------------------------------------------------------------ encoder + index
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder, built on first use (loading torch and the model takes seconds)."""
+        if self._encoder is None:
+            self._encoder = make_encoder(MODEL_NAME, device=self.config.device)
+        return self._encoder
+
+    @property
+    def encoder_name(self) -> str:
+        return self._encoder.name if self._encoder is not None else MODEL_NAME
+
+    def _index(self):
+        """The encoder's FAISS index, loaded once and reloaded only when the file changes."""
+        enc = self.encoder
+        path = self.store.index_path(enc.name)
+        if not path.exists():
+            raise IndexStateError(f"no index for {enc.name} in {self.workspace}: run `copyhound embed` first")
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if self._index_cache is None or self._index_cache[0] != key:
+            idx, _ = vectors.open_index(self.store, enc.name, enc.dim)
+            self._index_cache = (key, idx)
+        return self._index_cache[1]
+
+    # ------------------------------------------------------------------ pipeline
+    def ingest(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        mapping: dict[str, str] | None = None,
+        on_error: str = "fail",
+        progress: ProgressFn = no_progress,
+    ) -> IngestResult:
+        """Load exchange files; see `engine.ingest`. Raises IngestError naming FILE:LINE."""
+        ingestor = Ingestor(self.store, mapping=mapping, on_error=on_error,
+                            batch_rows=self.config.ingest_batch_rows, progress=progress)
+        return IngestResult(tuple(ingestor.ingest(Path(p)) for p in paths))
+
+    def embed(self, *, progress: ProgressFn = no_progress, factory: str | None = None) -> EmbedResult:
+        """Embed prompts not embedded yet, then bring the FAISS index up to date."""
+        started = time.monotonic()
+        enc = self.encoder
+        done, already, shards = vectors.embed_pending(self.store, enc, shard_size=self.config.shard_size,
+                                                      progress=progress)
+        embed_seconds = time.monotonic() - started
+        count, used = vectors.update_index(self.store, enc.name, enc.dim, factory=factory, progress=progress)
+        seconds = time.monotonic() - started
+        return EmbedResult(enc.name, done, already, shards, count, used, seconds,
+                           done / embed_seconds if done and embed_seconds > 0 else 0.0)
+
+    # ------------------------------------------------------------------ queries
+    def who_else(self, queries: list[str], *, threshold: float | None = None) -> WhoElseResult:
+        """Every account that sent a near-copy of each query; one row per (query, account)."""
+        threshold = self.config.threshold if threshold is None else threshold
+        if not -1.0 <= threshold <= 1.0:
+            raise QueryError(f"threshold must be a cosine between -1 and 1, not {threshold}")
+        normals, prints = prepare_queries(queries)
+        idx = self._index()
+        vecs = self.encoder.encode(normals)
+        with self.store.connect() as con:
+            hits_table(con, idx, vecs, prints, threshold)
+            rows = who_else_rows(con, queries)
+            unindexed = self._unindexed(con)
+        return WhoElseResult(tuple(rows), len(queries), threshold, self.encoder.name, unindexed)
+
+    def nearest_prompts(self, text: str, *, k: int = 50, floor: float = 0.5) -> list[PromptMatch]:
+        """Stored prompts nearest `text` (for search-as-you-type), exact normalised copies first."""
+        normals, prints = prepare_queries([text])
+        idx = self._index()
+        vec = self.encoder.encode(normals)[0]
+        with self.store.connect() as con:
+            return nearest_prompt_rows(con, idx, vec, prints[0], k, floor)
+
+    def _unindexed(self, con) -> int:
+        return int(con.execute(
+            """SELECT count(*) FROM prompts p WHERE NOT EXISTS (
+                   SELECT 1 FROM embeddings e WHERE e.prompt_id = p.prompt_id AND e.encoder = ?)""",
+            [self.encoder_name]).fetchone()[0])
+
+    def status(self) -> WorkspaceStatus:
+        with self.store.connect() as con:
+            ex, first, last = con.execute("SELECT count(*), min(ts), max(ts) FROM exchanges").fetchone()
+            accounts = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
+            prompts = con.execute("SELECT count(*) FROM prompts").fetchone()[0]
+            embedded = con.execute("SELECT count(*) FROM embeddings WHERE encoder = ?",
+                                   [self.encoder_name]).fetchone()[0]
+            idx = con.execute("SELECT count, factory FROM indexes WHERE encoder = ?",
+                              [self.encoder_name]).fetchone()
+            files = con.execute("SELECT count(*) FROM ingest_files WHERE status = 'done'").fetchone()[0]
+            scan = con.execute("SELECT max(finished) FROM scan_runs WHERE status = 'done'").fetchone()[0]
+        return WorkspaceStatus(str(self.workspace), int(ex), int(accounts), int(prompts), int(embedded),
+                               int(idx[0]) if idx else 0, self.encoder_name, idx[1] if idx else None,
+                               int(files), first, last, scan)

@@ -1,0 +1,127 @@
+"""The workspace: one folder holding the DuckDB system of record and the vector/index files beside it.
+
+Concurrency: DuckDB lets one process at a time hold a database file. copyhound therefore never keeps a
+connection open between operations: each engine call opens the database, does its work and closes it.
+A second process (the TUI while a nightly scan writes, two scans at once) that finds the file locked
+retries for `busy_timeout` seconds and then raises `WorkspaceBusyError` naming the holder's PID, so
+nothing is corrupted and nothing waits forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from engine.errors import WorkspaceBusyError, WorkspaceError
+from engine.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "copyhound.duckdb"
+_LOCK_PATTERNS = ("could not set lock", "conflicting lock", "database is locked")
+
+
+class Store:
+    """Paths of one workspace and short-lived DuckDB connections to its database."""
+
+    def __init__(
+        self, root: Path, *, create: bool = True, busy_timeout: float = 15.0, memory_limit: str = "4GB"
+    ) -> None:
+        self.root = Path(root)
+        self.busy_timeout = busy_timeout
+        self.memory_limit = memory_limit
+        if not self.root.exists():
+            if not create:
+                raise WorkspaceError(f"workspace {self.root} does not exist (run `copyhound ingest` first)")
+            self.root.mkdir(parents=True)
+        elif not self.root.is_dir():
+            raise WorkspaceError(f"workspace {self.root} is not a folder")
+        for sub in ("vectors", "index", "quarantine", "tmp", "exports"):
+            (self.root / sub).mkdir(exist_ok=True)
+        with self.connect() as con:
+            self._migrate(con)
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_NAME
+
+    def vectors_dir(self, encoder: str) -> Path:
+        path = self.root / "vectors" / _safe(encoder)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def index_path(self, encoder: str) -> Path:
+        return self.root / "index" / f"prompts.{_safe(encoder)}.faiss"
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation; waits out another process's lock, then gives up clearly."""
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.db_path))
+                break
+            except duckdb.Error as err:
+                text = str(err)
+                if not any(p in text.lower() for p in _LOCK_PATTERNS):
+                    raise WorkspaceError(f"cannot open {self.db_path}: {text.splitlines()[0]}") from err
+                if time.monotonic() >= deadline:
+                    pid = re.search(r"PID (\d+)", text)
+                    holder = f" by process {pid.group(1)}" if pid else ""
+                    raise WorkspaceBusyError(
+                        f"workspace {self.root} is busy: its database is locked{holder} "
+                        f"(another copyhound job is writing); waited {self.busy_timeout:.0f} s"
+                    ) from err
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            con.execute(f"SET temp_directory = '{self.root / 'tmp'}'")
+            con.execute("SET preserve_insertion_order = true")
+            yield con
+        finally:
+            con.close()
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR)")
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > len(MIGRATIONS):
+            raise WorkspaceError(
+                f"workspace {self.root} has schema version {version}, newer than this copyhound "
+                f"({len(MIGRATIONS)}); upgrade copyhound"
+            )
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            log.info("applying migration %03d %s", number, migration.__name__)
+            con.execute("BEGIN")
+            try:
+                migration(con)
+                con.execute("DELETE FROM meta WHERE key = 'schema_version'")
+                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(number)])
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temp file in the same folder and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
