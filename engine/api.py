@@ -9,19 +9,32 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from engine import vectors
+from engine.analyst import AnalystMixin
 from engine.config import EngineConfig
 from engine.embed import MODEL_NAME, Encoder, make_encoder
 from engine.errors import IndexStateError, QueryError
 from engine.ingest import Ingestor
 from engine.lookup import hits_table, nearest_prompt_rows, prepare_queries, who_else_rows
-from engine.models import EmbedResult, IngestResult, PromptMatch, WhoElseResult, WorkspaceStatus
+from engine.models import (
+    AccountScore,
+    EmbedResult,
+    Family,
+    IngestResult,
+    PromptMatch,
+    Ring,
+    ScanResult,
+    TemplateInfo,
+    WhoElseResult,
+    WorkspaceStatus,
+)
 from engine.progress import ProgressFn, no_progress
 from engine.store import Store
+from engine.views import account_scores, families, rings, templates
 
 log = logging.getLogger(__name__)
 
 
-class Engine:
+class Engine(AnalystMixin):
     """A workspace folder and everything that can be done with it.
 
     The engine holds no open database connection between calls (see `engine.store`), so it is safe to
@@ -97,6 +110,33 @@ class Engine:
         seconds = time.monotonic() - started
         return EmbedResult(enc.name, done, already, shards, count, used, seconds,
                            done / embed_seconds if done and embed_seconds > 0 else 0.0)
+
+    def scan(self, *, progress: ProgressFn = no_progress, force: bool = False) -> ScanResult:
+        """Embed what is new, self-join, and recompute families, templates, links, rings and scores."""
+        from engine.scan import run_scan
+
+        embedded = self.embed(progress=progress)
+        return run_scan(self.store, self.encoder, self.config.threshold, progress=progress, force=force,
+                        embedded=embedded.embedded)
+
+    # ------------------------------------------------------------------ detection results
+    def accounts(self, *, limit: int | None = 100, min_score: float = 0.0) -> list[AccountScore]:
+        """Accounts by descending score, each with the signals behind its score."""
+        with self.store.connect() as con:
+            return account_scores(con, limit=limit, min_score=min_score)
+
+    def rings(self, *, limit: int | None = 100) -> list[Ring]:
+        with self.store.connect() as con:
+            return rings(con, limit=limit)
+
+    def families(self, *, limit: int | None = 100, min_accounts: int = 2) -> list[Family]:
+        """Near-copy families sent by at least `min_accounts` accounts, largest first."""
+        with self.store.connect() as con:
+            return families(con, limit=limit, min_accounts=min_accounts)
+
+    def templates(self, *, limit: int | None = 100) -> list[TemplateInfo]:
+        with self.store.connect() as con:
+            return templates(con, limit=limit)
 
     # ------------------------------------------------------------------ queries
     def who_else(self, queries: list[str], *, threshold: float | None = None) -> WhoElseResult:

@@ -257,10 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_detection_commands(sub, common, fmt, device) -> None:
     """Detection verbs live in engine.cli_detect to keep this file readable."""
-    try:
-        from engine.cli_detect import add_commands
-    except ImportError:
-        return
+    from engine.cli_detect import add_commands
+
     add_commands(sub, common, fmt, device)
 
 

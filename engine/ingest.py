@@ -216,34 +216,38 @@ class Ingestor:
             return _lit('$."' + self.columns[field].replace('"', '\\"') + '"')
 
         def text_of(field: str) -> str:
-            return f"json_extract_string(raw, {path_of(field)})"
+            return f"json_extract_string(j, {path_of(field)})"
 
-        checks = ["WHEN NOT json_valid(raw) THEN 'malformed JSON'",
-                  "WHEN json_type(raw) <> 'OBJECT' THEN 'not a JSON object'"]
+        # DuckDB evaluates JSON functions on every row whatever a CASE says, so each row's text is first
+        # replaced by '{}' when it is not valid JSON (`j`), and the checks below read `j`.
+        checks = ["WHEN NOT valid THEN 'malformed JSON'",
+                  "WHEN json_type(j) <> 'OBJECT' THEN 'not a JSON object'"]
         allowed = {"account_id": ("VARCHAR", "BIGINT", "UBIGINT"), "prompt": ("VARCHAR",),
                    "timestamp": ("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE")}
         for field in FIELDS:
             ok = allowed.get(field, ("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN"))
             kinds = ", ".join(_lit(k) for k in ok + ("NULL",))
             checks.append(
-                f"WHEN json_type(raw, {path_of(field)}) NOT IN ({kinds}) THEN "
-                f"'wrong type for {field} (' || lower(json_type(raw, {path_of(field)})) || ')'"
+                f"WHEN json_type(j, {path_of(field)}) NOT IN ({kinds}) THEN "
+                f"'wrong type for {field} (' || lower(json_type(j, {path_of(field)})) || ')'"
             )
         drop = "{" + ",".join(f'"{self.columns[f]}":null' for f in FIELDS) + "}"
         source = f"""
             SELECT line,
-                CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN {text_of('account_id')} END AS account_id,
-                CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN {text_of('timestamp')} END AS ts_raw,
-                CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN {text_of('prompt')} END AS prompt,
-                CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN {text_of('exchange_id')} END AS exchange_id,
-                CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN {text_of('response')} END AS response,
-                CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN {text_of('model')} END AS model,
-                CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT' THEN {text_of('ip')} END AS ip,
+                CASE WHEN obj THEN {text_of('account_id')} END AS account_id,
+                CASE WHEN obj THEN {text_of('timestamp')} END AS ts_raw,
+                CASE WHEN obj THEN {text_of('prompt')} END AS prompt,
+                CASE WHEN obj THEN {text_of('exchange_id')} END AS exchange_id,
+                CASE WHEN obj THEN {text_of('response')} END AS response,
+                CASE WHEN obj THEN {text_of('model')} END AS model,
+                CASE WHEN obj THEN {text_of('ip')} END AS ip,
                 CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT'
-                     THEN nullif(json_merge_patch(raw, {_lit(drop)}), '{{}}') END::JSON AS meta,
+                     THEN nullif(json_merge_patch(j, {_lit(drop)}), '{{}}') END::JSON AS meta,
                 raw,
                 COALESCE(decode_problem, CASE {' '.join(checks)} END) AS problem
-            FROM chunk
+            FROM (SELECT *, json_type(j) = 'OBJECT' AS obj
+                  FROM (SELECT *, json_valid(raw) AS valid,
+                               CASE WHEN json_valid(raw) THEN raw ELSE '{{}}' END AS j FROM chunk))
         """
         insert = self._finish_stage_sql(stage, source)
         opener = gzip.open if path.suffix.lower() in (".gz", ".gzip") else open

@@ -124,3 +124,80 @@ class WorkspaceStatus(Record):
     last_seen: datetime | None
     last_scan: datetime | None
     extra: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- detection
+@dataclass(frozen=True)
+class Signal(Record):
+    """One reason an account or ring looks like a campaign, with the numbers and examples behind it.
+
+    `value` is the raw measurement (e.g. 0.62 of its prompts are templated); `background` is the same
+    measurement's cut-off on this workspace's own background (e.g. its 99th percentile among accounts
+    of similar volume); `score` in [0, 1] is how far past that cut-off the value is.
+    """
+
+    name: str
+    value: float
+    background: float
+    score: float
+    detail: str
+    examples: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccountScore(Record):
+    account_id: str
+    score: float
+    ring_id: int | None
+    n_exchanges: int
+    top_signal: str
+    signals: tuple[Signal, ...]
+
+
+@dataclass(frozen=True)
+class Ring(Record):
+    ring_id: int
+    score: float
+    accounts: tuple[str, ...]
+    n_exchanges: int
+    summary: str
+    signals: tuple[Signal, ...]
+
+
+@dataclass(frozen=True)
+class Family(Record):
+    """Prompts that are near-copies of one centre prompt (every member is similar to the centre)."""
+
+    family_id: int
+    center_text: str
+    n_prompts: int
+    n_accounts: int
+    n_exchanges: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True)
+class TemplateInfo(Record):
+    template_id: int
+    pattern: str
+    kind: str
+    n_prompts: int
+    n_accounts: int
+    n_exchanges: int
+    slot_diversity: float
+    fixed_ratio: float
+
+
+@dataclass(frozen=True)
+class ScanResult(Record):
+    embedded: int
+    prompts: int
+    edges: int
+    families: int
+    templates: int
+    rings: int
+    flagged_accounts: int
+    resumed: bool
+    seconds: float
+    stage_seconds: dict = field(default_factory=dict)

@@ -1,0 +1,116 @@
+"""Detection verbs of the `copyhound` CLI: scan, accounts, rings, families, templates, report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from engine.output import write_rows
+
+
+def _engine(args):
+    from engine.cli import _engine as make
+
+    return make(args)
+
+
+def _progress(args):
+    from engine.cli import _progress as make
+
+    return make(args)
+
+
+def _signals_text(signals, limit: int = 3) -> str:
+    top = sorted(signals, key=lambda s: -s.score)[:limit]
+    return "; ".join(f"{s.name}={s.value:.3g} ({s.score:.2f})" for s in top if s.score > 0)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    with _progress(args) as progress:
+        result = engine.scan(progress=progress, force=args.force)
+    row = result.to_dict()
+    row["stage_seconds"] = {k: round(v, 2) for k, v in result.stage_seconds.items()}
+    write_rows([row], ("prompts", "embedded", "edges", "families", "templates", "rings", "flagged_accounts",
+                       "resumed", "seconds", "stage_seconds"), args.format, title="scan")
+    return 0
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    accounts = _engine(args).accounts(limit=args.limit or None, min_score=args.min_score)
+    rows = []
+    for a in accounts:
+        row = a.to_dict()
+        if args.format == "table":
+            row["signals"] = _signals_text(a.signals)
+        rows.append(row)
+    write_rows(rows, ("account_id", "score", "ring_id", "n_exchanges", "top_signal", "signals"), args.format,
+               title="accounts by score")
+    return 0
+
+
+def cmd_rings(args: argparse.Namespace) -> int:
+    rings = _engine(args).rings(limit=args.limit or None)
+    rows = []
+    for r in rings:
+        row = r.to_dict()
+        row["n_accounts"] = len(r.accounts)
+        if args.format == "table":
+            row["accounts"] = ", ".join(r.accounts[:6]) + (" …" if len(r.accounts) > 6 else "")
+            row["signals"] = _signals_text(r.signals)
+        rows.append(row)
+    write_rows(rows, ("ring_id", "score", "n_accounts", "n_exchanges", "summary", "accounts", "signals"),
+               args.format, title="rings")
+    return 0
+
+
+def cmd_families(args: argparse.Namespace) -> int:
+    fams = _engine(args).families(limit=args.limit or None, min_accounts=args.min_accounts)
+    write_rows([f.to_dict() for f in fams], ("family_id", "n_accounts", "n_prompts", "n_exchanges", "first_seen",
+                                            "last_seen", "center_text"), args.format, title="near-copy families")
+    return 0
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    temps = _engine(args).templates(limit=args.limit or None)
+    write_rows([t.to_dict() for t in temps], ("template_id", "kind", "n_accounts", "n_prompts", "n_exchanges",
+                                             "slot_diversity", "fixed_ratio", "pattern"), args.format,
+               title="templates")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from engine.report import write_report
+
+    path = write_report(_engine(args), Path(args.out), top=args.top)
+    print(path)
+    return 0
+
+
+def add_commands(sub, common, fmt, device) -> None:
+    p = sub.add_parser("scan", parents=[common, fmt, device], help="embed what is new, then detect campaigns",
+                       description="Embed new prompts, self-join all prompts into near-copy edges (resumable), "
+                       "then recompute families, templates, account links, rings and scores. Does nothing "
+                       "when nothing new arrived since the last scan.")
+    p.add_argument("--force", action="store_true", help="recompute even if nothing new arrived")
+    p.set_defaults(func=cmd_scan)
+
+    limit = argparse.ArgumentParser(add_help=False)
+    limit.add_argument("--limit", "-n", type=int, default=50, help="rows to show (default 50; 0 = all)")
+
+    p = sub.add_parser("accounts", parents=[common, fmt, limit], help="accounts by campaign score, with signals")
+    p.add_argument("--min-score", type=float, default=0.0)
+    p.set_defaults(func=cmd_accounts)
+    p = sub.add_parser("rings", parents=[common, fmt, limit], help="rings of linked accounts, with evidence")
+    p.set_defaults(func=cmd_rings)
+    p = sub.add_parser("families", parents=[common, fmt, limit], help="near-copy families sent by several accounts")
+    p.add_argument("--min-accounts", type=int, default=2)
+    p.set_defaults(func=cmd_families)
+    p = sub.add_parser("templates", parents=[common, fmt, limit], help="mined prompt templates")
+    p.set_defaults(func=cmd_templates)
+    p = sub.add_parser("report", parents=[common], help="write a Markdown or HTML report of the top rings",
+                       description="Write a case report of the top rings and their evidence (.md or .html).")
+    p.add_argument("--out", "-o", default="copyhound-report.md", help="output file (.md or .html)")
+    p.add_argument("--top", type=int, default=10, help="rings to include")
+    p.set_defaults(func=cmd_report)
+

@@ -1,0 +1,179 @@
+"""`scan`: the self-join over all embedded prompts, then families, templates, links, rings and scores.
+
+Resumable: the self-join yields numbered blocks of edges; each block's edges and the block counter are
+committed together, so a killed scan restarts at the next block (as long as no new prompt was embedded
+in between; then the join starts over, since its blocks cover another set of vectors). Idempotent: a
+scan over the same embedded prompts as the last finished one changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import numpy as np
+import pyarrow as pa
+
+import index as faiss_index
+from engine import vectors
+from engine.detect.families import build_families
+from engine.detect.templates import mine_templates
+from engine.embed import Encoder
+from engine.errors import DetectionError
+from engine.models import ScanResult
+from engine.progress import ProgressFn, no_progress
+from engine.store import Store
+
+log = logging.getLogger(__name__)
+
+# A prompt keeps at most this many near-copy edges (its most similar ones): thousands of exact-ish copies of
+# one viral text would otherwise produce millions of edges that say nothing more than "one big family".
+MAX_NEIGHBORS = 200
+# A template needs this many distinct prompts: fewer is an anecdote, not a sweep.
+MIN_TEMPLATE_PROMPTS = 20
+
+
+def _state(store: Store, encoder: str) -> tuple[int, int]:
+    with store.connect() as con:
+        n, max_shard = con.execute(
+            "SELECT count(*), coalesce(max(shard_id), 0) FROM embeddings WHERE encoder = ?", [encoder]
+        ).fetchone()
+    return int(n), int(max_shard)
+
+
+def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: ProgressFn = no_progress,
+             force: bool = False, embedded: int = 0) -> ScanResult:
+    started = time.monotonic()
+    stage: dict[str, float] = {}
+    n, max_shard = _state(store, encoder.name)
+    if n == 0:
+        raise DetectionError(f"nothing to scan in {store.root}: ingest and embed some exchanges first")
+    with store.connect() as con:
+        last = con.execute(
+            """SELECT scan_id, n_prompts, max_shard, blocks_done, status, threshold FROM scan_runs
+               WHERE encoder = ? ORDER BY scan_id DESC LIMIT 1""", [encoder.name]).fetchone()
+    same_input = last is not None and last[1] == n and last[2] == max_shard and abs(last[5] - threshold) < 1e-6
+    if same_input and last[4] == "done" and not force:
+        log.info("scan: nothing new since scan %d; results unchanged", last[0])
+        return _summary(store, embedded, resumed=False, seconds=time.monotonic() - started, stage=stage,
+                        prompts=n)
+    resumed = same_input and last[4] == "running" and not force
+    ids, vecs = vectors.load_vectors(store, encoder.name, encoder.dim)
+    stage["load_vectors"] = time.monotonic() - started
+
+    # ---- self-join (resumable by block)
+    t0 = time.monotonic()
+    with store.connect() as con:
+        if resumed:
+            scan_id, start_block = int(last[0]), int(last[3])
+            log.info("scan: resuming scan %d at block %d", scan_id, start_block)
+        else:
+            scan_id = 1 + con.execute("SELECT coalesce(max(scan_id), 0) FROM scan_runs").fetchone()[0]
+            start_block = 0
+            method = "exact" if n <= faiss_index.EXACT_MAX else "ivf"
+            con.execute("BEGIN")
+            con.execute("DELETE FROM matches")
+            con.execute("INSERT INTO scan_runs VALUES (?, ?, ?, ?, ?, ?, 0, 'running', now(), NULL)",
+                        [scan_id, encoder.name, threshold, method, n, max_shard])
+            con.execute("COMMIT")
+    blocks = faiss_index.self_join(vecs, ids, threshold, start_block=start_block, max_neighbors=MAX_NEIGHBORS)
+    for block in blocks:
+        with store.connect() as con:
+            con.execute("BEGIN")
+            if len(block):
+                con.register("edge_block", pa.table({"a": block.a, "b": block.b,
+                                                     "s": np.minimum(block.sim, 1.0).astype(np.float32)}))
+                con.execute("INSERT INTO matches SELECT a, b, s FROM edge_block")
+                con.unregister("edge_block")
+            con.execute("UPDATE scan_runs SET blocks_done = ? WHERE scan_id = ?", [block.block_no + 1, scan_id])
+            con.execute("COMMIT")
+        progress("self-join", block.block_no + 1, None)
+    stage["self_join"] = time.monotonic() - t0
+
+    # ---- families, templates, accounts: recomputed whole, in one transaction
+    with store.connect() as con:
+        t0 = time.monotonic()
+        a, b, s = (np.asarray(x) for x in con.execute(
+            "SELECT prompt_a, prompt_b, similarity FROM matches").fetchnumpy().values())
+        weights = _aligned(ids, con.execute("SELECT prompt_id, n_exchanges FROM prompts").fetchnumpy())
+        fam = build_families(ids, a.astype(np.int64), b.astype(np.int64), s.astype(np.float32), weights)
+        stage["families"] = time.monotonic() - t0
+        progress("families", 1, 1)
+
+        t0 = time.monotonic()
+        texts = con.execute("SELECT prompt_id, normalized FROM prompts ORDER BY prompt_id").fetchnumpy()
+        mining = mine_templates(np.asarray(texts["prompt_id"], np.int64), list(texts["normalized"]),
+                                min_prompts=MIN_TEMPLATE_PROMPTS, con=con)
+        stage["templates"] = time.monotonic() - t0
+        progress("templates", 1, 1)
+
+        con.execute("BEGIN")
+        try:
+            _write_families(con, fam)
+            _write_templates(con, mining)
+            t0 = time.monotonic()
+            from engine.detect.scoring import score_accounts
+
+            summary = score_accounts(con, ids, vecs, encoder)
+            stage["scoring"] = time.monotonic() - t0
+            con.execute("UPDATE scan_runs SET status = 'done', finished = now() WHERE scan_id = ?", [scan_id])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    progress("scoring", 1, 1)
+    log.info("scan %d done in %.1f s: %s; %s", scan_id, time.monotonic() - started,
+             ", ".join(f"{k} {v:.1f}s" for k, v in stage.items()), json.dumps(summary, default=str)[:300])
+    return _summary(store, embedded, resumed=resumed, seconds=time.monotonic() - started, stage=stage, prompts=n)
+
+
+def _aligned(ids: np.ndarray, table: dict) -> np.ndarray:
+    """The table's n_exchanges lined up with `ids` (sorted int64); 0 where a prompt is missing."""
+    out = np.zeros(len(ids), np.float64)
+    pid = np.asarray(table["prompt_id"], np.int64)
+    pos = np.clip(np.searchsorted(ids, pid), 0, max(len(ids) - 1, 0))
+    hit = ids[pos] == pid
+    out[pos[hit]] = np.asarray(table["n_exchanges"], np.float64)[hit]
+    return out
+
+
+def _write_families(con, fam) -> None:
+    con.execute("DELETE FROM families")
+    con.register("fam", pa.table({"family_id": fam.family_ids, "prompt_id": fam.prompt_ids,
+                                  "center_id": fam.family_ids, "sim": fam.sim_to_center}))
+    con.execute("INSERT INTO families SELECT family_id, prompt_id, center_id, sim FROM fam")
+    con.unregister("fam")
+
+
+def _write_templates(con, mining) -> None:
+    con.execute("DELETE FROM templates")
+    con.execute("DELETE FROM template_members")
+    pids, tids = mining.assignments
+    con.register("tm", pa.table({"template_id": np.asarray(tids, np.int64), "prompt_id": np.asarray(pids, np.int64)}))
+    con.execute("INSERT INTO template_members SELECT template_id, prompt_id FROM tm")
+    con.unregister("tm")
+    rows = [(t.template_id, t.pattern, json.dumps(list(t.anchors)), t.kind, t.n_prompts,
+             float(t.slot_diversity), float(getattr(t, "fixed_ratio", 0.0))) for t in mining.templates]
+    if rows:
+        con.executemany(  # one row per template: a few thousand at most, not a hot path
+            "INSERT INTO templates VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?)", rows)
+    con.execute(
+        """UPDATE templates SET n_accounts = s.na, n_exchanges = s.ne
+           FROM (SELECT tm.template_id, count(DISTINCT e.account_id) AS na, count(*) AS ne
+                 FROM template_members tm JOIN exchanges e USING (prompt_id) GROUP BY tm.template_id) s
+           WHERE templates.template_id = s.template_id"""
+    )
+
+
+def _summary(store: Store, embedded: int, *, resumed: bool, seconds: float, stage: dict, prompts: int) -> ScanResult:
+    with store.connect() as con:
+        edges = con.execute("SELECT count(*) FROM matches").fetchone()[0]
+        families = con.execute(
+            "SELECT count(*) FROM (SELECT family_id FROM families GROUP BY family_id HAVING count(*) > 1)"
+        ).fetchone()[0]
+        templates = con.execute("SELECT count(*) FROM templates").fetchone()[0]
+        rings = con.execute("SELECT count(*) FROM rings").fetchone()[0]
+        flagged = con.execute("SELECT count(*) FROM account_scores WHERE score >= 0.5").fetchone()[0]
+    return ScanResult(embedded, prompts, int(edges), int(families), int(templates), int(rings), int(flagged),
+                      resumed, seconds, stage)
