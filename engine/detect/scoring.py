@@ -1,0 +1,341 @@
+"""Account and ring scores with their evidence: the detection entry point.
+
+Order of work: (1) link accounts by shared rare content and cut the links at the data's own null
+(:mod:`engine.detect.rings`); (2) Louvain rings of >= 3 accounts; (3) per-account measurements
+(:mod:`engine.detect.signals`, :mod:`engine.detect.elicitation`) with cut-offs taken from the
+accounts outside rings; (4) scores.
+
+**Account score** = noisy-OR of its signals' scores, each weighted by how much it means alone:
+``1 - prod(1 - w_i * s_i)``. Shared rare content and ring membership are direct evidence (w = 1);
+templated share (0.8) and elicitation share (0.7) are strong but have organic uses (an app, a
+student); topic coverage (0.4) only supports. Each signal score is 0 up to its background cut-off
+(99th percentile of non-ring accounts, or the null threshold for links), so an account with no
+shared content and ordinary behaviour scores 0. An account is *flagged* at score >= 0.5, which
+needs one signal clearly past its cut-off (a value just past the 99th percentile scores near 0).
+
+**Ring score** = noisy-OR of: link structure ``0.6 * density`` (every ring link already passed the
+null; density = linked pairs / possible pairs, so a clique alone reaches 0.6 and a loose chain
+less), and with weight 0.5 each, the ring's timing synchrony, its members' mean templated share and
+mean elicitation share past their cut-offs. Members inherit the ring score as their ``ring`` signal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from engine.detect import rings as rg
+from engine.detect import signals as sg
+from engine.detect.elicitation import elicitation_table, score_elicitation
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FLAG_SCORE", "WEIGHTS", "score_accounts"]
+
+FLAG_SCORE = 0.5
+WEIGHTS = {
+    "ring": 1.0,
+    "shared_families": 1.0,
+    "shared_templates": 1.0,
+    "templated_share": 0.8,
+    "elicitation": 0.7,
+    "coverage": 0.4,
+}
+
+
+def _signal(name: str, value: float, background: float, score: float, detail: str,
+            examples: list[dict] | None = None) -> dict:
+    """A dict with exactly the fields of :class:`engine.models.Signal`."""
+    return {"name": name, "value": round(float(value), 6), "background": round(float(background), 6),
+            "score": round(float(np.clip(score, 0.0, 1.0)), 6), "detail": detail,
+            "examples": list(examples or [])}
+
+
+def _noisy_or(sigs: list[dict]) -> float:
+    p = 1.0
+    for s in sigs:
+        p *= 1.0 - WEIGHTS.get(s["name"], 0.5) * s["score"]
+    return float(np.clip(1.0 - p, 0.0, 1.0))
+
+
+def score_accounts(
+    con: duckdb.DuckDBPyConnection,
+    ids: np.ndarray,
+    vecs: np.ndarray,
+    encoder,
+    *,
+    progress: Callable[[str, int, int | None], None] | None = None,
+    seed: int = 0,
+) -> dict:
+    """Recompute ``account_links``, ``rings`` and ``account_scores`` (delete, then insert).
+
+    Runs inside the caller's transaction. ``ids`` int64 (n,) sorted prompt ids and ``vecs``
+    float32 (n, dim) L2-normalised vectors of all prompts; ``encoder.encode(list[str])`` embeds
+    the elicitation exemplars. Returns summary figures: counts, thresholds and seconds per stage.
+    """
+    prog = progress or (lambda stage, done, total: None)
+    stage: dict[str, float] = {}
+    ids = np.asarray(ids, dtype=np.int64)
+    vecs = np.asarray(vecs, dtype=np.float32)
+
+    t0 = time.monotonic()
+    graph = rg.build_links(con, seed=seed)
+    stage["links"] = time.monotonic() - t0
+    prog("links", 1, 5)
+
+    t0 = time.monotonic()
+    ring_members = rg.find_rings(graph, seed=seed)
+    n_acc = len(graph.accounts)
+    ring_of = np.full(n_acc, -1, dtype=np.int64)
+    for r, mem in enumerate(ring_members):
+        ring_of[mem] = r
+    stage["rings"] = time.monotonic() - t0
+    prog("rings", 2, 5)
+
+    t0 = time.monotonic()
+    el = score_elicitation(con, ids, vecs, encoder)
+    # Registered under a name so helpers in other frames can join it (DuckDB's replacement scan
+    # only sees the calling frame's variables).
+    con.register("_sc_elicit", elicitation_table(el, ids))
+    shares = sg.account_shares(con, "_sc_elicit")
+    assert tuple(shares["account_id"]) == graph.accounts  # both ordered by account id in DuckDB
+    cov = sg.coverage(con, ids, vecs, seed=seed)
+    stage["signals"] = time.monotonic() - t0
+    prog("signals", 3, 5)
+
+    t0 = time.monotonic()
+    bg = ring_of < 0
+    cut_t = sg.background_cut(shares["templated_share"], bg)
+    cut_e = sg.background_cut(shares["elicit_share"], bg)
+    cut_c = sg.coverage_cut(cov["evenness"], cov["n_prompts"], bg)
+    s_t = sg.exceed_share(shares["templated_share"], cut_t)
+    s_e = sg.exceed_share(shares["elicit_share"], cut_e)
+    s_c = np.clip((cov["evenness"] - cut_c) / np.maximum(1.0 - cut_c, 1e-9), 0.0, 1.0)
+    # Link strength per account and channel: sum of its significant links' weights.
+    str_f = np.zeros(n_acc)
+    str_t = np.zeros(n_acc)
+    np.add.at(str_f, graph.a, graph.w_family)
+    np.add.at(str_f, graph.b, graph.w_family)
+    np.add.at(str_t, graph.a, graph.w_template)
+    np.add.at(str_t, graph.b, graph.w_template)
+    has_link = np.zeros(n_acc, dtype=bool)
+    has_link[graph.a] = True
+    has_link[graph.b] = True
+    intense_acc = _intense_accounts(graph)
+    thr = graph.threshold if np.isfinite(graph.threshold) else 0.0
+    s_f = np.where(has_link, sg.exceed_ratio(str_f, thr), 0.0)
+    s_tl = np.where(has_link, sg.exceed_ratio(str_t, thr), 0.0)
+    # Intense-template members' links pass by the item test, not the pair cut: their template
+    # evidence scores as strongly as a link at twice the cut.
+    s_tl = np.where(intense_acc, np.maximum(s_tl, 0.5), s_tl)
+
+    partners = _partners(graph)
+    examples_t = _template_examples(con, shares["n_templated"] > 0)
+    examples_e = _elicit_examples(con, shares["n_elicit"] > 0)
+
+    # Rings first: members inherit the ring score.
+    ring_rows = []
+    ring_score = np.zeros(len(ring_members))
+    for r, mem in enumerate(ring_members):
+        names = [graph.accounts[i] for i in mem]
+        inside = np.isin(graph.a, mem) & np.isin(graph.b, mem)
+        n_pairs = len(mem) * (len(mem) - 1) / 2
+        density = float(inside.sum() / n_pairs)
+        tim = sg.ring_timing(con, names, seed=seed)
+        s_tim = float(sg.exceed_ratio(np.array([tim["value"]]), tim["background"])[0]) \
+            if tim["value"] > 0 else 0.0
+        mt = float(shares["templated_share"][mem].mean())
+        me = float(shares["elicit_share"][mem].mean())
+        wf, wt = float(graph.w_family[inside].sum()), float(graph.w_template[inside].sum())
+        top_links = np.flatnonzero(inside)[np.argsort(-graph.weight[inside], kind="stable")[:3]]
+        link_ex = [
+            {"account_a": graph.accounts[graph.a[j]], "account_b": graph.accounts[graph.b[j]],
+             "weight": round(float(graph.weight[j]), 4),
+             **graph.evidence.get((int(graph.a[j]), int(graph.b[j])), {})}
+            for j in top_links
+        ]
+        sigs = [
+            _signal("shared_families" if wf >= wt else "shared_templates", float(graph.weight[inside].mean()),
+                    thr, 0.6 * density / WEIGHTS["ring"],
+                    f"{int(inside.sum())} significant links among {len(mem)} accounts "
+                    f"(density {density:.2f}; family weight {wf:.2f}, template weight {wt:.2f})", link_ex),
+            _signal("timing", tim["value"], tim["background"], s_tim,
+                    f"{tim['value']:.0%} of exchanges in hours with >= 3 members active "
+                    f"(shifted timelines: {tim['expected']:.0%})", tim["busiest_hours"]),
+            _signal("templated_share", mt, cut_t, float(sg.exceed_share(np.array([mt]), cut_t)[0]),
+                    f"members' mean shared-template share {mt:.2f}"),
+            _signal("elicitation", me, cut_e, float(sg.exceed_share(np.array([me]), cut_e)[0]),
+                    f"members' mean reasoning-elicitation share {me:.2f}"),
+        ]
+        p = 1 - sigs[0]["score"]
+        for s in sigs[1:]:
+            p *= 1 - 0.5 * s["score"]
+        score = float(np.clip(1 - p, 0, 1))
+        ring_score[r] = score
+        n_ex = int(shares["n_ex"][mem].sum())
+        summary = (f"{len(mem)} accounts, {n_ex} exchanges; {int(inside.sum())} links over shared "
+                   f"{'families' if wf >= wt else 'templates'}; timing sync {tim['value']:.0%}")
+        sigs = [s for s in sigs if s["score"] > 0] or sigs[:1]
+        ring_rows.append((r, score, len(mem), n_ex, json.dumps(sigs, ensure_ascii=False), summary))
+
+    # Only accounts with some signal past its cut-off need Python work; the rest score 0.
+    active = (ring_of >= 0) | (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_e > 0) | (s_c > 0)
+    acc_rows = []
+    for i in np.flatnonzero(active).tolist():
+        acc = graph.accounts[i]
+        sigs = []
+        if ring_of[i] >= 0:
+            r = int(ring_of[i])
+            sigs.append(_signal("ring", ring_score[r], FLAG_SCORE, ring_score[r],
+                                f"member of ring {r} ({len(ring_members[r])} accounts)",
+                                [{"ring_id": r, "accounts": [graph.accounts[j] for j in ring_members[r][:10]]}]))
+        if s_f[i] > 0:
+            sigs.append(_signal("shared_families", str_f[i], thr, s_f[i],
+                                f"rare near-copy families shared with {len(partners.get(i, []))} accounts",
+                                _link_examples(graph, partners.get(i, []), i, "families")))
+        if s_tl[i] > 0:
+            sigs.append(_signal("shared_templates", str_t[i], thr, s_tl[i],
+                                "templates split with other accounts"
+                                + (" (intense member of a significant template)" if intense_acc[i] else ""),
+                                _link_examples(graph, partners.get(i, []), i, "templates")))
+        if s_t[i] > 0:
+            sigs.append(_signal("templated_share", shares["templated_share"][i], cut_t, s_t[i],
+                                f"{int(shares['n_templated'][i])} of {int(shares['n_ex'][i])} exchanges use "
+                                "templates shared with other accounts", examples_t.get(acc, [])))
+        if s_e[i] > 0:
+            sigs.append(_signal("elicitation", shares["elicit_share"][i], cut_e, s_e[i],
+                                f"{int(shares['n_elicit'][i])} of {int(shares['n_ex'][i])} exchanges ask for "
+                                "the full chain of thought", examples_e.get(acc, [])))
+        if s_c[i] > 0:
+            sigs.append(_signal("coverage", cov["evenness"][i], cut_c[i], s_c[i],
+                                f"prompts spread over {int(cov['n_clusters_hit'][i])} of {int(cov['k'])} topic "
+                                f"clusters (evenness {cov['evenness'][i]:.2f}, volume-matched cut {cut_c[i]:.2f})"))
+        sigs.sort(key=lambda s: -WEIGHTS.get(s["name"], 0.5) * s["score"])
+        score = _noisy_or(sigs)
+        acc_rows.append((acc, score, int(ring_of[i]) if ring_of[i] >= 0 else None,
+                         sigs[0]["name"] if sigs else None, json.dumps(sigs, ensure_ascii=False)))
+
+    con.unregister("_sc_elicit")
+    _write(con, graph, ring_rows, acc_rows, [graph.accounts[i] for i in np.flatnonzero(~active).tolist()])
+    stage["scores"] = time.monotonic() - t0
+    prog("scores", 5, 5)
+    n_flag = sum(1 for r in acc_rows if r[1] >= FLAG_SCORE)
+    out = {
+        "n_links": int(len(graph.a)), "n_candidate_pairs": graph.n_candidate_pairs,
+        "n_rings": len(ring_rows), "n_flagged": n_flag, "n_accounts": n_acc,
+        "thresholds": {"link_weight": thr, "templated_share": cut_t, "elicitation_share": cut_e,
+                       "elicitation_similarity": el.threshold, "flag_score": FLAG_SCORE,
+                       "intense_templates": len(graph.intense_templates)},
+        "stage_seconds": {k: round(v, 3) for k, v in stage.items()},
+    }
+    log.info("scoring: %d links, %d rings, %d of %d accounts flagged", out["n_links"], out["n_rings"], n_flag, n_acc)
+    return out
+
+
+def _intense_accounts(graph: rg.LinkGraph) -> np.ndarray:
+    """Accounts with a kept link that stays below the pair cut: they passed the intense-item test."""
+    below = graph.weight <= graph.threshold
+    out = np.zeros(len(graph.accounts), dtype=bool)
+    out[graph.a[below]] = True
+    out[graph.b[below]] = True
+    return out
+
+
+def _partners(graph: rg.LinkGraph) -> dict[int, list[int]]:
+    """Link indices per account, strongest first."""
+    order = np.argsort(-graph.weight, kind="stable")
+    out: dict[int, list[int]] = {}
+    for j in order.tolist():
+        out.setdefault(int(graph.a[j]), []).append(j)
+        out.setdefault(int(graph.b[j]), []).append(j)
+    return out
+
+
+def _link_examples(graph: rg.LinkGraph, links: list[int], i: int, key: str, n: int = 3) -> list[dict]:
+    """Up to ``n`` shared items of kind ``key`` from the account's strongest links."""
+    out: list[dict] = []
+    for j in links:
+        other = int(graph.b[j]) if int(graph.a[j]) == i else int(graph.a[j])
+        for e in graph.evidence.get((int(graph.a[j]), int(graph.b[j])), {}).get(key, []):
+            out.append({"other_account": graph.accounts[other], **e})
+            if len(out) >= n:
+                return out
+    return out
+
+
+def _template_examples(con: duckdb.DuckDBPyConnection, mask: np.ndarray, n: int = 3) -> dict[str, list[dict]]:
+    """Per account with templated exchanges: its top shared templates with pattern and example."""
+    rows = con.execute(
+        f"""
+        WITH tacc AS (
+            SELECT m.template_id, count(DISTINCT e.account_id) AS k
+            FROM exchanges e JOIN template_members m USING (prompt_id) GROUP BY m.template_id
+        ), per AS (
+            SELECT e.account_id, m.template_id, count(*) AS c, min(e.prompt_id) AS pid,
+                   row_number() OVER (PARTITION BY e.account_id ORDER BY count(*) DESC, m.template_id) AS rk
+            FROM exchanges e JOIN template_members m USING (prompt_id) JOIN tacc USING (template_id)
+            WHERE tacc.k > 1 GROUP BY e.account_id, m.template_id
+        )
+        SELECT per.account_id, per.template_id, per.c, tacc.k, left(t.pattern, 200), left(p.text, 200)
+        FROM per JOIN tacc USING (template_id) LEFT JOIN templates t USING (template_id)
+        LEFT JOIN prompts p ON p.prompt_id = per.pid
+        WHERE rk <= {int(n)} ORDER BY per.account_id, rk
+        """
+    ).fetchall()
+    out: dict[str, list[dict]] = {}
+    for acc, tid, c, k, pat, text in rows:
+        out.setdefault(acc, []).append({"template_id": int(tid), "exchanges": int(c), "n_accounts": int(k),
+                                        "pattern": pat, "example": text})
+    return out
+
+
+def _elicit_examples(con: duckdb.DuckDBPyConnection, mask: np.ndarray, n: int = 3) -> dict[str, list[dict]]:
+    """Per account: its elicitation prompts with the highest similarity to the exemplars."""
+    rows = con.execute(
+        f"""
+        WITH x AS (
+            SELECT DISTINCT e.account_id, e.prompt_id, el.elicit_sim FROM exchanges e
+            JOIN _sc_elicit el USING (prompt_id) WHERE el.is_elicit
+        ), r AS (
+            SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY elicit_sim DESC, prompt_id) AS rk FROM x
+        )
+        SELECT r.account_id, r.prompt_id, r.elicit_sim, left(p.text, 200)
+        FROM r JOIN prompts p USING (prompt_id) WHERE rk <= {int(n)} ORDER BY r.account_id, rk
+        """
+    ).fetchall()
+    out: dict[str, list[dict]] = {}
+    for acc, pid, sim, text in rows:
+        out.setdefault(acc, []).append({"prompt_id": int(pid), "similarity": round(float(sim), 4), "text": text})
+    return out
+
+
+def _write(con: duckdb.DuckDBPyConnection, graph: rg.LinkGraph, ring_rows: list, acc_rows: list,
+           quiet: list[str]) -> None:
+    """Replace the three output tables (no BEGIN/COMMIT: the caller owns the transaction)."""
+    for t in ("account_links", "rings", "account_scores"):
+        con.execute(f"DELETE FROM {t}")
+    if len(graph.a):
+        acc = np.array(graph.accounts, dtype=object)
+        ev = [json.dumps(graph.evidence.get((int(a), int(b)), {}), ensure_ascii=False)
+              for a, b in zip(graph.a.tolist(), graph.b.tolist(), strict=True)]
+        lt = pa.table({"a": acc[graph.a].tolist(), "b": acc[graph.b].tolist(), "w": graph.weight,  # noqa: F841
+                       "n": graph.n_shared.astype(np.int32), "ev": ev})
+        con.execute("INSERT INTO account_links SELECT a, b, w, n, ev::JSON FROM lt")
+    if ring_rows:
+        con.executemany("INSERT INTO rings VALUES (?, ?, ?, ?, ?::JSON, ?)", ring_rows)
+    if acc_rows:
+        st = pa.table({  # noqa: F841 (read by DuckDB)
+            "account_id": [r[0] for r in acc_rows], "score": [r[1] for r in acc_rows],
+            "ring_id": pa.array([r[2] for r in acc_rows], type=pa.int64()),
+            "top_signal": [r[3] for r in acc_rows], "signals": [r[4] for r in acc_rows],
+        })
+        con.execute("INSERT INTO account_scores SELECT account_id, score, ring_id, top_signal, signals::JSON FROM st")
+    if quiet:
+        qt = pa.table({"account_id": quiet})  # noqa: F841 (read by DuckDB)
+        con.execute("INSERT INTO account_scores SELECT account_id, 0.0, NULL, NULL, '[]'::JSON FROM qt")

@@ -1,0 +1,222 @@
+"""Per-account and per-ring measurements, each with a cut-off taken from the workspace's background.
+
+Every measurement is turned into a :class:`engine.models.Signal`: ``value`` (the raw figure),
+``background`` (the cut-off on this workspace's own distribution) and ``score`` in [0, 1], zero at
+or below the cut-off. Cut-offs are the 99th percentile over accounts *outside* the significant rings
+(ring detection runs first and does not use these measurements), assuming most of the remaining
+traffic is organic: an organic account is past any one cut-off with probability <= 1 %.
+
+Shares (templated, elicitation) are shrunk towards zero by ``PRIOR_EXCHANGES`` pseudo-exchanges:
+``x / (n + 5)``. An account with one exchange that happens to be templated must not reach the
+share of an account that sent 200 templated prompts out of 200.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "PRIOR_EXCHANGES",
+    "account_shares",
+    "background_cut",
+    "coverage",
+    "exceed_share",
+    "exceed_ratio",
+    "ring_timing",
+]
+
+PRIOR_EXCHANGES = 5.0
+# Accounts with fewer distinct prompts have no measurable topic spread.
+MIN_COVERAGE_PROMPTS = 8
+
+
+def background_cut(values: np.ndarray, background_mask: np.ndarray, q: float = 0.99) -> float:
+    """The ``q`` quantile of ``values`` over the background accounts (all accounts if none)."""
+    v = values[background_mask] if background_mask.any() else values
+    return float(np.quantile(v, q)) if len(v) else 0.0
+
+
+def exceed_share(value: np.ndarray, cut: float) -> np.ndarray:
+    """Score of a share in [0, 1]: 0 at or below ``cut``, linear to 1 at a share of 1."""
+    span = max(1.0 - cut, 1e-9)
+    return np.clip((np.asarray(value, dtype=np.float64) - cut) / span, 0.0, 1.0)
+
+
+def exceed_ratio(value: np.ndarray, cut: float) -> np.ndarray:
+    """Score of an unbounded positive figure: ``1 - cut / value`` past the cut (0.5 at twice it)."""
+    v = np.asarray(value, dtype=np.float64)
+    if cut <= 0:
+        return np.where(v > 0, 1.0, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.clip(1.0 - cut / np.where(v > 0, v, np.inf), 0.0, 1.0) * (v > cut)
+
+
+def account_shares(
+    con: duckdb.DuckDBPyConnection, elicit: str
+) -> dict[str, np.ndarray]:
+    """Per-account exchange counts, shared-template and elicitation counts, in account-id order.
+
+    ``elicit`` names a registered relation ``(prompt_id, elicit_sim, is_elicit)``. A template counts as
+    shared when more than one account sent members of it (computed here: the caller may not have
+    filled ``templates.n_accounts``). Returns int64/float64 arrays keyed ``n_ex``, ``n_prompts``,
+    ``n_templated``, ``n_elicit`` and the shrunk shares ``templated_share``, ``elicit_share``.
+    """
+    r = con.execute(
+        f"""
+        WITH tacc AS (
+            SELECT m.template_id, count(DISTINCT e.account_id) AS k
+            FROM exchanges e JOIN template_members m USING (prompt_id) GROUP BY m.template_id
+        ), shared AS (
+            SELECT m.prompt_id FROM template_members m JOIN tacc USING (template_id) WHERE tacc.k > 1
+        )
+        SELECT e.account_id,
+               count(*) AS n_ex,
+               count(DISTINCT e.prompt_id) AS n_prompts,
+               count(*) FILTER (WHERE s.prompt_id IS NOT NULL) AS n_templated,
+               count(*) FILTER (WHERE el.is_elicit) AS n_elicit
+        FROM exchanges e
+        LEFT JOIN shared s USING (prompt_id)
+        LEFT JOIN {elicit} el USING (prompt_id)
+        GROUP BY e.account_id ORDER BY e.account_id
+        """
+    ).fetchnumpy()
+    out = {k: np.asarray(r[k]) for k in ("account_id", "n_ex", "n_prompts", "n_templated", "n_elicit")}
+    n = out["n_ex"].astype(np.float64)
+    out["templated_share"] = out["n_templated"] / (n + PRIOR_EXCHANGES)
+    out["elicit_share"] = out["n_elicit"] / (n + PRIOR_EXCHANGES)
+    return out
+
+
+def coverage(
+    con: duckdb.DuckDBPyConnection,
+    ids: np.ndarray,
+    vecs: np.ndarray,
+    *,
+    n_clusters: int = 64,
+    sample: int = 50_000,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Topic spread of each account over k-means clusters of the embedding space.
+
+    k-means (faiss, ``n_clusters`` centroids, at most ``sample`` training vectors, seeded) splits
+    the prompt space into topic regions; each account's distinct prompts get a histogram over
+    them. ``evenness`` is the histogram's entropy divided by its maximum for that volume
+    (``ln min(n_prompts, k)``): 1 means the prompts are spread as evenly as possible, the mark of
+    a sweep over a topic list. Returns arrays in account-id order: ``evenness`` float64,
+    ``n_clusters_hit`` int64, ``n_prompts`` int64 and the ``k`` used.
+    """
+    import faiss  # faiss is heavy; only coverage needs it
+
+    n, d = vecs.shape
+    k = int(max(2, min(n_clusters, n // 39))) if n >= 78 else 1
+    if k > 1:
+        rng = np.random.default_rng(seed)
+        tr = vecs if n <= sample else vecs[np.sort(rng.choice(n, sample, replace=False))]
+        km = faiss.Kmeans(d, k, niter=20, seed=seed + 1, spherical=True, verbose=False)
+        km.train(np.ascontiguousarray(tr, dtype=np.float32))
+        index = faiss.IndexFlatIP(d)
+        index.add(km.centroids)
+        cl = np.empty(n, dtype=np.int64)
+        for i in range(0, n, 65_536):
+            cl[i : i + 65_536] = index.search(np.ascontiguousarray(vecs[i : i + 65_536]), 1)[1][:, 0]
+    else:
+        cl = np.zeros(n, dtype=np.int64)
+    pc = pa.table({"prompt_id": ids, "cluster": cl})  # noqa: F841 (read by DuckDB)
+    r = con.execute(
+        """
+        WITH ap AS (SELECT DISTINCT account_id, prompt_id FROM exchanges),
+        ac AS (
+            SELECT ap.account_id, pc.cluster, count(*) AS c
+            FROM ap JOIN pc USING (prompt_id) GROUP BY ap.account_id, pc.cluster
+        ), tot AS (SELECT account_id, sum(c) AS n FROM ac GROUP BY account_id)
+        SELECT a.account_id, coalesce(t.n, 0) AS n, coalesce(count(ac.cluster), 0) AS hit,
+               coalesce(-sum((ac.c / t.n) * ln(ac.c / t.n)), 0) AS h
+        FROM (SELECT DISTINCT account_id FROM exchanges) a
+        LEFT JOIN ac USING (account_id) LEFT JOIN tot t USING (account_id)
+        GROUP BY a.account_id, t.n ORDER BY a.account_id
+        """
+    ).fetchnumpy()
+    npr = np.asarray(r["n"], dtype=np.int64)
+    h = np.asarray(r["h"], dtype=np.float64)
+    hmax = np.log(np.maximum(2, np.minimum(npr, k)))
+    even = np.where(npr >= MIN_COVERAGE_PROMPTS, h / hmax, 0.0) if k > 1 else np.zeros(len(npr))
+    return {"evenness": np.clip(even, 0.0, 1.0), "n_clusters_hit": np.asarray(r["hit"], dtype=np.int64),
+            "n_prompts": npr, "k": np.array(k)}
+
+
+def coverage_cut(evenness: np.ndarray, n_prompts: np.ndarray, background: np.ndarray,
+                 q: float = 0.99, min_bin: int = 30) -> np.ndarray:
+    """Volume-matched cut-off per account: ``q`` quantile of evenness among background accounts in
+    the same ``floor(log2(n_prompts))`` bin; bins with fewer than ``min_bin`` background accounts
+    use all background accounts with at least ``MIN_COVERAGE_PROMPTS`` prompts."""
+    vol = np.floor(np.log2(np.maximum(n_prompts, 1))).astype(np.int64)
+    eligible = background & (n_prompts >= MIN_COVERAGE_PROMPTS)
+    pooled = float(np.quantile(evenness[eligible], q)) if eligible.any() else 1.0
+    cut = np.full(len(evenness), pooled)
+    for b in np.unique(vol):
+        sel = eligible & (vol == b)
+        if sel.sum() >= min_bin:
+            cut[vol == b] = float(np.quantile(evenness[sel], q))
+    return cut
+
+
+def ring_timing(
+    con: duckdb.DuckDBPyConnection, members: list[str], *, n_shuffle: int = 50, seed: int = 0
+) -> dict:
+    """Synchronised activity of one ring's accounts, against circularly shifted timelines.
+
+    ``value``: share of the ring's exchanges that fall in clock hours where at least three members
+    are active. Null: each member's hourly activity series is shifted by an independent random
+    offset (circularly over the ring's active span), which keeps each account's volume and own
+    burstiness and only breaks the alignment between accounts; ``background`` is the shifted
+    series' 99th percentile. Returns a dict with ``value``, ``background``, ``expected``,
+    ``busiest_hours`` (up to 3 examples).
+    """
+    mt = pa.table({"account_id": members})  # noqa: F841 (read by DuckDB)
+    r = con.execute(
+        """
+        SELECT account_id, date_trunc('hour', ts) AS h, count(*) AS c
+        FROM exchanges JOIN mt USING (account_id) WHERE ts IS NOT NULL
+        GROUP BY account_id, h
+        """
+    ).fetchnumpy()
+    if len(r["c"]) == 0:
+        return {"value": 0.0, "background": 0.0, "expected": 0.0, "busiest_hours": []}
+    acc_idx = {a: i for i, a in enumerate(members)}
+    ai = np.array([acc_idx[a] for a in r["account_id"]], dtype=np.int64)
+    hrs = np.asarray(r["h"]).astype("datetime64[h]").astype(np.int64)
+    h0 = int(hrs.min())
+    span = int(hrs.max()) - h0 + 1
+    span = min(span, 24 * 366 * 2)  # cap the matrix; older activity wraps, which only blurs timing
+    hi = (hrs - h0) % span
+    m = np.zeros((len(members), span), dtype=np.float64)
+    np.add.at(m, (ai, hi), np.asarray(r["c"], dtype=np.float64))
+    total = m.sum()
+
+    def sync(mat: np.ndarray) -> float:
+        active = (mat > 0).sum(axis=0)
+        return float(mat[:, active >= 3].sum() / total) if total else 0.0
+
+    value = sync(m)
+    rng = np.random.default_rng(seed)
+    null = np.empty(n_shuffle)
+    rows = np.arange(len(members))[:, None]
+    cols = np.arange(span)[None, :]
+    for s in range(n_shuffle):
+        off = rng.integers(0, span, size=len(members))[:, None]
+        null[s] = sync(m[rows, (cols + off) % span])
+    active = (m > 0).sum(axis=0)
+    top = np.argsort(-active, kind="stable")[:3]
+    busiest = [
+        {"hour": str(np.datetime64(h0 + int(t), "h")), "active_accounts": int(active[t]), "exchanges": int(m[:, t].sum())}
+        for t in top if active[t] > 0
+    ]
+    return {"value": value, "background": float(np.quantile(null, 0.99)), "expected": float(null.mean()),
+            "busiest_hours": busiest}
+
