@@ -191,6 +191,10 @@ def build_links(
     kind = np.asarray(rel["kind"])
     item = np.asarray(rel["item"], dtype=np.int64)
     null_w: list[np.ndarray] = []
+    # Each account's own strongest chance link over the shuffles: a heavy user shares much generic
+    # content with other heavy users by volume alone, so its links must also beat its own null, not
+    # only the pooled one (which the few heavy accounts barely move).
+    own_null = np.zeros(len(accounts), np.float64)
     for _ in range(max(1, n_null)):
         perm_item = item.copy()
         perm_s = np.asarray(rel["s"], dtype=np.float64).copy()
@@ -208,27 +212,33 @@ def build_links(
             "any_value(s) AS s, any_value(k) AS k FROM shuf GROUP BY acc, kind, item"
         )
         # Each account's strongest chance link; accounts with shared items but no null pair count 0.
-        mx = np.asarray(con.execute(
+        res = con.execute(
             f"""
             WITH p AS ({_pair_sql('_rg_null')}),
             m AS (SELECT a AS acc, weight FROM p UNION ALL SELECT b, weight FROM p)
-            SELECT coalesce(max(m.weight), 0) AS w
-            FROM (SELECT DISTINCT acc FROM _rg_rel) r LEFT JOIN m USING (acc) GROUP BY r.acc
+            SELECT r.acc, coalesce(max(m.weight), 0) AS w
+            FROM (SELECT DISTINCT acc FROM _rg_rel) r LEFT JOIN m USING (acc) GROUP BY r.acc ORDER BY r.acc
             """
-        ).fetchnumpy()["w"], dtype=np.float64)
+        ).fetchnumpy()
+        mx = np.asarray(res["w"], dtype=np.float64)
         null_w.append(mx)
+        own_null[np.asarray(res["acc"], dtype=np.int64)] = np.maximum(
+            own_null[np.asarray(res["acc"], dtype=np.int64)], mx)
     pooled = np.concatenate(null_w) if null_w else np.empty(0)
     threshold = float(np.quantile(pooled, null_quantile)) if len(pooled) else 0.0
 
     # Intense templates: binomial test on members whose intensity is past the 99th percentile.
     intense = _intense_templates(con)
 
+    own = pa.table({"acc": np.arange(len(accounts), dtype=np.int64), "w": own_null})  # noqa: F841
+    con.execute("CREATE OR REPLACE TEMP TABLE own_null AS SELECT * FROM own")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _rg_pairs AS {_pair_sql('_rg_rel')}")
     n_cand = con.execute("SELECT count(*) FROM _rg_pairs").fetchone()[0]
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _rg_keep AS
-        SELECT * FROM _rg_pairs WHERE weight > {threshold!r}
+        SELECT p.* FROM _rg_pairs p JOIN own_null n1 ON n1.acc = p.a JOIN own_null n2 ON n2.acc = p.b
+        WHERE p.weight > {threshold!r} AND p.weight > greatest(n1.w, n2.w)
         UNION
         SELECT p.* FROM _rg_pairs p
         WHERE EXISTS (
@@ -275,6 +285,12 @@ def _anchor_tokens(anchors: object) -> int:
     return sum(len(tokenize(str(a))) for a in anchors)
 
 
+# Distinct fillings of a significant template that make an account one of its members.
+MIN_REPEAT = 2
+# Specificity (1 - exp(-fixed_tokens / 12)) a template needs before repeated use links accounts: ~8 tokens.
+MIN_INTENSE_SPECIFICITY = 0.5
+
+
 def _intense_templates(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Templates with significantly many intense members; fills temp table ``_rg_intense(acc, item)``."""
     u = np.asarray(con.execute("SELECT u FROM _rg_rel WHERE kind = 'T'").fetchnumpy()["u"], dtype=np.float64)
@@ -298,9 +314,14 @@ def _intense_templates(con: duckdb.DuckDBPyConnection) -> list[int]:
     sig = items[cand & (pv < alpha)]
     if len(sig):
         sel = pa.table({"item": sig})  # noqa: F841 (read by DuckDB)
+        # Once a template is shown to be used intensely by too many accounts, every member that sent it
+        # at least twice (distinct fillings) takes part: low-and-slow accounts each send only a few, and
+        # the 99th-percentile cut that proved the template would miss most of them. Short templates
+        # ("translate into french: {x}") are left out: repeated organic use of a stock phrase is normal.
         con.execute(
             f"INSERT INTO _rg_intense SELECT acc, item FROM _rg_rel "
-            f"WHERE kind = 'T' AND u >= {cut!r} AND item IN (SELECT item FROM sel)"
+            f"WHERE kind = 'T' AND np >= {MIN_REPEAT} AND s >= {MIN_INTENSE_SPECIFICITY} "
+            f"AND item IN (SELECT item FROM sel)"
         )
     log.debug("links: intensity cut %.3f (p=%.4f), %d significant templates", cut, p, len(sig))
     return sig.tolist()
@@ -368,7 +389,7 @@ def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int
 
 
 def _drop(con: duckdb.DuckDBPyConnection) -> None:
-    for t in ("_rg_acc", "_rg_rel", "_rg_null", "_rg_pairs", "_rg_keep", "_rg_intense"):
+    for t in ("_rg_acc", "_rg_rel", "_rg_null", "_rg_pairs", "_rg_keep", "_rg_intense", "own_null"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
