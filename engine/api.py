@@ -116,7 +116,7 @@ class Engine(AnalystMixin):
         from engine.scan import run_scan
 
         embedded = self.embed(progress=progress)
-        return run_scan(self.store, self.encoder, self.config.threshold, progress=progress, force=force,
+        return run_scan(self.store, self.encoder, self.config.scan_threshold, progress=progress, force=force,
                         embedded=embedded.embedded)
 
     # ------------------------------------------------------------------ detection results
@@ -162,10 +162,10 @@ class Engine(AnalystMixin):
             return nearest_prompt_rows(con, idx, vec, prints[0], k, floor)
 
     def _unindexed(self, con) -> int:
-        return int(con.execute(
-            """SELECT count(*) FROM prompts p WHERE NOT EXISTS (
-                   SELECT 1 FROM embeddings e WHERE e.prompt_id = p.prompt_id AND e.encoder = ?)""",
-            [self.encoder_name]).fetchone()[0])
+        # Counts, not an anti-join: every embeddings row names a stored prompt, so the difference is exact.
+        prompts = con.execute("SELECT count(*) FROM prompts").fetchone()[0]
+        embedded = con.execute("SELECT count(*) FROM embeddings WHERE encoder = ?", [self.encoder_name]).fetchone()[0]
+        return int(prompts - embedded)
 
     def status(self) -> WorkspaceStatus:
         with self.store.connect() as con:
