@@ -55,20 +55,25 @@ def run_demo(workspace: Path, *, exchanges: int = 20_000, out: TextIO, progress:
     write_rows(rows, ("ring_id", "score", "accounts", "planted_campaign", "purity", "summary"), "table", out=out,
                title="top rings (ground truth from the generator shown beside them)")
 
-    ring_campaign = next((c for c in campaigns.values() if c["kind"] == "copy_ring"), None)
+    # Show the planted copy-ring prompt that the most ring accounts sent (one batched who-else call).
+    candidates = [(c, q) for c in campaigns.values() if c["kind"] == "copy_ring" for q in c["example_prompts"]]
     recalled = 0
-    if ring_campaign:
-        query = ring_campaign["example_prompts"][0]
-        result = engine.who_else([query])
+    if candidates:
+        result = engine.who_else([q for _, q in candidates])
+        best = max(range(len(candidates)), key=lambda i: len(
+            {r.account_id for r in result.for_query(i)} & set(candidates[i][0]["accounts"])))
+        ring_campaign, query = candidates[best]
         members = set(ring_campaign["accounts"])
+        hits = result.for_query(best)
         rows = [{"account_id": r.account_id, "n_matches": r.n_matches, "max_similarity": r.max_similarity,
                  "exact": r.exact, "planted": "yes" if r.account_id in members else "",
-                 "example": " ".join(r.example.split())[:70]} for r in result.rows]
-        recalled = len({r.account_id for r in result.rows} & members)
+                 "example": " ".join(r.example.split())[:70]} for r in hits]
+        recalled = len({r.account_id for r in hits} & members)
         out.write(f"\nwho-else for a prompt of planted ring {ring_campaign['campaign_id']}:\n  {query[:110]!r}\n")
         write_rows(rows, ("account_id", "n_matches", "max_similarity", "exact", "planted", "example"), "table",
                    out=out)
-        out.write(f"  {len(result.rows)} accounts sent a near-copy; {recalled} of them belong to the planted ring.\n")
+        out.write(f"  {len(hits)} accounts sent a near-copy; {recalled} of them belong to the planted ring "
+                  f"of {len(members)} accounts.\n")
     out.write(f"\nNext: `copyhound accounts -w {workspace}`, `copyhound rings -w {workspace}`, "
               f"`copyhound tui -w {workspace}`  ({time.monotonic() - started:.0f} s)\n")
     return {"scan": scan.to_dict(), "rings": rows, "recalled": recalled}

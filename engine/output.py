@@ -81,11 +81,13 @@ def _parquet_cell(value: Any) -> Any:
 def _write_table(rows, columns, out: TextIO, title: str | None, max_width: int) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, show_lines=False, header_style="bold")
     for c in columns:
         table.add_column(c, overflow="ellipsis", max_width=max_width, no_wrap=True)
     for r in rows:
-        table.add_row(*["" if r.get(c) is None else str(_cell(r.get(c))) for c in columns])
+        # Text, not str: a prompt such as "list[int]" must not be read as rich markup.
+        table.add_row(*[Text("" if r.get(c) is None else str(_cell(r.get(c)))) for c in columns])
     width = 200 if not out.isatty() else None
     Console(file=out, width=width).print(table)
