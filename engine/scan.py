@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # A prompt keeps at most this many near-copy edges (its most similar ones): thousands of exact-ish copies of
 # one viral text would otherwise produce millions of edges that say nothing more than "one big family".
 MAX_NEIGHBORS = 200
+# Rows of the self-join per committed block: the most work a killed scan can lose.
+SELFJOIN_BLOCK = 4096
 # A template needs this many distinct prompts: fewer is an anecdote, not a sweep.
 MIN_TEMPLATE_PROMPTS = 20
 
@@ -77,7 +79,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
             con.execute("INSERT INTO scan_runs VALUES (?, ?, ?, ?, ?, ?, 0, 'running', now(), NULL)",
                         [scan_id, encoder.name, threshold, method, n, max_shard])
             con.execute("COMMIT")
-    blocks = faiss_index.self_join(vecs, ids, threshold, start_block=start_block, max_neighbors=MAX_NEIGHBORS)
+    blocks = faiss_index.self_join(vecs, ids, threshold, start_block=start_block, max_neighbors=MAX_NEIGHBORS,
+                                   block_size=SELFJOIN_BLOCK)
     for block in blocks:
         with store.connect() as con:
             con.execute("BEGIN")
