@@ -1,0 +1,49 @@
+"""FAISS index store and near-duplicate search for copyhound.
+
+Depends only on numpy, faiss and the standard library. Embeddings are
+L2-normalised float32 ``(n, d)`` arrays; similarity is the inner product
+(= cosine); ids are int64 prompt ids.
+
+- :mod:`index.build`: choose a factory, create, train and fill indexes.
+- :mod:`index.io`: atomic save/load with a JSON :class:`Manifest`.
+- :mod:`index.search`: batched k-NN and threshold search.
+- :mod:`index.selfjoin`: checkpointable all-pairs near-copy join.
+"""
+
+from index.build import (
+    DEFAULT_NPROBE,
+    EXACT_MAX,
+    add,
+    choose_factory,
+    make_index,
+    set_search_params,
+    train,
+)
+from index.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
+from index.io import Manifest, load, save
+from index.search import RangeResult, knn, range_search
+from index.selfjoin import EdgeBlock, IvfPlan, brute_force_pairs, plan_ivf, self_join
+
+__all__ = [
+    "DEFAULT_NPROBE",
+    "EXACT_MAX",
+    "EdgeBlock",
+    "IndexCorruptError",
+    "IndexMismatchError",
+    "IndexStoreError",
+    "IvfPlan",
+    "Manifest",
+    "RangeResult",
+    "add",
+    "brute_force_pairs",
+    "choose_factory",
+    "knn",
+    "load",
+    "make_index",
+    "plan_ivf",
+    "range_search",
+    "save",
+    "self_join",
+    "set_search_params",
+    "train",
+]

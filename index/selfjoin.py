@@ -1,0 +1,491 @@
+"""All-pairs near-copy join: every pair of prompts with cosine >= threshold.
+
+:func:`self_join` streams the result as :class:`EdgeBlock` objects. Blocks are
+numbered ``0, 1, ...`` deterministically (given the same inputs, parameters
+and seed), every pair appears in exactly one block, and every block is
+yielded, even an empty one, so a caller can persist each block, record its
+``block_no`` as a checkpoint and later resume with ``start_block=block_no+1``.
+
+Two strategies:
+
+``exact``
+    Rows are processed in blocks of ``block_size``; each row is compared with
+    every *later* row (upper triangle), in tiles of bounded size, so memory
+    stays ``O(block rows x tile columns)`` and never ``O(n^2)``. A pair is
+    *owned* by its earlier row (in input order). Cost ``~ n^2 * d`` flops.
+
+``ivf``
+    Spherical k-means splits the vectors into ``nlist`` lists; each vector is
+    assigned to its nearest centroid. For each list ``L`` its members are
+    compared with the members of ``probe(L)``, the ``nprobe`` lists whose
+    centroids are nearest to ``L``'s (always including ``L``). A pair
+    ``(u, w)`` is therefore *found* from ``u``'s side when
+    ``list(w) in probe(list(u))`` and from ``w``'s side when
+    ``list(u) in probe(list(w))``. It is emitted from ``u``'s side iff
+    ``u`` precedes ``w`` in input order, or ``w``'s side cannot find it
+    (``list(u) not in probe(list(w))``). Exactly one side emits each found
+    pair, and the rule never compares floating-point similarities computed on
+    different sides, so rounding cannot duplicate or drop a pair. The side
+    that emits is the pair's owner. Recall is approximate (a pair is missed
+    only when neither list probes the other); blocks are runs of
+    consecutive lists holding about ``block_size`` vectors.
+
+``max_neighbors`` (optional) bounds the output on pathological data such as
+thousands of identical prompts (which would otherwise give a quadratic number
+of edges): each vector keeps only its ``max_neighbors`` most similar *owned*
+pairs (ties broken by input order). The total number of edges is then at most
+``n * max_neighbors``, but a vector can still appear in more edges (owned by
+others). Within a group of mutual copies every vector keeps an edge to a later
+member, so the group stays connected for union-find/connected-components.
+
+Input vectors are float32 or float16 ``(n, d)`` arrays (an ``np.memmap`` is
+fine: rows are converted to float32 one tile at a time). Vectors should be
+L2-normalised; the join uses the raw inner product.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import faiss
+import numpy as np
+
+from index.build import EXACT_MAX, MAX_NLIST, MIN_POINTS_PER_LIST
+
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "EdgeBlock",
+    "IvfPlan",
+    "brute_force_pairs",
+    "default_nlist",
+    "plan_ivf",
+    "self_join",
+]
+
+log = logging.getLogger(__name__)
+
+#: Rows (exact) or approximately vectors (ivf) per yielded block.
+DEFAULT_BLOCK_SIZE = 4096
+
+# Similarity tiles hold at most this many float32 values (64 MiB), whatever
+# block_size is, so peak memory does not grow with n.
+_TILE_ELEMS = 1 << 24
+# Query rows per tile; 2048 x 8192 x 384 is large enough for BLAS to run at
+# full speed.
+_TILE_ROWS = 2048
+# Rows converted per chunk when assigning vectors to IVF lists.
+_ASSIGN_CHUNK = 65_536
+
+
+@dataclass(frozen=True)
+class EdgeBlock:
+    """One checkpointable chunk of the join result.
+
+    ``a``, ``b``: int64 ``(m,)`` prompt ids with ``a < b`` elementwise;
+    ``sim``: float32 ``(m,)`` inner products, all ``>= threshold``. Edges are
+    sorted by ``(a, b)``.
+    """
+
+    block_no: int
+    a: np.ndarray
+    b: np.ndarray
+    sim: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.a.shape[0])
+
+
+@dataclass(frozen=True)
+class IvfPlan:
+    """Partition used by the ``ivf`` join (deterministic for a given seed).
+
+    ``centroids``: float32 ``(nlist, d)``; ``assign``: int64 ``(n,)`` list of
+    each vector; ``probe``: int64 ``(nlist, nprobe)`` lists compared with each
+    list, ``probe[L, 0] == L``; ``order``: int64 ``(n,)`` positions sorted by
+    list (stable, so ascending within a list); ``starts``: int64
+    ``(nlist + 1,)`` offsets of each list in ``order``; ``block_lists``:
+    int64 ``(nblocks + 1,)`` first list of each block.
+    """
+
+    centroids: np.ndarray
+    assign: np.ndarray
+    probe: np.ndarray
+    order: np.ndarray
+    starts: np.ndarray
+    block_lists: np.ndarray
+
+    @property
+    def nlist(self) -> int:
+        """Number of lists."""
+        return int(self.centroids.shape[0])
+
+    @property
+    def nblocks(self) -> int:
+        """Number of blocks the join yields."""
+        return int(self.block_lists.shape[0]) - 1
+
+    def members(self, lst: int) -> np.ndarray:
+        """Positions (int64, ascending) of the vectors assigned to list ``lst``."""
+        return self.order[self.starts[lst] : self.starts[lst + 1]]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _f32(rows: np.ndarray) -> np.ndarray:
+    """float32 C-contiguous copy/view of some rows (converts float16/memmap)."""
+    return np.ascontiguousarray(rows, dtype=np.float32)
+
+
+def _validate(vectors: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    if not isinstance(vectors, np.ndarray) or vectors.ndim != 2:
+        raise ValueError(f"vectors must be a 2-d (n, d) numpy array, got {type(vectors).__name__}")
+    if not np.issubdtype(vectors.dtype, np.floating):
+        raise TypeError(f"vectors must be float32 or float16, got {vectors.dtype}")
+    ids = np.asarray(ids)
+    if ids.shape != (vectors.shape[0],):
+        raise ValueError(f"ids must have shape ({vectors.shape[0]},), got {ids.shape}")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"ids must be integers, got {ids.dtype}")
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    # Duplicate ids would make "each pair once, a < b" meaningless (and
+    # produce a == b self-edges).
+    if ids.size and np.unique(ids).size != ids.size:
+        raise ValueError("ids must be unique")
+    return ids
+
+
+def _tile_pairs(q: np.ndarray, c: np.ndarray, thr: np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row/column indices and sims of ``q @ c.T >= thr``.
+
+    ``q`` float32 ``(r, d)``, ``c`` float32 ``(m, d)``; returns int64 ``(k,)``,
+    int64 ``(k,)``, float32 ``(k,)``.
+    """
+    s = q @ c.T
+    qi, ci = np.nonzero(s >= thr)
+    return qi.astype(np.int64, copy=False), ci.astype(np.int64, copy=False), s[qi, ci]
+
+
+def _cap(
+    owner: np.ndarray, other: np.ndarray, sim: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep, per ``owner`` position, the ``k`` pairs of highest ``sim``.
+
+    Ties are broken by ascending ``other`` position so the result does not
+    depend on the order pairs were found in.
+    """
+    if owner.size == 0:
+        return owner, other, sim
+    order = np.lexsort((other, -sim, owner))
+    owner, other, sim = owner[order], other[order], sim[order]
+    new_group = np.empty(owner.size, dtype=bool)
+    new_group[0] = True
+    np.not_equal(owner[1:], owner[:-1], out=new_group[1:])
+    group_start = np.maximum.accumulate(np.where(new_group, np.arange(owner.size), 0))
+    keep = (np.arange(owner.size) - group_start) < k
+    return owner[keep], other[keep], sim[keep]
+
+
+def _edge_block(
+    block_no: int,
+    pos_u: list[np.ndarray],
+    pos_w: list[np.ndarray],
+    sims: list[np.ndarray],
+    ids: np.ndarray,
+    max_neighbors: int | None,
+) -> EdgeBlock:
+    """Turn position pairs (owner ``u``, other ``w``) into an id-ordered block."""
+    u = np.concatenate(pos_u) if pos_u else np.empty(0, np.int64)
+    w = np.concatenate(pos_w) if pos_w else np.empty(0, np.int64)
+    s = np.concatenate(sims) if sims else np.empty(0, np.float32)
+    if max_neighbors is not None:
+        u, w, s = _cap(u, w, s, max_neighbors)
+    a, b = ids[u], ids[w]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    order = np.lexsort((hi, lo))
+    return EdgeBlock(
+        block_no=block_no,
+        a=lo[order],
+        b=hi[order],
+        sim=s[order].astype(np.float32, copy=False),
+    )
+
+
+# ------------------------------------------------------------------- exact
+
+
+def _exact_blocks(
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    thr: np.float32,
+    block_size: int,
+    start_block: int,
+    max_neighbors: int | None,
+) -> Iterator[EdgeBlock]:
+    n = vectors.shape[0]
+    nblocks = math.ceil(n / block_size)
+    log.info("self-join exact: n=%d, %d blocks of %d rows", n, nblocks, block_size)
+    for blk in range(start_block, nblocks):
+        r0, r1 = blk * block_size, min(n, (blk + 1) * block_size)
+        pos_u: list[np.ndarray] = []
+        pos_w: list[np.ndarray] = []
+        sims: list[np.ndarray] = []
+        for s0 in range(r0, r1, _TILE_ROWS):
+            s1 = min(r1, s0 + _TILE_ROWS)
+            q = _f32(vectors[s0:s1])
+            cols = max(1, _TILE_ELEMS // (s1 - s0))
+            # Columns start at s0: rows only meet later rows, so each
+            # unordered pair is computed once, by its earlier row.
+            for c0 in range(s0, n, cols):
+                c1 = min(n, c0 + cols)
+                qi, ci, s = _tile_pairs(q, _f32(vectors[c0:c1]), thr)
+                u, w = qi + s0, ci + c0
+                if c0 < s1:  # tile touches the diagonal
+                    keep = w > u
+                    u, w, s = u[keep], w[keep], s[keep]
+                pos_u.append(u)
+                pos_w.append(w)
+                sims.append(s)
+        block = _edge_block(blk, pos_u, pos_w, sims, ids, max_neighbors)
+        log.debug("exact block %d/%d: rows %d-%d, %d edges", blk + 1, nblocks, r0, r1, len(block))
+        yield block
+
+
+# --------------------------------------------------------------------- ivf
+
+
+def default_nlist(n: int, nprobe: int) -> int:
+    """nlist for the ivf join of ``n`` vectors.
+
+    Assigning vectors costs ``n * nlist * d`` and the join about
+    ``n * (n / nlist) * nprobe * d``; they balance at
+    ``nlist = sqrt(n * nprobe)``, rounded to a power of two, capped at
+    :data:`~index.build.MAX_NLIST` and at ``n / 39`` so that k-means has
+    enough points per centroid.
+    """
+    if n <= 0:
+        return 1
+    nlist = 1 << max(0, round(math.log2(max(1.0, math.sqrt(n * nprobe)))))
+    return max(1, min(nlist, MAX_NLIST, n // MIN_POINTS_PER_LIST))
+
+
+def plan_ivf(
+    vectors: np.ndarray,
+    *,
+    nlist: int | None = None,
+    nprobe: int = 8,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    niter: int = 10,
+    seed: int = 0,
+) -> IvfPlan:
+    """Cluster ``vectors`` (float ``(n, d)``) into lists and group lists into blocks.
+
+    k-means is spherical, trained on at most ``256 * nlist`` rows sampled with
+    ``seed``. The plan is deterministic for the same inputs, seed and FAISS
+    thread count.
+    """
+    n, d = vectors.shape
+    if nlist is None:
+        nlist = default_nlist(n, nprobe)
+    nlist = max(1, min(int(nlist), n)) if n else 1
+    nprobe = max(1, min(int(nprobe), nlist))
+    rng = np.random.default_rng(seed)
+    if n == 0:
+        centroids = np.zeros((1, d), dtype=np.float32)
+    elif nlist == 1:
+        centroids = np.zeros((1, d), dtype=np.float32)
+    else:
+        m = min(n, 256 * nlist)
+        sample = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+        km = faiss.Kmeans(
+            d,
+            nlist,
+            niter=niter,
+            spherical=True,
+            seed=seed,
+            verbose=False,
+            max_points_per_centroid=256,
+        )
+        km.train(_f32(vectors[sample]))
+        centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
+
+    assign = np.zeros(n, dtype=np.int64)
+    if nlist > 1:
+        quantizer = faiss.IndexFlatIP(d)
+        quantizer.add(centroids)
+        for c0 in range(0, n, _ASSIGN_CHUNK):
+            c1 = min(n, c0 + _ASSIGN_CHUNK)
+            _, nearest = quantizer.search(_f32(vectors[c0:c1]), 1)
+            assign[c0:c1] = nearest[:, 0]
+        _, near = quantizer.search(centroids, nprobe)
+        probe = np.empty((nlist, nprobe), dtype=np.int64)
+        for lst in range(nlist):
+            # Put the list itself first even if a duplicate centroid tied
+            # with it; the dedup rule relies on lst in probe[lst].
+            others = [int(x) for x in near[lst] if x != lst and x >= 0][: nprobe - 1]
+            row = [lst, *others]
+            while len(row) < nprobe:  # fewer distinct neighbours than nprobe
+                row.append(lst)
+            probe[lst] = row
+    else:
+        probe = np.zeros((1, 1), dtype=np.int64)
+
+    order = np.argsort(assign, kind="stable").astype(np.int64, copy=False)
+    sizes = np.bincount(assign, minlength=nlist)
+    starts = np.zeros(nlist + 1, dtype=np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    # Blocks: runs of consecutive lists with about block_size members.
+    block_lists = [0]
+    acc = 0
+    for lst in range(nlist):
+        acc += int(sizes[lst])
+        if acc >= block_size and lst + 1 < nlist:
+            block_lists.append(lst + 1)
+            acc = 0
+    block_lists.append(nlist)
+    if n == 0:
+        block_lists = [0]
+    return IvfPlan(
+        centroids=centroids,
+        assign=assign,
+        probe=probe,
+        order=order,
+        starts=starts,
+        block_lists=np.asarray(block_lists, dtype=np.int64),
+    )
+
+
+def _ivf_blocks(
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    thr: np.float32,
+    plan: IvfPlan,
+    start_block: int,
+    max_neighbors: int | None,
+) -> Iterator[EdgeBlock]:
+    nblocks = plan.nblocks
+    log.info(
+        "self-join ivf: n=%d, nlist=%d, nprobe=%d, %d blocks",
+        vectors.shape[0],
+        plan.nlist,
+        plan.probe.shape[1],
+        nblocks,
+    )
+    for blk in range(start_block, nblocks):
+        pos_u: list[np.ndarray] = []
+        pos_w: list[np.ndarray] = []
+        sims: list[np.ndarray] = []
+        for lst in range(int(plan.block_lists[blk]), int(plan.block_lists[blk + 1])):
+            qpos = plan.members(lst)
+            if qpos.size == 0:
+                continue
+            probe_lists = np.unique(plan.probe[lst])  # duplicates only when padded
+            cpos = np.concatenate([plan.members(int(m)) for m in probe_lists])
+            for s0 in range(0, qpos.size, _TILE_ROWS):
+                qp = qpos[s0 : s0 + _TILE_ROWS]
+                q = _f32(vectors[qp])
+                cols = max(1, _TILE_ELEMS // qp.size)
+                for c0 in range(0, cpos.size, cols):
+                    cp = cpos[c0 : c0 + cols]
+                    qi, ci, s = _tile_pairs(q, _f32(vectors[cp]), thr)
+                    u, w = qp[qi], cp[ci]
+                    # Emit from u's side iff u comes first, or w's side never
+                    # compares w with u's list (see module docstring).
+                    w_sees_u = (plan.probe[plan.assign[w]] == lst).any(axis=1)
+                    keep = (u != w) & ((u < w) | ~w_sees_u)
+                    pos_u.append(u[keep])
+                    pos_w.append(w[keep])
+                    sims.append(s[keep])
+        block = _edge_block(blk, pos_u, pos_w, sims, ids, max_neighbors)
+        log.debug("ivf block %d/%d: %d edges", blk + 1, nblocks, len(block))
+        yield block
+
+
+# --------------------------------------------------------------- public API
+
+
+def self_join(
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    threshold: float,
+    *,
+    method: Literal["auto", "exact", "ivf"] = "auto",
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    start_block: int = 0,
+    nlist: int | None = None,
+    nprobe: int = 8,
+    max_neighbors: int | None = None,
+    seed: int = 0,
+) -> Iterator[EdgeBlock]:
+    """Yield all pairs of rows whose inner product is ``>= threshold``.
+
+    ``vectors``: float32/float16 ``(n, d)`` (may be an ``np.memmap``);
+    ``ids``: unique int64 ``(n,)`` prompt ids, one per row. Yields
+    :class:`EdgeBlock` objects numbered from ``start_block``; every pair
+    ``(a, b)``, ``a < b``, appears in exactly one block of a full run.
+
+    ``method="auto"`` uses ``exact`` up to :data:`~index.build.EXACT_MAX`
+    vectors and ``ivf`` above. ``block_size`` is the number of rows per block
+    (exact) or the approximate number of vectors per block (ivf); it sets the
+    checkpoint granularity, not the memory use. ``nlist`` (default
+    :func:`default_nlist`), ``nprobe`` and ``seed`` only affect ``ivf``; to
+    resume an ivf join pass the same values. ``max_neighbors`` caps the
+    edges each vector owns (see module docstring).
+
+    Arguments are validated (and for ``ivf`` the k-means plan is computed)
+    when this function is called; the tiles are computed lazily as blocks are
+    consumed.
+    """
+    ids = _validate(vectors, ids)
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    if start_block < 0:
+        raise ValueError(f"start_block must be >= 0, got {start_block}")
+    if max_neighbors is not None and max_neighbors < 1:
+        raise ValueError(f"max_neighbors must be >= 1 or None, got {max_neighbors}")
+    if nprobe < 1:
+        raise ValueError(f"nprobe must be >= 1, got {nprobe}")
+    if method == "auto":
+        method = "exact" if vectors.shape[0] <= EXACT_MAX else "ivf"
+    thr = np.float32(threshold)
+    if method == "exact":
+        nblocks = math.ceil(vectors.shape[0] / block_size)
+        _check_start(start_block, nblocks)
+        return _exact_blocks(vectors, ids, thr, block_size, start_block, max_neighbors)
+    if method == "ivf":
+        plan = plan_ivf(vectors, nlist=nlist, nprobe=nprobe, block_size=block_size, seed=seed)
+        _check_start(start_block, plan.nblocks)
+        return _ivf_blocks(vectors, ids, thr, plan, start_block, max_neighbors)
+    raise ValueError(f"method must be 'auto', 'exact' or 'ivf', got {method!r}")
+
+
+def _check_start(start_block: int, nblocks: int) -> None:
+    # start_block == nblocks is a resume after the last block: nothing left.
+    if start_block > nblocks:
+        raise ValueError(f"start_block={start_block} beyond the {nblocks} blocks of this join")
+
+
+def brute_force_pairs(vectors: np.ndarray, ids: np.ndarray, threshold: float) -> EdgeBlock:
+    """Reference join for tests: all pairs with inner product ``>= threshold``.
+
+    Straightforward row-chunked ``X @ X.T`` upper triangle; returns one
+    :class:`EdgeBlock` (``block_no=0``) sorted by ``(a, b)``.
+    """
+    ids = _validate(vectors, ids)
+    x = _f32(vectors)
+    thr = np.float32(threshold)
+    n = x.shape[0]
+    us, ws, ss = [], [], []
+    for r0 in range(0, n, 1024):
+        s = x[r0 : r0 + 1024] @ x.T
+        rows, cols = np.nonzero(s >= thr)
+        rows_abs = rows + r0
+        keep = cols > rows_abs
+        us.append(rows_abs[keep].astype(np.int64))
+        ws.append(cols[keep].astype(np.int64))
+        ss.append(s[rows[keep], cols[keep]])
+    return _edge_block(0, us, ws, ss, ids, None)

@@ -1,0 +1,209 @@
+"""Tests for index.selfjoin: exact and IVF near-copy joins, resume, capping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from index import EdgeBlock, brute_force_pairs, plan_ivf, self_join
+
+
+def _collect(blocks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    blocks = list(blocks)
+    a = np.concatenate([b.a for b in blocks]) if blocks else np.empty(0, np.int64)
+    b = np.concatenate([b.b for b in blocks]) if blocks else np.empty(0, np.int64)
+    s = np.concatenate([b.sim for b in blocks]) if blocks else np.empty(0, np.float32)
+    return a, b, s
+
+
+def _planted(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random unit vectors (near-orthogonal) plus planted copies at cos 0.6-1."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    m = n // 5
+    src = rng.integers(0, n, m)
+    dst = rng.choice(n, m, replace=False)
+    noise = rng.standard_normal((m, d)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    w = rng.uniform(0.0, 1.3, (m, 1)).astype(np.float32)
+    x[dst] = x[src] + w * noise
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = rng.permutation(n).astype(np.int64) * 11 + 5
+    return x, ids
+
+
+def _assert_same_up_to_rounding(got, want, x, ids, thr) -> None:
+    """Pair sets equal, except pairs whose cosine is within 1e-5 of thr."""
+    pos = {int(p): i for i, p in enumerate(ids)}
+    for a, b in got ^ want:
+        s = float(x[pos[a]] @ x[pos[b]])
+        assert abs(s - thr) < 1e-5, (a, b, s)
+
+
+def _check_wellformed(a: np.ndarray, b: np.ndarray, s: np.ndarray, thr: float) -> None:
+    assert a.dtype == b.dtype == np.int64 and s.dtype == np.float32
+    assert (a < b).all()
+    assert len(set(zip(a.tolist(), b.tolist(), strict=True))) == a.size  # no duplicates
+    assert (s >= np.float32(thr)).all()
+
+
+def _components(nodes: np.ndarray, a: np.ndarray, b: np.ndarray) -> int:
+    """Connected components among ``nodes`` using the edges ``(a, b)`` inside them."""
+    parent = {int(i): int(i) for i in nodes}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for pa, pb in zip(a.tolist(), b.tolist(), strict=True):
+        if pa in parent and pb in parent:
+            parent[find(pa)] = find(pb)
+    return len({find(i) for i in parent})
+
+
+@pytest.mark.parametrize("thr", [0.5, 0.7, 0.9, 0.99])
+def test_exact_equals_brute_force(thr: float, pairs_of) -> None:
+    x, ids = _planted(3000, 64, seed=1)
+    want = brute_force_pairs(x, ids, thr)
+    a, b, s = _collect(self_join(x, ids, thr, method="exact", block_size=700))
+    _check_wellformed(a, b, s, thr)
+    assert len(want) > 50
+    _assert_same_up_to_rounding(pairs_of(a, b), pairs_of(want.a, want.b), x, ids, thr)
+    # Similarities agree with the reference for common pairs.
+    ref = dict(zip(zip(want.a.tolist(), want.b.tolist(), strict=True), want.sim.tolist(), strict=True))
+    for pa, pb, ps in zip(a.tolist(), b.tolist(), s.tolist(), strict=True):
+        if (pa, pb) in ref:
+            assert ps == pytest.approx(ref[(pa, pb)], abs=1e-5)
+
+
+def test_blocks_are_numbered_and_sorted() -> None:
+    x, ids = _planted(1000, 32, seed=2)
+    blocks = list(self_join(x, ids, 0.6, method="exact", block_size=300))
+    assert [blk.block_no for blk in blocks] == [0, 1, 2, 3]  # ceil(1000/300), empty ones too
+    for blk in blocks:
+        assert isinstance(blk, EdgeBlock)
+        key = blk.a * (10**9) + blk.b
+        assert np.all(np.diff(key) > 0)
+
+
+def test_float16_memmap_input(tmp_path: Path, pairs_of) -> None:
+    x, ids = _planted(1500, 48, seed=3)
+    mm = np.lib.format.open_memmap(tmp_path / "v.npy", mode="w+", dtype=np.float16, shape=x.shape)
+    mm[:] = x
+    mm.flush()
+    ro = np.load(tmp_path / "v.npy", mmap_mode="r")
+    x16 = np.asarray(ro, dtype=np.float32)
+    want = brute_force_pairs(x16, ids, 0.8)
+    for method in ("exact", "ivf"):
+        a, b, _ = _collect(self_join(ro, ids, 0.8, method=method, block_size=400, nlist=8, nprobe=8))
+        _assert_same_up_to_rounding(pairs_of(a, b), pairs_of(want.a, want.b), x16, ids, 0.8)
+
+
+def test_ivf_recall(make_clustered, pairs_of) -> None:
+    x, ids = make_clustered(12_000, 384, clusters=40)
+    ref = brute_force_pairs(x, ids, 0.6)
+    for thr in (0.9, 0.6):
+        keep = ref.sim >= np.float32(thr)
+        want = pairs_of(ref.a[keep], ref.b[keep])
+        a, b, s = _collect(self_join(x, ids, thr, method="ivf", nprobe=8))
+        _check_wellformed(a, b, s, thr)
+        got = pairs_of(a, b)
+        assert len(want) > 500
+        assert len(got & want) / len(want) >= 0.99
+        _assert_same_up_to_rounding(got - want, set(), x, ids, thr)  # no false positives
+
+
+def test_ivf_all_lists_probed_is_exact(make_clustered, pairs_of) -> None:
+    x, ids = make_clustered(4000, 64, clusters=10, spread=0.5)
+    ref = brute_force_pairs(x, ids, 0.7)
+    a, b, s = _collect(self_join(x, ids, 0.7, method="ivf", nlist=16, nprobe=16, block_size=500))
+    _check_wellformed(a, b, s, 0.7)
+    _assert_same_up_to_rounding(pairs_of(a, b), pairs_of(ref.a, ref.b), x, ids, 0.7)
+
+
+@pytest.mark.parametrize("method", ["exact", "ivf"])
+def test_resume_gives_identical_remaining_blocks(method: str, make_clustered) -> None:
+    x, ids = make_clustered(6000, 64, clusters=20, spread=0.5)
+    kw = dict(method=method, block_size=500, nlist=32, nprobe=4, seed=7)
+    full = list(self_join(x, ids, 0.75, **kw))
+    assert len(full) >= 6 and sum(len(b) for b in full) > 0
+    resumed = list(self_join(x, ids, 0.75, start_block=4, **kw))
+    assert [b.block_no for b in resumed] == [b.block_no for b in full[4:]]
+    for r, f in zip(resumed, full[4:], strict=True):
+        assert np.array_equal(r.a, f.a) and np.array_equal(r.b, f.b)
+        assert np.array_equal(r.sim, f.sim)
+    assert list(self_join(x, ids, 0.75, start_block=len(full), **kw)) == []
+    with pytest.raises(ValueError):
+        self_join(x, ids, 0.75, start_block=len(full) + 1, **kw)
+
+
+def test_ivf_plan_is_deterministic(make_clustered) -> None:
+    x, _ = make_clustered(5000, 32, clusters=10)
+    p1 = plan_ivf(x, nlist=32, nprobe=4, block_size=700, seed=3)
+    p2 = plan_ivf(x, nlist=32, nprobe=4, block_size=700, seed=3)
+    assert np.array_equal(p1.assign, p2.assign) and np.array_equal(p1.probe, p2.probe)
+    assert np.array_equal(p1.block_lists, p2.block_lists)
+    assert (p1.probe[:, 0] == np.arange(32)).all()
+
+
+def test_max_neighbors_caps_exact_copies(pairs_of) -> None:
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((1, 32)).astype(np.float32)
+    base /= np.linalg.norm(base)
+    other = rng.standard_normal((200, 32)).astype(np.float32)
+    other /= np.linalg.norm(other, axis=1, keepdims=True)
+    x = np.concatenate([np.repeat(base, 300, axis=0), other])  # 300 identical prompts
+    ids = np.arange(x.shape[0], dtype=np.int64)[::-1].copy()
+    for method in ("exact", "ivf"):
+        uncapped = _collect(self_join(x, ids, 0.95, method=method, nlist=4, nprobe=2))
+        assert uncapped[0].size >= 300 * 299 // 2
+        a, b, s = _collect(
+            self_join(x, ids, 0.95, method=method, block_size=64, nlist=4, nprobe=2, max_neighbors=3)
+        )
+        _check_wellformed(a, b, s, 0.95)
+        assert a.size <= 3 * x.shape[0]
+        assert pairs_of(a, b) <= pairs_of(uncapped[0], uncapped[1])
+        # The 300 copies stay one connected component.
+        assert _components(ids[:300], a, b) == 1
+
+
+def test_validation() -> None:
+    x = np.zeros((4, 8), np.float32)
+    with pytest.raises(ValueError, match="unique"):
+        self_join(x, np.array([1, 2, 2, 3]), 0.5)
+    with pytest.raises(ValueError):
+        self_join(x, np.arange(3), 0.5)
+    with pytest.raises(ValueError):
+        self_join(x, np.arange(4), 0.5, method="hnsw")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        self_join(x, np.arange(4), 0.5, max_neighbors=0)
+    assert list(self_join(np.zeros((0, 8), np.float32), np.zeros(0, np.int64), 0.5)) == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(2, 160),
+    block_size=st.integers(1, 200),
+    seed=st.integers(0, 2**16),
+    thr=st.sampled_from([0.3, 0.6, 0.9]),
+)
+def test_block_size_does_not_change_pairs(n: int, block_size: int, seed: int, thr: float) -> None:
+    x, ids = _planted(n, 8, seed)
+    ref = brute_force_pairs(x, ids, thr)
+    want = set(zip(ref.a.tolist(), ref.b.tolist(), strict=True))
+    a, b, _ = _collect(self_join(x, ids, thr, method="exact", block_size=block_size))
+    _assert_same_up_to_rounding(set(zip(a.tolist(), b.tolist(), strict=True)), want, x, ids, thr)
+    # ivf: the partition does not depend on block_size, so sets match exactly.
+    kw = dict(method="ivf", nlist=4, nprobe=2, seed=seed)
+    one = _collect(self_join(x, ids, thr, block_size=n, **kw))
+    many = _collect(self_join(x, ids, thr, block_size=block_size, **kw))
+    assert set(zip(one[0].tolist(), one[1].tolist(), strict=True)) == set(
+        zip(many[0].tolist(), many[1].tolist(), strict=True)
+    )
