@@ -257,9 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_detection_commands(sub, common, fmt, device) -> None:
     """Detection verbs live in engine.cli_detect to keep this file readable."""
+    from engine.cli_analyst import add_commands as add_analyst_commands
     from engine.cli_detect import add_commands
 
     add_commands(sub, common, fmt, device)
+    add_analyst_commands(sub, common, fmt)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,120 @@
+"""How long each TUI pivot takes: the engine call (data load) and the render once the data is in.
+
+    python bench/tui_pivot.py --workspace WS            # an existing scanned workspace
+    python bench/tui_pivot.py --build 20000 --out WS    # synth N exchanges, ingest and scan first
+
+The issue's target is a render of <= 150 ms after the data is loaded, at 1M exchanges. Render is timed
+as `screen.show(data)` plus the next refresh, headless at 120x40; load is the engine method alone.
+Writes JSON to bench/results/tui_pivot.json and a table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine import Engine  # noqa: E402
+
+
+def _git_sha() -> str:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def build(n: int, out: Path) -> Path:
+    from engine.synth import SynthConfig, write_synth
+
+    result = write_synth(SynthConfig(exchanges=n, seed=7), out.with_suffix(".jsonl.gz"))
+    engine = Engine(out)
+    engine.ingest([result.path])
+    engine.scan()
+    return out
+
+
+async def measure(engine: Engine, repeats: int) -> list[dict]:
+    from tui.app import CopyhoundApp
+    from tui.screens.account import AccountScreen
+    from tui.screens.overview import OverviewScreen
+    from tui.screens.prompt import PromptScreen
+    from tui.screens.ring import RingScreen
+
+    ring = engine.rings(limit=1)
+    account = engine.accounts(limit=1)
+    fams = engine.families(limit=1)
+    cases = [("overview", OverviewScreen, None, lambda: engine.overview(limit=20))]
+    if fams:
+        cases.append(("prompt", PromptScreen, fams[0].family_id, lambda: engine.prompt_view(fams[0].family_id)))
+    if account:
+        cases.append(("account", AccountScreen, account[0].account_id,
+                      lambda: engine.account_view(account[0].account_id)))
+    if ring:
+        cases.append(("ring", RingScreen, ring[0].ring_id, lambda: engine.ring_view(ring[0].ring_id)))
+    rows = []
+    app = CopyhoundApp(engine, warm_encoder=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        for name, screen_type, key, load in cases:
+            loads, renders = [], []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                data = load()
+                loads.append(time.perf_counter() - t0)
+                screen = app.screen if name == "overview" else screen_type(key)
+                if name != "overview":
+                    app.push_screen(screen)
+                    await pilot.pause()
+                    await app.workers.wait_for_complete()
+                    await pilot.pause()
+                t0 = time.perf_counter()
+                screen.show(data)
+                await pilot.pause()  # the refresh that paints it
+                renders.append(time.perf_counter() - t0)
+                if name != "overview":
+                    app.pop_screen()
+                    await pilot.pause()
+            rows.append({"pivot": name, "load_ms_median": round(statistics.median(loads) * 1000, 1),
+                         "render_ms_median": round(statistics.median(renders) * 1000, 1),
+                         "render_ms_max": round(max(renders) * 1000, 1)})
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workspace", type=Path)
+    ap.add_argument("--build", type=int, help="synth this many exchanges into --out first")
+    ap.add_argument("--out", type=Path, default=Path("bench-tui-ws"))
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    ws = build(args.build, args.out) if args.build else args.workspace
+    if ws is None:
+        ap.error("give --workspace or --build N")
+    engine = Engine(ws, create=False)
+    status = engine.status()
+    rows = asyncio.run(measure(engine, args.repeats))
+    result = {"git": _git_sha(), "machine": platform.machine(), "python": platform.python_version(),
+              "exchanges": status.exchanges, "accounts": status.accounts, "prompts": status.prompts,
+              "target_render_ms": 150, "pivots": rows}
+    out = Path(__file__).parent / "results" / "tui_pivot.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"{status.exchanges:,} exchanges, {status.accounts:,} accounts")
+    print(f"{'pivot':<10}{'load ms':>10}{'render ms':>12}{'max':>8}")
+    for r in rows:
+        print(f"{r['pivot']:<10}{r['load_ms_median']:>10}{r['render_ms_median']:>12}{r['render_ms_max']:>8}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""CLI verbs of the analyst side: `tui`, `marks`, `export`. Wired in by engine.cli via `add_commands`.
+
+`tui` imports textual only inside its command, so `copyhound` stays light for every other verb.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.output import write_rows
+
+MARK_COLUMNS = ("target_kind", "target_id", "label", "note", "created")
+EXPORT_COLUMNS = ("target_kind", "target_id", "path", "n_accounts", "n_exchanges", "n_families", "n_signals")
+
+
+def _engine(args: argparse.Namespace, **kwargs):
+    from engine.cli import _engine as engine_for
+
+    return engine_for(args, **kwargs)
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from tui.app import CopyhoundApp
+
+    CopyhoundApp(_engine(args, create=False)).run()
+    return 0
+
+
+def cmd_marks(args: argparse.Namespace) -> int:
+    engine = _engine(args, create=False)
+    if args.label:
+        if not (args.kind and args.target):
+            from engine.errors import QueryError
+
+            raise QueryError("--label needs KIND and TARGET, e.g. `copyhound marks account acct_1 --label benign`")
+        mark = engine.mark(args.kind, args.target, args.label, args.note or "")
+        rows = [mark.to_dict()]
+    else:
+        rows = [m.to_dict() for m in engine.marks(target_kind=args.kind)]
+    write_rows(rows, MARK_COLUMNS, args.format, title="marks")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    result = _engine(args, create=False).export_evidence(args.kind, args.target)
+    write_rows([result.to_dict()], EXPORT_COLUMNS, args.format, title="evidence bundle")
+    return 0
+
+
+def add_commands(sub, common, fmt) -> None:
+    p = sub.add_parser("tui", parents=[common], help="open the analyst TUI on the workspace",
+                       description="Browse the workspace: overview, search-as-you-type, and pivots from a "
+                       "prompt to every account that sent near-copies, on to their ring. Keys are in the footer.")
+    p.add_argument("--device", default="cpu", help="cpu or cuda, for embedding search queries")
+    p.set_defaults(func=cmd_tui)
+
+    p = sub.add_parser("marks", parents=[common, fmt], help="list (or add) analyst triage marks",
+                       description="Without --label: the latest mark of every marked account and ring. "
+                       "With KIND TARGET --label L: record a mark.")
+    p.add_argument("kind", nargs="?", choices=("account", "ring"), help="only marks of this kind")
+    p.add_argument("target", nargs="?", help="account id or ring id (with --label)")
+    p.add_argument("--label", choices=("suspicious", "benign", "confirmed"), help="record this mark")
+    p.add_argument("--note", default="", help="note to keep with the mark")
+    p.set_defaults(func=cmd_marks)
+
+    p = sub.add_parser("export", parents=[common, fmt], help="write an evidence bundle for an account or ring",
+                       description="Write evidence.json, exchanges.csv, families.csv and signals.csv into "
+                       "WORKSPACE/exports/KIND-ID-TIME/ (written to a temporary folder, then renamed).")
+    p.add_argument("kind", choices=("account", "ring"))
+    p.add_argument("target", help="account id or ring id")
+    p.set_defaults(func=cmd_export)

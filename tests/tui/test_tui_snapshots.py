@@ -1,0 +1,90 @@
+"""Snapshots of each screen at 120x40 on the fixed workspace (fixed data, no clocks, no spinners).
+
+Update after an intended change with `pytest tests/tui --snapshot-update` and review the SVG diff.
+"""
+
+from __future__ import annotations
+
+from conftest import settle, wait_for
+from fixed_workspace import QUESTIONS
+from textual.widgets import DataTable, TextArea
+
+from tui.screens.account import AccountScreen
+from tui.screens.overview import OverviewScreen
+from tui.screens.prompt import PromptScreen
+from tui.screens.ring import RingScreen
+
+SIZE = (120, 40)
+
+
+async def _loaded(pilot, screen_type=None) -> None:
+    await wait_for(pilot, lambda: (screen_type is None or isinstance(pilot.app.screen, screen_type))
+                   and getattr(pilot.app.screen, "loaded", True))
+    await settle(pilot)
+
+
+async def _to_account(pilot) -> None:
+    await _loaded(pilot, OverviewScreen)
+    table = pilot.app.screen.query_one("#accounts", DataTable)
+    await wait_for(pilot, lambda: table.row_count > 0)
+    table.focus()
+    await pilot.press("enter")
+    await _loaded(pilot, AccountScreen)
+
+
+def test_overview(snap_compare, fixed_app_factory):
+    async def run_before(pilot) -> None:
+        await _loaded(pilot, OverviewScreen)
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("#accounts", DataTable).row_count > 0)
+        await settle(pilot)
+
+    assert snap_compare(fixed_app_factory(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_search(snap_compare, fixed_app_factory):
+    async def run_before(pilot) -> None:
+        await _loaded(pilot)
+        await pilot.press("slash")
+        await settle(pilot)
+        area = pilot.app.screen.query_one(TextArea)
+        area.cursor_blink = False  # a blinking cursor is the one clock left on screen
+        area.insert(QUESTIONS[1])
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("#matches", DataTable).row_count > 0)
+        await settle(pilot)
+
+    assert snap_compare(fixed_app_factory(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_prompt_view(snap_compare, fixed_app_factory):
+    async def run_before(pilot) -> None:
+        await _to_account(pilot)
+        groups = pilot.app.screen.query_one("#groups", DataTable)
+        groups.focus()
+        groups.move_cursor(row=2)  # family 2: the question an organic account also asked
+        await pilot.press("enter")
+        await _loaded(pilot, PromptScreen)
+
+    assert snap_compare(fixed_app_factory(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_account_view(snap_compare, fixed_app_factory):
+    assert snap_compare(fixed_app_factory(), terminal_size=SIZE, run_before=_to_account)
+
+
+def test_ring_view(snap_compare, fixed_app_factory):
+    async def run_before(pilot) -> None:
+        await _to_account(pilot)
+        await pilot.press("g")
+        await _loaded(pilot, RingScreen)
+
+    assert snap_compare(fixed_app_factory(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_mark_dialog(snap_compare, fixed_app_factory):
+    async def run_before(pilot) -> None:
+        await _to_account(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+
+    assert snap_compare(fixed_app_factory(), terminal_size=SIZE, run_before=run_before)
+

@@ -1,0 +1,238 @@
+"""The copyhound analyst TUI: `CopyhoundApp` owns the Engine and runs every engine call in a worker.
+
+Flow: a screen posts a request message (`ViewRequested`, `SearchRequested`, ...); the App's handler
+starts `@work(thread=True, exclusive=True, group=...)`, the worker calls ONE engine method and posts a
+past-tense result (`ViewLoaded`, `MatchesFound`, ...) to the screen that asked. Pivots (`PromptSelected`,
+`AccountSelected`, `RingSelected`) push a screen; Escape pops it, so the screen stack is the pivot path
+(shown as breadcrumbs).
+
+Concurrency: the UI thread never touches the database. The engine opens a DuckDB connection per call
+and closes it, so a batch job (`copyhound scan`, `ingest`) can take the workspace between two calls.
+When one holds the lock, the engine waits `busy_timeout` seconds and raises `WorkspaceBusyError`; the
+worker then shows "workspace busy (a batch job is writing), retrying" and retries with backoff (0.5 s
+doubling to 4 s) until the lock is released or the request is superseded (exclusive workers: a newer
+request of the same group cancels the older, which stops at its next retry). Any other
+`CopyhoundError` becomes a one-line error notice; nothing the engine raises crashes the TUI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+from textual.worker import get_current_worker
+
+from engine import Engine
+from engine.errors import CopyhoundError, WorkspaceBusyError
+from tui import bindings
+from tui.messages import (
+    AccountSelected,
+    Exported,
+    ExportRequested,
+    Marked,
+    MarkRequested,
+    MatchesFound,
+    PromptSelected,
+    RingSelected,
+    SearchRequested,
+    ViewLoaded,
+    ViewRequested,
+)
+from tui.screens.account import AccountScreen
+from tui.screens.overview import OverviewScreen
+from tui.screens.prompt import PromptScreen
+from tui.screens.ring import RingScreen
+from tui.screens.search import SearchScreen
+
+log = logging.getLogger(__name__)
+
+BUSY_NOTICE = "workspace busy (a batch job is writing), retrying"
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+
+
+class CopyhoundApp(App):
+    """The analyst TUI over one workspace. Pass an `Engine` (tests, custom settings) or a folder."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "copyhound"
+    BINDINGS = bindings.APP
+
+    def __init__(self, engine: Engine | str | os.PathLike[str], *, warm_encoder: bool = True) -> None:
+        super().__init__()
+        self.engine = engine if isinstance(engine, Engine) else Engine(Path(engine), create=False)
+        self.warm_encoder = warm_encoder
+        self.notices: list[str] = []  # every notice shown, oldest first (tests and logs read it)
+        self.overview_data = None
+        # Engine.encoder builds the model on first use and is not guarded against two threads doing it
+        # at once: the warm-up worker holds this until the model is in, and search waits for it.
+        self._encoder_ready = threading.Event()
+        if not warm_encoder:
+            self._encoder_ready.set()
+
+    def get_default_screen(self) -> Screen:
+        return OverviewScreen()
+
+    def on_mount(self) -> None:
+        if self.warm_encoder:
+            self._warm_encoder()
+
+    # ------------------------------------------------------------------ notices
+    def show_notice(self, text: str, severity: str = "information") -> None:
+        """One line at the bottom right; kept in `self.notices`."""
+        self.notices.append(text)
+        self.notify(text, severity=severity, timeout=4 if severity != "error" else 8)
+
+    # ------------------------------------------------------------------ navigation
+    def on_prompt_selected(self, message: PromptSelected) -> None:
+        self.push_screen(PromptScreen(message.prompt_id))
+
+    def on_account_selected(self, message: AccountSelected) -> None:
+        self.push_screen(AccountScreen(message.account_id))
+
+    def on_ring_selected(self, message: RingSelected) -> None:
+        self.push_screen(RingScreen(message.ring_id))
+
+    def action_overview(self) -> None:
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_search(self) -> None:
+        if not isinstance(self.screen, SearchScreen):
+            self.push_screen(SearchScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Overview", "Workspace figures, top rings and accounts", self.action_overview)
+        yield SystemCommand("Search", "Find near-copies of a prompt as you type", self.action_search)
+        ov = self.overview_data
+        if ov is not None and ov.top_families:
+            fam = ov.top_families[0]
+            yield SystemCommand("Prompt view: most widely sent family",
+                                f"family {fam.family_id}, {fam.n_accounts} accounts",
+                                lambda: self.post_message(PromptSelected(fam.family_id)))
+        if ov is not None and ov.top_accounts:
+            acc = ov.top_accounts[0]
+            yield SystemCommand("Account view: top account", f"{acc.account_id}, score {acc.score:.2f}",
+                                lambda: self.post_message(AccountSelected(acc.account_id)))
+        if ov is not None and ov.top_rings:
+            ring = ov.top_rings[0]
+            yield SystemCommand("Ring view: top ring", f"ring {ring.ring_id}, {len(ring.accounts)} members",
+                                lambda: self.post_message(RingSelected(ring.ring_id)))
+
+    # ------------------------------------------------------------------ requests -> workers
+    def on_view_requested(self, message: ViewRequested) -> None:
+        screen, key, offset = message.screen, message.key, message.offset
+        if message.kind == "overview":
+            self._load_overview(screen)
+        elif message.kind == "accounts":
+            self._load_accounts(screen, int(key or 50), offset)
+        elif message.kind == "prompt":
+            self._load_prompt(screen, key, offset)
+        elif message.kind == "account":
+            self._load_account(screen, key, offset)
+        elif message.kind == "ring":
+            self._load_ring(screen, key)
+
+    def on_search_requested(self, message: SearchRequested) -> None:
+        self._search(message.screen, message.text)
+
+    def on_mark_requested(self, message: MarkRequested) -> None:
+        self._mark(message.screen, message.target_kind, message.target_id, message.label, message.note)
+
+    def on_export_requested(self, message: ExportRequested) -> None:
+        self._export(message.screen, message.target_kind, message.target_id)
+
+    # ------------------------------------------------------------------ workers (one engine call each)
+    @work(thread=True, exclusive=True, group="overview")
+    def _load_overview(self, screen) -> None:
+        data = self._call(self.engine.overview, limit=20)
+        if data is not None:
+            self.overview_data = data
+            self._deliver(screen, ViewLoaded("overview", data))
+
+    @work(thread=True, exclusive=True, group="accounts")
+    def _load_accounts(self, screen, limit: int, offset: int) -> None:
+        self._deliver(screen, ViewLoaded("accounts", self._call(self.engine.account_page, offset=offset,
+                                                                 limit=limit)))
+
+    @work(thread=True, exclusive=True, group="prompt")
+    def _load_prompt(self, screen, prompt_id: int, offset: int) -> None:
+        self._deliver(screen, ViewLoaded("prompt", self._call(self.engine.prompt_view, prompt_id,
+                                                              limit=100, offset=offset)))
+
+    @work(thread=True, exclusive=True, group="account")
+    def _load_account(self, screen, account_id: str, offset: int) -> None:
+        self._deliver(screen, ViewLoaded("account", self._call(self.engine.account_view, account_id,
+                                                               limit=100, offset=offset)))
+
+    @work(thread=True, exclusive=True, group="ring")
+    def _load_ring(self, screen, ring_id: int) -> None:
+        self._deliver(screen, ViewLoaded("ring", self._call(self.engine.ring_view, ring_id)))
+
+    @work(thread=True, exclusive=True, group="search")
+    def _search(self, screen, text: str) -> None:
+        self._encoder_ready.wait()
+        matches = self._call(self.engine.nearest_prompts, text, k=50, floor=0.5)
+        if matches is not None:
+            self._deliver(screen, MatchesFound(text, matches))
+
+    @work(thread=True, exclusive=True, group="mark")
+    def _mark(self, screen, kind: str, target_id: str, label: str, note: str) -> None:
+        mark = self._call(self.engine.mark, kind, target_id, label, note)
+        if mark is not None:
+            self.call_from_thread(self.show_notice, f"marked {kind} {target_id} {label}")
+            self._deliver(screen, Marked(mark))
+
+    @work(thread=True, exclusive=True, group="export")
+    def _export(self, screen, kind: str, target_id: str) -> None:
+        result = self._call(self.engine.export_evidence, kind, target_id)
+        if result is not None:
+            self.call_from_thread(self.show_notice, f"evidence written to {result.path}")
+            self._deliver(screen, Exported(result))
+
+    @work(thread=True, exclusive=True, group="warm")
+    def _warm_encoder(self) -> None:
+        # Loading the model takes seconds: do it now, not on the first keystroke in search.
+        try:
+            self.engine.encoder  # noqa: B018
+        except CopyhoundError as err:
+            self.call_from_thread(self.show_notice, str(err), "error")
+        finally:
+            self._encoder_ready.set()
+
+    # ------------------------------------------------------------------ worker plumbing
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one engine call in this worker thread; busy → notice and retry; other errors → notice."""
+        worker = get_current_worker()
+        attempt = 0
+        while not worker.is_cancelled:
+            try:
+                return fn(*args, **kwargs)
+            except WorkspaceBusyError:
+                if worker.is_cancelled:
+                    return None
+                self.call_from_thread(self.show_notice, BUSY_NOTICE, "warning")
+                time.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+                attempt += 1
+            except CopyhoundError as err:
+                self.call_from_thread(self.show_notice, str(err).splitlines()[0], "error")
+                return None
+        return None
+
+    def _deliver(self, screen, message) -> None:
+        if get_current_worker().is_cancelled or getattr(message, "data", True) is None:
+            return
+        screen.post_message(message)
+
+
+def run(workspace: str | os.PathLike[str]) -> None:
+    """Open the TUI on a workspace folder (the `copyhound tui` command)."""
+    CopyhoundApp(workspace).run()

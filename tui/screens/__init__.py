@@ -1,0 +1,1 @@
+"""One screen per pivot: overview, search, prompt, account, ring (and the mark dialog)."""

@@ -1,0 +1,1 @@
+"""Widgets: they render results and post messages; they never call the engine."""
