@@ -1,6 +1,8 @@
 """CLI verbs of the analyst side: `tui`, `marks`, `export`. Wired in by engine.cli via `add_commands`.
 
-`tui` imports textual only inside its command, so `copyhound` stays light for every other verb.
+Imports flow tui -> engine, never back, so `copyhound tui` cannot import the TUI package: the TUI
+registers itself under the `copyhound.frontends` entry-point group (see pyproject.toml) and this command
+looks it up by name. That also keeps textual out of every other verb's start-up.
 """
 
 from __future__ import annotations
@@ -19,10 +21,25 @@ def _engine(args: argparse.Namespace, **kwargs):
     return engine_for(args, **kwargs)
 
 
-def cmd_tui(args: argparse.Namespace) -> int:
-    from tui.app import CopyhoundApp
+FRONTEND_GROUP = "copyhound.frontends"
 
-    CopyhoundApp(_engine(args, create=False)).run()
+
+def load_frontend(name: str):
+    """The callable a front end registered under `copyhound.frontends` (it takes an Engine)."""
+    from importlib.metadata import entry_points
+
+    from engine.errors import CopyhoundError
+
+    found = entry_points(group=FRONTEND_GROUP, name=name)
+    if not found:
+        raise CopyhoundError(f"the {name!r} front end is not installed (no {FRONTEND_GROUP} entry point); "
+                             "reinstall copyhound with `pip install -e .`")
+    return next(iter(found)).load()
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    launch = load_frontend("tui")
+    launch(_engine(args, create=False))
     return 0
 
 

@@ -47,3 +47,16 @@ def test_packages_import_only_downstream():
     assert tui.is_dir(), "the tui package is missing"
     for path in tui.rglob("*.py"):
         assert not _imports(path) & {"duckdb", "faiss", "index"}, path
+
+
+def test_cli_reaches_the_tui_through_its_entry_point():
+    # engine may not import tui, so `copyhound tui` resolves the front end from installed metadata.
+    import pytest
+
+    from engine.cli_analyst import load_frontend
+    from engine.errors import CopyhoundError
+    from tui.app import run
+
+    assert load_frontend("tui") is run
+    with pytest.raises(CopyhoundError, match="not installed"):
+        load_frontend("no-such-frontend")

@@ -233,6 +233,7 @@ class CopyhoundApp(App):
         screen.post_message(message)
 
 
-def run(workspace: str | os.PathLike[str]) -> None:
-    """Open the TUI on a workspace folder (the `copyhound tui` command)."""
+def run(workspace: Engine | str | os.PathLike[str]) -> None:
+    """Open the TUI on an Engine or a workspace folder. `copyhound tui` reaches this through the
+    `copyhound.frontends` entry point, because the engine's CLI may not import this package."""
     CopyhoundApp(workspace).run()

@@ -68,13 +68,17 @@ def test_perturbed_copies_are_found_and_unrelated_prompts_are_not(workspace):
 
 def test_batch_queries_keep_their_index_and_threshold_override(workspace):
     engine, _ = workspace
-    result = engine.who_else([UNRELATED["cooking"], BASE], threshold=0.95)
+    greeting = {r.account_id: r for r in engine.who_else([BASE]).rows}["copy_greeting"].max_similarity
+    # A threshold just above the greeting copy's similarity (it varies a little with the CPU's bf16
+    # support) must drop that copy but keep every exact normalised copy.
+    threshold = (greeting + 1.0) / 2
+    result = engine.who_else([UNRELATED["cooking"], BASE], threshold=threshold)
     assert {r.query_index for r in result.rows} == {0, 1}
     assert [r.account_id for r in result.for_query(0)] == ["other_cooking"]
-    # At 0.95 the typo and greeting copies drop out but exact normalised copies stay.
     found = {r.account_id for r in result.for_query(1)}
     assert {"orig", "copy_homoglyph", "copy_zero_width", "copy_case"} <= found
     assert "copy_greeting" not in found
+    assert all(r.max_similarity >= threshold for r in result.rows)
 
 
 def test_empty_query_is_a_clear_error(workspace):
