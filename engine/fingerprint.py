@@ -10,7 +10,7 @@ idempotent (``normalize(normalize(x)) == normalize(x)``).
 Pipeline for text that is not pure ASCII (pure ASCII takes an equivalent shortcut):
 
 1. delete invisible format characters and C0/C1 controls, map every kind of whitespace to a
-   space, fold lookalike punctuation (one ``str.translate``);
+   space, fold lookalike punctuation (one table, applied by a regex substitution);
 2. Unicode NFKC (fullwidth, mathematical alphanumerics, ligatures, ellipsis, superscripts);
 3. the same translation again, for the few characters NFKC itself emits (U+2011 -> U+2010);
 4. homoglyph fold (:data:`engine.confusables.LETTERS`) under the script rules below;
