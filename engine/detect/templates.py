@@ -68,7 +68,8 @@ class Template:
     members share the fixed text, so distinct texts means distinct slot fillings. 1.0 means every
     filling is different; a family of exact copies scores ``1 / n_prompts``.
 
-    ``kind`` describes the slot layout: ``"prefix"`` (fixed text then one slot),
+    ``kind`` describes the slot layout: ``"label"`` (a short field label such as ``"summarize:"``
+    then one slot; see ``_label_templates``), ``"prefix"`` (fixed text then one slot),
     ``"suffix"`` (one slot then fixed text), ``"wrapper"`` (fixed, slot, fixed), ``"infix"``
     (slot, fixed, slot) or ``"multi"`` (two or more slots in another layout).
 
@@ -250,6 +251,7 @@ def mine_templates(
     floating_min_fixed_tokens: int | None = None,
     weights: Sequence[float] | np.ndarray | None = None,
     chunk_size: int = 100_000,
+    min_label_content: int = 8,
 ) -> TemplateMining:
     """Mine prompt templates from normalised prompts.
 
@@ -280,6 +282,8 @@ def mine_templates(
             ``2 * min_fixed_tokens``): short phrases such as "can you please help me" float
             anywhere in organic prompts, so a floating anchor must be longer to be specific.
         weights: optional weight per prompt (e.g. number of exchanges), summed per template.
+        min_label_content: mean tokens after the label a *label template* needs (see
+            :func:`_label_templates`); 0 turns label templates off.
         chunk_size: prompts tokenised per batch (bounds Python-side memory).
 
     Returns:
@@ -392,6 +396,8 @@ def mine_templates(
             if len(members) >= min_prompts:
                 ctx.take(int(c), members, depth=0)
 
+        _label_templates(ctx, min_label_content)
+
         order = sorted(range(len(ctx.found)), key=lambda i: (-ctx.found[i]["n"], ctx.found[i]["pattern"]))
         remap = np.full(len(ctx.found) + 1, -1, dtype=np.int64)
         templates = []
@@ -426,6 +432,49 @@ def mine_templates(
             db.execute(f"DROP TABLE IF EXISTS {t}")
         if own:
             db.close()
+
+
+# A field label opening a prompt: one to four words and a colon ("summarize:", "translate to french:",
+# "question:"). Too short for the n-gram pass (a template needs min_fixed_tokens fixed tokens).
+_LABEL_RE = re.compile(r"^\s*((?:[^\W\d_][\w'-]*[ \t]+){0,3}[^\W\d_][\w'-]*)[ \t]*:(?!//)")
+
+
+def _label_templates(ctx: _Ctx, min_content: int) -> None:
+    """Label templates among the prompts no n-gram template took: ``"summarize: {0}"``.
+
+    A one-word instruction in front of a long variable text is the shortest template there is
+    (T0's ``xsum_summarize_DOC``). Its fixed text is too short for the n-gram pass, and organic
+    users type such labels too, so these are recorded with ``kind="label"`` and low specificity:
+    they never link accounts by mere shared use; only a significant excess of accounts that send
+    them intensely does (:mod:`engine.detect.rings`). A group needs ``min_prompts`` members,
+    ``min_distinct`` distinct texts and on average ``min_content`` tokens after the label.
+    """
+    if min_content <= 0:
+        return
+    free = np.flatnonzero(ctx.assigned < 0)
+    groups: dict[str, list[int]] = {}
+    for r in free.tolist():
+        m = _LABEL_RE.match(ctx.texts[r])
+        if m:
+            groups.setdefault(" ".join(m.group(1).split()), []).append(r)
+    for label, rows in sorted(groups.items()):
+        if len(rows) < ctx.min_prompts:
+            continue
+        members = np.asarray(rows, dtype=np.int64)
+        distinct = len(np.unique(ctx.text_hash[members]))
+        fixed = len(tokenize(label)) + 1
+        if distinct < ctx.min_distinct or float(ctx.ntok[members].mean()) - fixed < min_content:
+            continue
+        lens = ctx.ntok[members]
+        rep = int(members[np.argsort(lens, kind="stable")[len(lens) // 2]])
+        ctx.assigned[members] = len(ctx.found)
+        anchor = f"{label}:"
+        ctx.found.append({
+            "n": len(members), "pattern": anchor.replace("{", "{{").replace("}", "}}") + " {0}",
+            "anchors": (anchor,), "kind": "label", "fixed_tokens": fixed,
+            "fixed_ratio": fixed / max(1.0, float(lens.mean())), "diversity": distinct / len(members),
+            "start_frac": 1.0, "end_frac": 0.0, "rep": rep,
+        })
 
 
 class _Ctx:

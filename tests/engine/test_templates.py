@@ -206,3 +206,20 @@ def test_t0_subset_purity() -> None:
         pure += c.most_common(1)[0][1]
         total += t.n_prompts
     assert pure / total >= 0.9
+
+
+def test_label_template_is_mined_for_a_one_word_anchor() -> None:
+    rng = random.Random(5)
+    texts = [f"summarize: {_sent(rng, 20, 200)}" for _ in range(60)]
+    texts += [_sent(rng, 5, 40) for _ in range(300)]
+    texts += [f"note: {_sent(rng, 1, 3)}" for _ in range(40)]  # a label with almost no content after it
+    texts += [f"see https://{_sent(rng, 1, 1)}.com {_sent(rng, 3, 9)}" for _ in range(40)]
+    res = mine_templates(np.arange(len(texts)), texts)
+    assert [(t.kind, t.pattern, t.n_prompts) for t in res.templates] == [("label", "summarize: {0}", 60)]
+    assert set(res.members(0).tolist()) == set(range(60))
+
+
+def test_label_templates_can_be_turned_off() -> None:
+    rng = random.Random(5)
+    texts = [f"summarize: {_sent(rng, 20, 200)}" for _ in range(60)]
+    assert mine_templates(np.arange(len(texts)), texts, min_label_content=0).templates == ()
