@@ -10,7 +10,10 @@ family or a template used by at least two accounts, carries an intensity
 fillings counts ~4.9 (logarithmic, so one huge sweep does not drown every other piece of evidence).
 Item ``i`` with ``k_i`` accounts and specificity ``s_i`` adds ``s_i * min(u_a, u_b) / (k_i - 1)`` to
 the pair ``(a, b)``; the ``1 / (k - 1)`` is the resource-allocation index, which makes an item's
-total contribution per account independent of its popularity. Families have ``s = 1``; templates
+total contribution per account independent of its popularity. Families have
+``s = (k - 1) / (crowd - 1)``, where the crowd counts every account that wrote anything within the
+who-else radius of the family (:mod:`engine.detect.crowding`; ``s = 1`` when only the family's own
+accounts did), so a family weighs ``1 / (crowd - 1)`` per pair; templates
 have ``s = 1 - exp(-fixed_tokens / 12)`` (a 4-token anchor is weak, a sentence-long fixed text is
 ~0.6, a paragraph ~1). Items with more than ``max_item_accounts`` accounts generate no pairs: their
 per-pair weight is below ``1 / max_item_accounts`` anyway, and skipping them bounds the pair count.
@@ -20,18 +23,20 @@ are shuffled ``n_null`` times: the item column is permuted within each kind, whi
 account's number of items and intensities and every item's number of accounts and specificity, and
 only breaks *who* shares with whom. Pair weights are recomputed on each shuffle and each account's
 *strongest* chance link is taken; a real link is kept when its weight exceeds the ``null_quantile``
-(default 99.9 %) of those per-account maxima, so at most ~0.1 % of accounts would get any link by
-chance. The quantile is over accounts, not pairs, on purpose: pairs are dominated in number by the
+(default 99 %) of those per-account maxima, so at most ~1 % of accounts would get any link by
+chance, and also each of the two accounts' own strongest chance link. The quantile is over accounts, not pairs, on purpose: pairs are dominated in number by the
 popular items (a 300-account family makes 44,850 weak pairs), which would drag a pair quantile down
 to where one shared two-account family (weight 1, two people asking the same thing) passes.
 
 **Intense items** (low-and-slow campaigns). A campaign of hundreds of accounts each sending a few
 dozen fillings of one preamble gives small per-pair weights (``1/(k-1)``), so it is caught at the
-item level instead: an account is an *intense* member of a template when its intensity exceeds the
-99th percentile of all account-template intensities; under the same shuffle the number of intense
-members of a template with ``k`` accounts is Binomial(k, p) with ``p`` the observed share of intense
-relations. A template whose intense-member count has a tail probability below ``0.01 / n_templates``
-(Bonferroni over templates) links its intense members to each other, whatever the pair weight.
+item level instead: an account is an *intense* member of a template when its intensity reaches the
+99th percentile of all account-template intensities (or, second test, when it sent two or more
+fillings); under the same shuffle the number of intense members of a template with ``k`` accounts
+is Binomial(k, p) with ``p`` the observed share of intense relations, tested by its Poisson tail
+(mean ``k p``; slightly conservative). A template whose count has a tail probability below
+``0.01 / (2 * n_templates)`` (Bonferroni over templates and the two cuts) links its repeat members
+to each other, whatever the pair weight.
 
 **Rings** are Louvain communities (networkx, fixed seed) of the significant links with at least
 three accounts. Two accounts sharing content can be a couple, two accounts of one person or one
@@ -88,24 +93,6 @@ def template_specificity(fixed_tokens: np.ndarray) -> np.ndarray:
     return 1.0 - np.exp(-np.asarray(fixed_tokens, dtype=np.float64) / _SPEC_TOKENS)
 
 
-def _binom_sf(x: np.ndarray, n: np.ndarray, p: float) -> np.ndarray:
-    """P(X >= x) for X ~ Binomial(n, p), elementwise; exact sum in log space (n is small per item)."""
-    out = np.ones(len(x), dtype=np.float64)
-    if p <= 0:
-        return np.where(x > 0, 0.0, 1.0)
-    lp, lq = math.log(p), math.log1p(-p) if p < 1 else -math.inf
-    for i, (xi, ni) in enumerate(zip(x.tolist(), n.tolist(), strict=True)):
-        if xi <= 0:
-            continue
-        terms = [
-            math.lgamma(ni + 1) - math.lgamma(j + 1) - math.lgamma(ni - j + 1) + j * lp + (ni - j) * lq
-            for j in range(int(xi), int(ni) + 1)
-        ]
-        m = max(terms)
-        out[i] = min(1.0, math.exp(m) * sum(math.exp(t - m) for t in terms))
-    return out
-
-
 def _pair_sql(rel: str) -> str:
     """SQL for the weighted pairs of the relation table ``rel(acc, kind, item, u, s, k)``."""
     return f"""
@@ -127,6 +114,7 @@ def build_links(
     null_quantile: float = 0.99,
     seed: int = 0,
     n_evidence: int = 3,
+    family_crowd: pa.Table | None = None,
 ) -> LinkGraph:
     """Weighted account-account links from shared families and templates, cut at the null.
 
@@ -139,6 +127,9 @@ def build_links(
         null_quantile: quantile of the null pair weights a link must exceed.
         seed: seed of the shuffles (results are deterministic for a given input).
         n_evidence: shared items kept as evidence per link.
+        family_crowd: optional ``(family_id, crowd)`` (:func:`engine.detect.crowding.family_crowds`):
+            a family then weighs ``(k - 1) / (crowd - 1)`` of a family that only its own ``k``
+            accounts write anything like, so common kinds of prompt link nobody.
     """
     t0 = time.monotonic()
     accounts = tuple(
@@ -151,10 +142,11 @@ def build_links(
         "FROM (SELECT DISTINCT account_id FROM exchanges)"
     )
     # Template specificity from the anchors' token count: the template table has no token count.
-    trows = con.execute("SELECT template_id, anchors, fixed_ratio FROM templates ORDER BY template_id").fetchall()
+    trows = con.execute("SELECT template_id, anchors, kind FROM templates ORDER BY template_id").fetchall()
     tid = np.array([r[0] for r in trows], dtype=np.int64)
     ftok = np.array([_anchor_tokens(r[1]) for r in trows], dtype=np.float64)
-    spec = pa.table({"template_id": tid, "s": template_specificity(ftok)})  # noqa: F841 (read by DuckDB)
+    spec = pa.table({"template_id": tid, "s": template_specificity(ftok),  # noqa: F841 (read by DuckDB)
+                     "label": np.array([r[2] == "label" for r in trows], dtype=bool)})
     # (account, item) relations with intensity, for items used by 2..max accounts. Families and
     # templates share one table: kind 'F' or 'T'.
     con.execute(
@@ -162,22 +154,29 @@ def build_links(
         CREATE OR REPLACE TEMP TABLE _rg_rel AS
         WITH fam AS (
             SELECT x.acc, 'F' AS kind, f.family_id AS item, count(DISTINCT e.prompt_id) AS np,
-                   1.0::DOUBLE AS s
+                   1.0::DOUBLE AS s, false AS label
             FROM exchanges e JOIN families f USING (prompt_id) JOIN _rg_acc x USING (account_id)
             GROUP BY x.acc, f.family_id
         ), tpl AS (
             SELECT x.acc, 'T' AS kind, m.template_id AS item, count(DISTINCT e.prompt_id) AS np,
-                   any_value(sp.s)::DOUBLE AS s
+                   any_value(sp.s)::DOUBLE AS s, any_value(sp.label) AS label
             FROM exchanges e JOIN template_members m USING (prompt_id) JOIN _rg_acc x USING (account_id)
                  JOIN spec sp USING (template_id)
             GROUP BY x.acc, m.template_id
         ), allrel AS (SELECT * FROM fam UNION ALL SELECT * FROM tpl)
-        SELECT acc, kind, item, 1.0 + ln(np) AS u, np, s,
+        SELECT acc, kind, item, 1.0 + ln(np) AS u, np, s, label,
                count(*) OVER (PARTITION BY kind, item) AS k
         FROM allrel
         """
     )
     con.execute(f"DELETE FROM _rg_rel WHERE k < 2 OR k > {int(max_item_accounts)}")
+    if family_crowd is not None and family_crowd.num_rows:
+        con.register("_rg_crowd", family_crowd)
+        con.execute(
+            "UPDATE _rg_rel SET s = (_rg_rel.k - 1)::DOUBLE / (greatest(c.crowd, _rg_rel.k) - 1) "
+            "FROM _rg_crowd c WHERE _rg_rel.kind = 'F' AND _rg_rel.item = c.family_id"
+        )
+        con.unregister("_rg_crowd")
     rel = con.execute("SELECT acc, kind, item, u, s, k FROM _rg_rel ORDER BY kind, item, acc").fetchnumpy()
     n_rel = len(rel["acc"])
     log.debug("links: %d account-item relations over shared items", n_rel)
@@ -291,45 +290,61 @@ MIN_REPEAT = 2
 MIN_INTENSE_SPECIFICITY = 0.5
 
 
+def _poisson_sf(x: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """P(X >= x) for X ~ Poisson(lam), elementwise (log-space sum of the upper tail)."""
+    out = np.ones(len(x), dtype=np.float64)
+    for i, (xi, li) in enumerate(zip(x.tolist(), lam.tolist(), strict=True)):
+        if xi <= 0 or xi <= li:
+            continue  # at or below the mean: nowhere near significant
+        if li <= 0:
+            out[i] = 0.0
+            continue
+        js = np.arange(xi, xi + 60 + int(10 * math.sqrt(li) + xi))
+        lt = -li + js * math.log(li) - np.array([math.lgamma(j + 1) for j in js.tolist()])
+        m = float(lt.max())
+        out[i] = min(1.0, math.exp(m) * float(np.exp(lt - m).sum()))
+    return out
+
+
 def _intense_templates(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Templates with significantly many intense members; fills temp table ``_rg_intense(acc, item)``."""
-    u = np.asarray(con.execute("SELECT u FROM _rg_rel WHERE kind = 'T'").fetchnumpy()["u"], dtype=np.float64)
+    rel = con.execute("SELECT item, u FROM _rg_rel WHERE kind = 'T' ORDER BY item").fetchnumpy()
+    u = np.asarray(rel["u"], dtype=np.float64)
     con.execute("CREATE OR REPLACE TEMP TABLE _rg_intense (acc BIGINT, item BIGINT)")
     if len(u) == 0:
         return []
-    items = np.empty(0, np.int64)
+    items, first = np.unique(np.asarray(rel["item"], dtype=np.int64), return_index=True)
+    k = np.diff(np.append(first, len(u)))
     significant: set[int] = set()
-    tests = 0
     # Two cuts, each tested against its own background rate over all template relations: the 99th
     # percentile of intensity (a few accounts hammering one template), and "sent two or more distinct
     # fillings" (many accounts each repeating a template a few times: low and slow). Organic users
     # repeat templates too, at the background rate; a campaign's members repeat far more often.
-    for cut in (float(np.quantile(u, 0.99)), 1.0 + math.log(MIN_REPEAT)):
+    # (Conditioning the rate on account volume was tried: on bench/detect_eval.py it found nothing
+    # more and missed a small low-and-slow ring, whose volume class other campaigns had filled.)
+    cut99 = float(np.quantile(u, 0.99))
+    for cut in (cut99, 1.0 + math.log(MIN_REPEAT)):
         # ">=" so ties at the cut count (many relations share the same few intensities).
-        p = float((u >= cut - 1e-9).mean())
-        per = con.execute(
-            f"SELECT item, any_value(k) AS k, count(*) FILTER (WHERE u >= {cut - 1e-9!r}) AS x "
-            "FROM _rg_rel WHERE kind = 'T' GROUP BY item ORDER BY item"
-        ).fetchnumpy()
-        items = np.asarray(per["item"], dtype=np.int64)
-        x = np.asarray(per["x"], dtype=np.int64)
-        k = np.asarray(per["k"], dtype=np.int64)
+        hit = u >= cut - 1e-9
+        x = np.add.reduceat(hit.astype(np.int64), first)
         cand = x >= 3  # a ring needs three accounts
         pv = np.ones(len(items))
-        pv[cand] = _binom_sf(x[cand], k[cand], min(max(p, 1e-12), 1 - 1e-12))
-        tests += len(items)
+        pv[cand] = _poisson_sf(x[cand], k[cand] * float(hit.mean()))
         significant.update(int(t) for t in items[cand & (pv < 0.01 / max(1, 2 * len(items)))])
     sig = np.array(sorted(significant), dtype=np.int64)
     if len(sig):
         sel = pa.table({"item": sig})  # noqa: F841 (read by DuckDB)
         # Once a template is shown to be used intensely by too many accounts, every member that sent it
         # at least twice (distinct fillings) takes part: low-and-slow accounts each send only a few, and
-        # the 99th-percentile cut that proved the template would miss most of them. Short templates
-        # ("translate into french: {x}") are left out: repeated organic use of a stock phrase is normal.
+        # the 99th-percentile cut that proved the template would miss most of them. Other short
+        # templates ("translate into french: {x}") are left out: repeated organic use of a stock phrase
+        # is normal. A field label ("summarize: {article}") is the one short kind kept, and only its
+        # members past the 99th-percentile intensity: twenty articles each from a handful of accounts
+        # is a sweep, two from a user is a habit.
         con.execute(
             f"INSERT INTO _rg_intense SELECT acc, item FROM _rg_rel "
-            f"WHERE kind = 'T' AND np >= {MIN_REPEAT} AND s >= {MIN_INTENSE_SPECIFICITY} "
-            f"AND item IN (SELECT item FROM sel)"
+            f"WHERE kind = 'T' AND item IN (SELECT item FROM sel) AND ("
+            f"(np >= {MIN_REPEAT} AND s >= {MIN_INTENSE_SPECIFICITY}) OR (label AND u >= {cut99 - 1e-9!r}))"
         )
     log.debug("links: %d significant templates of %d tested", len(sig), len(items))
     return sig.tolist()

@@ -30,8 +30,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from engine.config import DEFAULT_THRESHOLD
 from engine.detect import rings as rg
 from engine.detect import signals as sg
+from engine.detect.crowding import family_crowds
 from engine.detect.elicitation import elicitation_table, score_elicitation
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,10 @@ def score_accounts(
     vecs = np.asarray(vecs, dtype=np.float32)
 
     t0 = time.monotonic()
-    graph = rg.build_links(con, seed=seed)
+    crowd = family_crowds(con, ids, vecs, DEFAULT_THRESHOLD)
+    stage["crowding"] = time.monotonic() - t0
+    t0 = time.monotonic()
+    graph = rg.build_links(con, seed=seed, family_crowd=crowd)
     stage["links"] = time.monotonic() - t0
     prog("links", 1, 5)
 

@@ -13,9 +13,11 @@ def test_specificity_grows_with_fixed_text():
     assert np.all(np.diff(s) > 0) and s[0] == 0 and s[-1] < 1
 
 
-def test_binomial_tail():
-    sf = rg._binom_sf(np.array([0, 1, 3]), np.array([5, 1, 3]), 0.5)
-    np.testing.assert_allclose(sf, [1.0, 0.5, 0.125])
+def test_poisson_tail():
+    sf = rg._poisson_sf(np.array([0, 3, 1, 2, 40]), np.array([1.0, 1.0, 2.0, 0.0, 10.0]))
+    # P(X >= 3 | 1) = 1 - e^-1 (1 + 1 + 1/2); at or below the mean the test is not run (1.0).
+    np.testing.assert_allclose(sf[:4], [1.0, 1 - np.exp(-1) * 2.5, 1.0, 0.0], rtol=1e-9)
+    assert 0 < sf[4] < 1e-10
 
 
 def test_links_and_rings():
@@ -49,3 +51,54 @@ def test_no_shared_content_no_links():
     con.execute("INSERT INTO families SELECT i, i, i, 1 FROM range(10) t(i)")
     g = rg.build_links(con)
     assert len(g.a) == 0 and rg.find_rings(g) == []
+
+
+def _label_sweep_workspace(kind: str):
+    """250 organic accounts, 40 of them use "summarize: {0}" once or twice; 6 accounts send 20 each."""
+    from tests.engine.test_scoring import Builder
+
+    b = Builder(11)
+    label = b.add_template("summarize: {0}", ["summarize:"])
+    for i in range(250):
+        acc = f"org{i:03d}"
+        b.organic(acc, int(b.rng.integers(5, 40)))
+        if i < 40:
+            for _ in range(1 + i % 2):
+                p = b.prompt(f"summarize: {b.words(30)}")
+                b.tmembers.append((label, p))
+                b.send(acc, p)
+    # Other templates, each used once by a few organic accounts: the background rate of intense use.
+    for t in range(40):
+        fixed = f"please act as {b.words(8)} and answer"
+        tid = b.add_template(fixed + " {0}", [fixed])
+        for i in b.rng.choice(250, size=8, replace=False):
+            p = b.prompt(f"{fixed} {b.words(10)}")
+            b.tmembers.append((tid, p))
+            b.send(f"org{i:03d}", p)
+    for j in range(6):
+        for _ in range(20):
+            p = b.prompt(f"summarize: {b.words(30)}")
+            b.tmembers.append((label, p))
+            b.send(f"sweep{j}", p)
+        b.organic(f"sweep{j}", 3)
+    con, _, _ = b.load()
+    con.execute("UPDATE templates SET kind = ? WHERE template_id = ?", [kind, label])
+    return con
+
+
+def test_label_template_links_only_its_intense_users():
+    # A one-word label is too short to link its users by shared use; six accounts that each sweep it
+    # twenty times, where organic users send it once or twice, are a significant excess.
+    g = rg.build_links(_label_sweep_workspace("label"), seed=0)
+    linked = {g.accounts[i] for i in np.concatenate([g.a, g.b])}
+    assert {f"sweep{j}" for j in range(6)} <= linked
+    assert not any(a.startswith("org") for a in linked)
+    assert len(g.intense_templates) == 1
+    rings = [sorted(g.accounts[i] for i in r) for r in rg.find_rings(g, seed=0)]
+    assert rings == [[f"sweep{j}" for j in range(6)]]
+
+
+def test_short_non_label_template_links_nobody():
+    # The same short anchor mined as an ordinary template has too little fixed text to link anyone.
+    g = rg.build_links(_label_sweep_workspace("prefix"), seed=0)
+    assert len(g.a) == 0
