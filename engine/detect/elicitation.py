@@ -63,6 +63,10 @@ EXEMPLARS: tuple[str, ...] = (
     "End with 'Final answer:' after showing every step of your reasoning.",
     "Explain the logic behind each step of your solution.",
     "Lay out your entire thought process, not just the answer.",
+    # British and exam phrasing: "working" rather than "work" or "reasoning".
+    "Show your working in full, then give the result.",
+    "Write down every intermediate result before the final answer.",
+    "Explain how you arrive at the answer, stage by stage.",
     "Piensa paso a paso y explica tu razonamiento en detalle.",
     "Muestra todos los pasos de tu razonamiento antes de la respuesta.",
     "Réfléchis étape par étape et explique ton raisonnement.",
@@ -79,8 +83,9 @@ EXEMPLARS: tuple[str, ...] = (
 # Broad cue prior: a prompt needs one of these to have its sentences encoded; prompts with none
 # form the null. Deliberately wide (recall), the embedding decides.
 CUE_PATTERN = (
-    r"(step|reason|think|thought|work|explain|show|chain|derivation|deduc|justify|walk me|"
-    r"out loud|intermediate|paso|razon|étape|raison|schritt|gedank|überleg|passo|ragion|raciocín|"
+    r"(step|reason|think|thought|work|explain|show|chain|deriv|deduc|justif|walk me|"
+    r"out loud|intermediate|stage|arriv|narrat|mind|method|logic|rational|process|how you|"
+    r"paso|razon|étape|raison|schritt|gedank|überleg|passo|ragion|raciocín|"
     r"步|思考|推理|ステップ|推論|шаг|рассужд)"
 )
 _SENT_RE = re.compile(r"[^.!?。！？\n]+[.!?。！？]*")
