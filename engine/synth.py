@@ -65,6 +65,13 @@ _DAY = 86_400
 _VIRAL_SHARE = 0.045
 _APP_SHARE = 0.025
 _GENERIC_P = 0.04
+# Share of organic prompts that carry the user's own text; accounts from _HEAVY_EXCHANGES exchanges up
+# paste more. Without it, organic users drew every prompt from a few thousand slot combinations and
+# ~56 % of their exchanges fell in near-copy families shared by 2-20 accounts, against ~8 % for the
+# real organic traffic of bench/detect_eval.py's corpora scenario.
+_CONTENT_P = 0.35
+_CONTENT_P_HEAVY = 0.85
+_HEAVY_EXCHANGES = 50
 _COVER_RATE = 0.12
 _MODEL_P = np.array([0.45, 0.33, 0.14, 0.08])
 # Local-time activity of people: quiet at night, peaks late morning and evening.
@@ -358,6 +365,19 @@ _SLOTS.update(
 @cache
 def _organic_templates() -> tuple[tuple[_Template, ...], ...]:
     return tuple(tuple(_Template(t) for t in V.ORGANIC_DOMAINS[d]) for d in _DOMAINS)
+
+
+# Slots filled with generated text (code, passages, email bodies): a prompt with one is unique.
+_CONTENT_SLOTS = ("{code", "{passage", "{long_passage", "{email_body", "{sentence")
+
+
+@cache
+def _content_templates() -> tuple[tuple[_Template, ...], ...]:
+    """Per domain, its templates that carry generated content; all such templates where it has none."""
+    every = tuple(_Template(t) for d in _DOMAINS for t in V.ORGANIC_DOMAINS[d]
+                  if any(c in t for c in _CONTENT_SLOTS))
+    return tuple(tuple(_Template(t) for t in V.ORGANIC_DOMAINS[d] if any(c in t for c in _CONTENT_SLOTS))
+                 or every for d in _DOMAINS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1042,6 +1062,8 @@ class _Renderer:
     def __init__(self, plan: _Plan) -> None:
         self.plan = plan
         self.organic = _organic_templates()
+        self.content = _content_templates()
+        self.volume = np.bincount(plan.acct, minlength=plan.n_accounts)
         self.apps = tuple(_Template(t) for t in V.APP_TEMPLATES)
         self.start_epoch = int(plan.config.start.timestamp())
         self.ex_width = max(8, len(str(plan.config.exchanges - 1)))
@@ -1119,12 +1141,16 @@ class _Renderer:
         organic = self.organic
         out: list[str] = []
         append = out.append
-        for s, it, d, ci in zip(src.tolist(), item.tolist(), dom.tolist(), camp_of, strict=True):
+        content, volume = self.content, self.volume
+        for a, s, it, d, ci in zip(acct.tolist(), src.tolist(), item.tolist(), dom.tolist(), camp_of, strict=True):
             if s == _ORGANIC or s == _COVER:
                 if rnd.random() < _GENERIC_P:
                     append(rnd.choice(V.GENERIC_PROMPTS))
                     continue
-                templates = organic[d]
+                # Users paste their own text (code, drafts, documents), power users most of all:
+                # such prompts are their own, not a combination of a few stock slot values.
+                p_content = _CONTENT_P_HEAVY if volume[a] >= _HEAVY_EXCHANGES else _CONTENT_P
+                templates = content[d] if rnd.random() < p_content else organic[d]
                 append(_organic_noise(templates[int(rnd.random() * len(templates))].render(rnd), rnd))
                 continue
             if s == _VIRAL:
