@@ -60,7 +60,8 @@ import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LinkGraph", "build_links", "find_rings", "template_specificity"]
+__all__ = ["LinkGraph", "RingExpansion", "build_links", "drop_link_tables", "expand_rings", "find_rings",
+           "template_specificity"]
 
 # Token length at which a template's fixed text counts as ~63 % specific (one sentence).
 _SPEC_TOKENS = 12.0
@@ -115,6 +116,7 @@ def build_links(
     seed: int = 0,
     n_evidence: int = 3,
     family_crowd: pa.Table | None = None,
+    keep_tables: bool = False,
 ) -> LinkGraph:
     """Weighted account-account links from shared families and templates, cut at the null.
 
@@ -130,6 +132,8 @@ def build_links(
         family_crowd: optional ``(family_id, crowd)`` (:func:`engine.detect.crowding.family_crowds`):
             a family then weighs ``(k - 1) / (crowd - 1)`` of a family that only its own ``k``
             accounts write anything like, so common kinds of prompt link nobody.
+        keep_tables: keep the relation tables for :func:`expand_rings`; the caller then calls
+            :func:`drop_link_tables`.
     """
     t0 = time.monotonic()
     accounts = tuple(
@@ -185,31 +189,15 @@ def build_links(
         return LinkGraph(accounts, empty, empty, empty.astype(float), empty, empty.astype(float),
                          empty.astype(float), math.inf, 0)
 
-    # Null: permute the item column within each kind; u stays with the account, s and k with the item.
+    # Null: permute the item column within each kind (_shuffle_into).
     rng = np.random.default_rng(seed)
-    kind = np.asarray(rel["kind"])
-    item = np.asarray(rel["item"], dtype=np.int64)
     null_w: list[np.ndarray] = []
     # Each account's own strongest chance link over the shuffles: a heavy user shares much generic
     # content with other heavy users by volume alone, so its links must also beat its own null, not
     # only the pooled one (which the few heavy accounts barely move).
     own_null = np.zeros(len(accounts), np.float64)
     for _ in range(max(1, n_null)):
-        perm_item = item.copy()
-        perm_s = np.asarray(rel["s"], dtype=np.float64).copy()
-        perm_k = np.asarray(rel["k"], dtype=np.int64).copy()
-        for kd in ("F", "T"):
-            idx = np.flatnonzero(kind == kd)
-            p = rng.permutation(len(idx))
-            perm_item[idx], perm_s[idx], perm_k[idx] = item[idx][p], perm_s[idx][p], perm_k[idx][p]
-        shuf = pa.table({  # noqa: F841 (read by DuckDB)
-            "acc": rel["acc"], "kind": kind, "item": perm_item, "u": rel["u"], "s": perm_s, "k": perm_k,
-        })
-        # An account drawn twice into one item keeps its largest intensity (the relation is a set).
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _rg_null AS SELECT acc, kind, item, max(u) AS u, "
-            "any_value(s) AS s, any_value(k) AS k FROM shuf GROUP BY acc, kind, item"
-        )
+        _shuffle_into(con, rel, rng, "_rg_null")
         # Each account's strongest chance link; accounts with shared items but no null pair count 0.
         res = con.execute(
             f"""
@@ -249,7 +237,11 @@ def build_links(
         "SELECT a, b, weight, n_shared, w_family, w_template FROM _rg_keep ORDER BY a, b"
     ).fetchnumpy()
     evidence = _evidence(con, n_evidence)
-    _drop(con)
+    if keep_tables:
+        for t in ("_rg_null", "_rg_pairs", "_rg_keep", "_rg_intense", "own_null"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+    else:
+        _drop(con)
     g = LinkGraph(
         accounts=accounts,
         a=np.asarray(kept["a"], dtype=np.int64),
@@ -409,6 +401,120 @@ def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int
             entry["pattern"] = (pattern or "")[:200]
             d["templates"].append(entry)
     return out
+
+
+def _shuffle_into(con: duckdb.DuckDBPyConnection, rel: dict, rng: np.random.Generator, table: str) -> None:
+    """One null draw of the relations ``rel`` (columns of ``_rg_rel``) into temp table ``table``.
+
+    The item column is permuted within each kind; ``u`` stays with the account, ``s`` and ``k`` with
+    the item.
+    """
+    kind = np.asarray(rel["kind"])
+    item = np.asarray(rel["item"], dtype=np.int64)
+    perm_item = item.copy()
+    perm_s = np.asarray(rel["s"], dtype=np.float64).copy()
+    perm_k = np.asarray(rel["k"], dtype=np.int64).copy()
+    for kd in ("F", "T"):
+        idx = np.flatnonzero(kind == kd)
+        p = rng.permutation(len(idx))
+        perm_item[idx], perm_s[idx], perm_k[idx] = item[idx][p], perm_s[idx][p], perm_k[idx][p]
+    shuf = pa.table({  # noqa: F841 (read by DuckDB)
+        "acc": rel["acc"], "kind": kind, "item": perm_item, "u": rel["u"], "s": perm_s, "k": perm_k,
+    })
+    # An account drawn twice into one item keeps its largest intensity (the relation is a set).
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT acc, kind, item, max(u) AS u, "
+        "any_value(s) AS s, any_value(k) AS k FROM shuf GROUP BY acc, kind, item"
+    )
+
+
+@dataclass(frozen=True)
+class RingExpansion:
+    """Accounts that joined a ring by their summed ties to its members (:func:`expand_rings`).
+
+    ``rings`` are the expanded rings (same order and ids as before); ``joined`` maps an account index
+    to ``(ring index, summed tie weight, members tied to)``; ``threshold`` is the null cut.
+    """
+
+    rings: list[np.ndarray]
+    joined: dict[int, tuple[int, float, int]]
+    threshold: float
+
+
+def expand_rings(
+    con: duckdb.DuckDBPyConnection,
+    rings: list[np.ndarray],
+    n_accounts: int,
+    *,
+    n_null: int = 3,
+    null_quantile: float = 0.99,
+    min_ties: int = 2,
+    seed: int = 0,
+) -> RingExpansion:
+    """Add to each ring the outside accounts tied to it as a whole, not to any one member.
+
+    A campaign account that sent a few copies each shared with different members has no single link
+    past the cut, yet its ties to the ring add up. Its tie to ring ``R`` is the sum of its pair weights
+    (same weights as links, significant or not) to the members of ``R``. The cut comes from the null:
+    the relations are shuffled as for links, and each outside account's strongest chance tie to any
+    ring (rings fixed) is taken; an account joins the ring it is most tied to when that tie exceeds the
+    ``null_quantile`` of those chance ties and reaches ``min_ties`` members.
+
+    Needs the ``_rg_rel`` / ``_rg_acc`` tables of :func:`build_links` (``keep_tables=True``).
+    """
+    if not rings:
+        return RingExpansion(rings, {}, math.inf)
+    ring_of = np.full(n_accounts, -1, dtype=np.int64)
+    for r, mem in enumerate(rings):
+        ring_of[mem] = r
+    con.register("_rg_ring", pa.table({"acc": np.arange(n_accounts, dtype=np.int64), "ring": ring_of}))
+
+    def ties(rel_table: str) -> dict:
+        return con.execute(
+            f"""
+            WITH p AS ({_pair_sql(rel_table)}),
+            t AS (SELECT a AS acc, b AS other, weight FROM p UNION ALL SELECT b, a, weight FROM p)
+            SELECT t.acc, r.ring, sum(t.weight) AS tie, count(*) AS n
+            FROM t JOIN _rg_ring r ON r.acc = t.other JOIN _rg_ring me ON me.acc = t.acc
+            WHERE r.ring >= 0 AND me.ring < 0
+            GROUP BY t.acc, r.ring ORDER BY t.acc, tie DESC, r.ring
+            """
+        ).fetchnumpy()
+
+    rel = con.execute("SELECT acc, kind, item, u, s, k FROM _rg_rel ORDER BY kind, item, acc").fetchnumpy()
+    rng = np.random.default_rng(seed + 1)
+    chance: list[np.ndarray] = []
+    for _ in range(max(1, n_null)):
+        _shuffle_into(con, rel, rng, "_rg_null")
+        t = ties("_rg_null")
+        acc = np.asarray(t["acc"], dtype=np.int64)
+        if len(acc):
+            # Rows are sorted by account, strongest tie first: the first row per account is its max.
+            first = np.flatnonzero(np.r_[True, acc[1:] != acc[:-1]])
+            chance.append(np.asarray(t["tie"], dtype=np.float64)[first])
+    pooled = np.concatenate(chance) if chance else np.empty(0)
+    threshold = float(np.quantile(pooled, null_quantile)) if len(pooled) else 0.0
+    t = ties("_rg_rel")
+    con.unregister("_rg_ring")
+    con.execute("DROP TABLE IF EXISTS _rg_null")
+    acc = np.asarray(t["acc"], dtype=np.int64)
+    joined: dict[int, tuple[int, float, int]] = {}
+    if len(acc):
+        first = np.flatnonzero(np.r_[True, acc[1:] != acc[:-1]])
+        tie = np.asarray(t["tie"], dtype=np.float64)[first]
+        n = np.asarray(t["n"], dtype=np.int64)[first]
+        ring = np.asarray(t["ring"], dtype=np.int64)[first]
+        for i in np.flatnonzero((tie > threshold) & (n >= min_ties)).tolist():
+            joined[int(acc[first[i]])] = (int(ring[i]), float(tie[i]), int(n[i]))
+    out = [np.array(sorted(set(mem.tolist()) | {a for a, (r2, _, _) in joined.items() if r2 == r}), dtype=np.int64)
+           for r, mem in enumerate(rings)]
+    log.info("rings: %d outside accounts joined a ring by summed ties (null cut %.4f)", len(joined), threshold)
+    return RingExpansion(out, joined, threshold)
+
+
+def drop_link_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the temporary tables :func:`build_links` kept with ``keep_tables=True``."""
+    _drop(con)
 
 
 def _drop(con: duckdb.DuckDBPyConnection) -> None:

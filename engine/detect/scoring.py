@@ -1,7 +1,8 @@
 """Account and ring scores with their evidence: the detection entry point.
 
 Order of work: (1) link accounts by shared rare content and cut the links at the data's own null
-(:mod:`engine.detect.rings`); (2) Louvain rings of >= 3 accounts; (3) per-account measurements
+(:mod:`engine.detect.rings`); (2) Louvain rings of >= 3 accounts, then outside accounts whose summed
+ties to one ring beat the null's chance ties join it (``expand_rings``); (3) per-account measurements
 (:mod:`engine.detect.signals`, :mod:`engine.detect.elicitation`) with cut-offs taken from the
 accounts outside rings; (4) scores.
 
@@ -90,13 +91,17 @@ def score_accounts(
     crowd = family_crowds(con, ids, vecs, DEFAULT_THRESHOLD)
     stage["crowding"] = time.monotonic() - t0
     t0 = time.monotonic()
-    graph = rg.build_links(con, seed=seed, family_crowd=crowd)
+    graph = rg.build_links(con, seed=seed, family_crowd=crowd, keep_tables=True)
     stage["links"] = time.monotonic() - t0
     prog("links", 1, 5)
 
     t0 = time.monotonic()
-    ring_members = rg.find_rings(graph, seed=seed)
     n_acc = len(graph.accounts)
+    try:
+        expansion = rg.expand_rings(con, rg.find_rings(graph, seed=seed), n_acc, seed=seed)
+    finally:
+        rg.drop_link_tables(con)
+    ring_members = expansion.rings
     ring_of = np.full(n_acc, -1, dtype=np.int64)
     for r, mem in enumerate(ring_members):
         ring_of[mem] = r
@@ -197,8 +202,11 @@ def score_accounts(
         sigs = []
         if ring_of[i] >= 0:
             r = int(ring_of[i])
+            joined = expansion.joined.get(i)
+            how = (f"; joined by its summed ties to {joined[2]} members (weight {joined[1]:.2f}, "
+                   f"chance cut {expansion.threshold:.2f})" if joined else "")
             sigs.append(_signal("ring", ring_score[r], FLAG_SCORE, ring_score[r],
-                                f"member of ring {r} ({len(ring_members[r])} accounts)",
+                                f"member of ring {r} ({len(ring_members[r])} accounts){how}",
                                 [{"ring_id": r, "accounts": [graph.accounts[j] for j in ring_members[r][:10]]}]))
         if s_f[i] > 0:
             sigs.append(_signal("shared_families", str_f[i], thr, s_f[i],
