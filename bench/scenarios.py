@@ -4,6 +4,7 @@ Two scenarios, each written as ``<dir>/traffic.jsonl`` and ``<dir>/traffic.truth
 has the shape of ``copyhound synth``'s (``campaigns``, ``viral``, ``single_app``, ``accounts``):
 
 * ``synth``: ``engine.synth.write_synth`` traffic (its own generator and truth).
+* ``demo``: the same generator with ``copyhound demo``'s seed: exactly the demo's traffic.
 * ``corpora``: organic traffic made from the real prompt corpora in ``../shared/corpora`` and planted
   campaigns made from corpora that the organic traffic does *not* use, so that no campaign prompt
   has an organic twin by construction (see :func:`build_corpora`).
@@ -421,7 +422,14 @@ def build_synth(out_dir: Path, *, exchanges: int = 20_000, seed: int = 1) -> dic
     return json.loads(res.truth_path.read_text(encoding="utf-8"))
 
 
-SCENARIOS = {"synth": build_synth, "corpora": build_corpora}
+def build_demo(out_dir: Path) -> dict:
+    """The traffic of ``copyhound demo`` (its size and seed), with its truth."""
+    from engine.demo import DEMO_SEED
+
+    return build_synth(out_dir, exchanges=20_000, seed=DEMO_SEED)
+
+
+SCENARIOS = {"synth": build_synth, "demo": build_demo, "corpora": build_corpora}
 
 
 def build(name: str, out_dir: Path, **kwargs) -> tuple[Path, dict]:

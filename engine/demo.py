@@ -14,6 +14,10 @@ from engine.progress import ProgressFn, no_progress
 log = logging.getLogger(__name__)
 
 
+# Seed of the demo's traffic; bench/detect_eval.py's `demo` scenario regenerates exactly this traffic.
+DEMO_SEED = 7
+
+
 def run_demo(workspace: Path, *, exchanges: int = 20_000, out: TextIO, progress: ProgressFn = no_progress) -> dict:
     """Generate (once), ingest, embed, scan; print a summary and one who-else of a planted ring."""
     from engine import Engine
@@ -25,7 +29,7 @@ def run_demo(workspace: Path, *, exchanges: int = 20_000, out: TextIO, progress:
     truth_path = workspace / "demo-traffic.truth.json"
     if not traffic.exists() or not truth_path.exists():
         log.info("generating %d demo exchanges into %s", exchanges, traffic)
-        synth = write_synth(SynthConfig(exchanges=exchanges, seed=7), traffic,
+        synth = write_synth(SynthConfig(exchanges=exchanges, seed=DEMO_SEED), traffic,
                             progress=lambda done, total: progress("synth", done, total))
         truth_path = synth.truth_path
     truth = json.loads(Path(truth_path).read_text())
