@@ -68,7 +68,7 @@ def _label_sweep_workspace(kind: str):
                 b.tmembers.append((label, p))
                 b.send(acc, p)
     # Other templates, each used once by a few organic accounts: the background rate of intense use.
-    for t in range(40):
+    for _ in range(40):
         fixed = f"please act as {b.words(8)} and answer"
         tid = b.add_template(fixed + " {0}", [fixed])
         for i in b.rng.choice(250, size=8, replace=False):
