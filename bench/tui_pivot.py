@@ -2,20 +2,22 @@
 
     python bench/tui_pivot.py --workspace WS            # an existing scanned workspace
     python bench/tui_pivot.py --build 20000 --out WS    # synth N exchanges, ingest and scan first
+    python bench/tui_pivot.py --build 1000000 --out WS --standin   # 1M: stand-in vectors (see below)
 
 The issue's target is a render of <= 150 ms after the data is loaded, at 1M exchanges. Render is timed
 as `screen.show(data)` plus the next refresh, headless at 120x40; load is the engine method alone.
-Writes JSON to bench/results/tui_pivot.json and a table to stdout.
+``--standin`` embeds with ``bench/pipeline.py``'s hashed-word encoder instead of MiniLM (embedding a
+million prompts with MiniLM takes hours on 2 cores): the workspace, its tables and the screens are the
+same size, so render times hold, but its families, rings and scores are not MiniLM's. The JSON says so.
+Writes JSON to bench/results/tui_pivot.json (``--name``) and a table to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
+import logging
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,18 +27,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import Engine  # noqa: E402
 
 
-def _git_sha() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+def _encoder(standin: bool):
+    if not standin:
+        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pipeline import HashWordEncoder
+
+    return HashWordEncoder()
 
 
-def build(n: int, out: Path) -> Path:
+def build(n: int, out: Path, standin: bool) -> Path:
     from engine.synth import SynthConfig, write_synth
 
     result = write_synth(SynthConfig(exchanges=n, seed=7), out.with_suffix(".jsonl.gz"))
-    engine = Engine(out)
+    engine = Engine(out, encoder=_encoder(standin))
     engine.ingest([result.path])
     engine.scan()
     return out
@@ -96,19 +100,26 @@ def main() -> int:
     ap.add_argument("--build", type=int, help="synth this many exchanges into --out first")
     ap.add_argument("--out", type=Path, default=Path("bench-tui-ws"))
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--standin", action="store_true", help="hashed-word stand-in vectors (build and open)")
+    ap.add_argument("--name", default="tui_pivot", help="results file bench/results/NAME.json")
     args = ap.parse_args()
-    ws = build(args.build, args.out) if args.build else args.workspace
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    t0 = time.perf_counter()
+    ws = build(args.build, args.out, args.standin) if args.build else args.workspace
+    build_s = time.perf_counter() - t0
     if ws is None:
         ap.error("give --workspace or --build N")
-    engine = Engine(ws, create=False)
+    engine = Engine(ws, create=False, encoder=_encoder(args.standin))
     status = engine.status()
     rows = asyncio.run(measure(engine, args.repeats))
-    result = {"git": _git_sha(), "machine": platform.machine(), "python": platform.python_version(),
-              "exchanges": status.exchanges, "accounts": status.accounts, "prompts": status.prompts,
-              "target_render_ms": 150, "pivots": rows}
-    out = Path(__file__).parent / "results" / "tui_pivot.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from common import envelope, write_results
+
+    result = envelope("tui_pivot", exchanges=status.exchanges, accounts=status.accounts, prompts=status.prompts,
+                      vectors="standin (hashed words)" if args.standin else "minilm",
+                      build_s=round(build_s, 1) if args.build else None,
+                      target_render_ms=150, pivots=rows)
+    write_results(args.name, result)
     print(f"{status.exchanges:,} exchanges, {status.accounts:,} accounts")
     print(f"{'pivot':<10}{'load ms':>10}{'render ms':>12}{'max':>8}")
     for r in rows:
