@@ -34,6 +34,9 @@ __all__ = ["CROWD_NEIGHBORS", "family_crowds"]
 # Nearest prompts looked at per family centre: a crowd past ~this many accounts is "very popular",
 # and its per-pair weight (1 / (crowd - 1)) is already negligible.
 CROWD_NEIGHBORS = 64
+# Vectors the IVF lists are trained on above the exact-search size: enough for 4,096 lists at FAISS's
+# 39 points per list, the same sample the workspace index uses.
+CROWD_TRAIN_SAMPLE = 262_144
 
 
 def family_crowds(
@@ -70,7 +73,7 @@ def family_crowds(
     factory = faiss_index.choose_factory(len(ids), vecs.shape[1])
     idx = faiss_index.make_index(vecs.shape[1], factory)
     # A no-op for exact indexes; IVF lists are trained on a fixed sample (deterministic results).
-    sample = np.random.default_rng(0).choice(len(vecs), size=min(len(vecs), 100_000), replace=False)
+    sample = np.random.default_rng(0).choice(len(vecs), size=min(len(vecs), CROWD_TRAIN_SAMPLE), replace=False)
     faiss_index.train(idx, vecs[np.sort(sample)])
     faiss_index.add(idx, vecs, ids)
     kk = min(k, len(ids))
