@@ -102,3 +102,64 @@ def test_short_non_label_template_links_nobody():
     # The same short anchor mined as an ordinary template has too little fixed text to link anyone.
     g = rg.build_links(_label_sweep_workspace("prefix"), seed=0)
     assert len(g.a) == 0
+
+
+def _ring_with_a_straggler():
+    """A copy ring of six accounts; 'late' sent one copy of each of four ring prompts; 'stranger' one."""
+    from tests.engine.test_scoring import Builder
+
+    b = Builder(5)
+    for i in range(300):
+        b.organic(f"org{i:03d}", int(b.rng.integers(5, 30)))
+    # Chance overlap in the background: random pairs of organic accounts share one rare family.
+    for _ in range(450):
+        i, j = b.rng.choice(300, size=2, replace=False)
+        c = b.prompt(f"what is the meaning of {b.words(3)}")
+        b.send(f"org{i:03d}", c)
+        d = b.prompt(b.prompts[c] + " ?")
+        b.family[d] = c
+        b.send(f"org{j:03d}", d)
+    ring = [f"ring{i}" for i in range(6)]
+    centres = []
+    for f in range(18):
+        c = b.prompt(f"explain {b.words(10)} family{f}")
+        centres.append(c)
+        # Each ring prompt is sent by three of the six members, in rotation.
+        for j in range(3):
+            acc = ring[(f + j) % 6]
+            p = b.prompt(b.prompts[c] + f" v{j}")
+            b.family[p] = c
+            b.send(acc, p)
+    for c in centres[:4]:
+        p = b.prompt(b.prompts[c] + " late")
+        b.family[p] = c
+        b.send("late", p)
+    b.organic("late", 10)
+    p = b.prompt(b.prompts[centres[5]] + " stranger")
+    b.family[p] = centres[5]
+    b.send("stranger", p)
+    b.organic("stranger", 10)
+    con, _, _ = b.load()
+    return con
+
+
+def test_a_straggler_joins_the_ring_by_its_summed_ties():
+    con = _ring_with_a_straggler()
+    g = rg.build_links(con, seed=0, keep_tables=True)
+    try:
+        rings = rg.find_rings(g, seed=0)
+        ring_names = [{g.accounts[i] for i in r} for r in rings]
+        members = {f"ring{i}" for i in range(6)}
+        assert set().union(*ring_names) == members  # Louvain may split the six; nobody else is in
+        late, stranger = g.accounts.index("late"), g.accounts.index("stranger")
+        assert not any(late in r or stranger in r for r in rings)  # no single tie of theirs is strong
+        exp = rg.expand_rings(con, rings, len(g.accounts), seed=0)
+    finally:
+        rg.drop_link_tables(con)
+    assert late in exp.joined and stranger not in exp.joined
+    r, tie, n = exp.joined[late]
+    assert {g.accounts[i] for i in rings[r]} <= members
+    assert n >= 2 and tie > exp.threshold
+    assert late in exp.rings[r] and len(exp.rings[r]) == len(rings[r]) + 1
+    assert not any(g.accounts[a].startswith("org") for a in exp.joined)
+    assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_rg_%'").fetchone()[0]

@@ -87,10 +87,11 @@ class Builder:
         fam = np.array([self.family.get(i, i) + 1 for i in range(len(self.prompts))], dtype=np.int64)
         ft = pa.table({"family_id": fam, "prompt_id": ids})  # noqa: F841
         con.execute("INSERT INTO families SELECT family_id, prompt_id, family_id, 0.95 FROM ft")
-        con.executemany(
-            "INSERT INTO templates (template_id, pattern, anchors, kind) VALUES (?, ?, ?, 'prefix')",
-            [(t, p, json.dumps(a)) for t, p, a in self.templates],
-        )
+        if self.templates:
+            con.executemany(
+                "INSERT INTO templates (template_id, pattern, anchors, kind) VALUES (?, ?, ?, 'prefix')",
+                [(t, p, json.dumps(a)) for t, p, a in self.templates],
+            )
         tm = pa.table({"template_id": [t for t, _ in self.tmembers],  # noqa: F841
                        "prompt_id": [p + 1 for _, p in self.tmembers]})
         con.execute("INSERT INTO template_members SELECT template_id, prompt_id FROM tm")
