@@ -347,7 +347,7 @@ def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int
     rows = con.execute(
         f"""
         WITH sh AS (
-            SELECT k.a, k.b, r1.kind, r1.item, r1.k,
+            SELECT k.a, k.b, r1.kind, r1.item, r1.k, r1.s,
                    r1.s * least(r1.u, r2.u) / (r1.k - 1) AS contrib,
                    row_number() OVER (PARTITION BY k.a, k.b
                                       ORDER BY r1.s * least(r1.u, r2.u) / (r1.k - 1) DESC, r1.kind, r1.item) AS rk
@@ -366,7 +366,7 @@ def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int
             WHERE f.family_id IS NOT NULL OR m.template_id IS NOT NULL
             GROUP BY n.acc, n.kind, n.item
         )
-        SELECT t.a, t.b, t.kind, t.item, t.k, t.contrib, ea.pid, eb.pid,
+        SELECT t.a, t.b, t.kind, t.item, t.k, t.s, t.contrib, ea.pid, eb.pid,
                left(pa.text, 200), left(pb.text, 200), tp.pattern
         FROM top t
         JOIN ex ea ON ea.acc = t.a AND ea.kind = t.kind AND ea.item = t.item
@@ -377,7 +377,7 @@ def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int
         ORDER BY t.a, t.b, t.rk
         """
     ).fetchall()
-    pids = {(min(r[6], r[7]), max(r[6], r[7])) for r in rows if r[2] == "F" and r[6] != r[7]}
+    pids = {(min(r[7], r[8]), max(r[7], r[8])) for r in rows if r[2] == "F" and r[7] != r[8]}
     sims: dict[tuple[int, int], float] = {}
     if pids:
         pt = pa.table({"pa": [p[0] for p in pids], "pb": [p[1] for p in pids]})  # noqa: F841
@@ -389,11 +389,13 @@ def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int
             ).fetchall()
         }
     out: dict[tuple[int, int], dict] = {}
-    for a, b, kind, item, k, contrib, pida, pidb, ta, tb, pattern in rows:
+    for a, b, kind, item, k, spec, contrib, pida, pidb, ta, tb, pattern in rows:
         d = out.setdefault((int(a), int(b)), {"families": [], "templates": []})
         entry: dict = {"id": int(item), "n_accounts": int(k), "weight": round(float(contrib), 4),
                        "prompt_a": int(pida), "text_a": ta, "prompt_b": int(pidb), "text_b": tb}
         if kind == "F":
+            # Accounts writing anything within the who-else radius (s = (k - 1) / (crowd - 1)).
+            entry["crowd"] = int(round(1 + (int(k) - 1) / spec)) if spec and spec > 0 else int(k)
             key = (min(pida, pidb), max(pida, pidb))
             entry["similarity"] = 1.0 if pida == pidb else sims.get(key)
             d["families"].append(entry)

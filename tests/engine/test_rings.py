@@ -35,6 +35,20 @@ def test_links_and_rings():
     # Evidence of a template link names the template.
     a, b = g.accounts.index("split0"), g.accounts.index("split1")
     assert g.evidence[(a, b)]["templates"][0]["pattern"].startswith("you are a world class")
+    # Family evidence says how many accounts write anything like it (no crowding given: its own accounts).
+    r0, r1 = g.accounts.index("ring0"), g.accounts.index("ring1")
+    fam = g.evidence[(r0, r1)]["families"][0]
+    assert fam["crowd"] == fam["n_accounts"] == 5
+    # A crowd of 41 around that family makes it weigh (5 - 1) / (41 - 1) of what it did.
+    import pyarrow as pa
+
+    rg.build_links(con, seed=0, family_crowd=pa.table({"family_id": [fam["id"]], "crowd": [41]}), keep_tables=True)
+    try:
+        spec = con.execute("SELECT DISTINCT s FROM _rg_rel WHERE kind = 'F' AND item = ?", [fam["id"]]).fetchall()
+        others = con.execute("SELECT DISTINCT s FROM _rg_rel WHERE kind = 'F' AND item <> ?", [fam["id"]]).fetchall()
+    finally:
+        rg.drop_link_tables(con)
+    assert spec == [(0.1,)] and others == [(1.0,)]
     # No temporary tables left behind.
     assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_rg_%'").fetchone()[0]
 
