@@ -125,7 +125,13 @@ def score_accounts(
     cut_e = sg.background_cut(shares["elicit_share"], bg)
     cut_c = sg.coverage_cut(cov["evenness"], cov["n_prompts"], bg)
     s_t = sg.exceed_share(shares["templated_share"], cut_t)
-    s_e = sg.exceed_share(shares["elicit_share"], cut_e)
+    s_e_share = sg.exceed_share(shares["elicit_share"], cut_e)
+    # Consistency: the account's mean exemplar similarity past the background's 99th percentile, scaled
+    # to reach 1 at the per-prompt threshold (where every prompt of the account would be flagged).
+    cut_m = sg.background_cut(shares["elicit_mean"], bg)
+    span_m = max(el.threshold - cut_m, 1e-6)
+    s_e_mean = np.clip((shares["elicit_mean"] - cut_m) / span_m, 0.0, 1.0) * (el.threshold > cut_m)
+    s_e = np.maximum(s_e_share, s_e_mean)
     s_c = np.clip((cov["evenness"] - cut_c) / np.maximum(1.0 - cut_c, 1e-9), 0.0, 1.0)
     # Link strength per account and channel: sum of its significant links' weights.
     str_f = np.zeros(n_acc)
@@ -221,10 +227,16 @@ def score_accounts(
             sigs.append(_signal("templated_share", shares["templated_share"][i], cut_t, s_t[i],
                                 f"{int(shares['n_templated'][i])} of {int(shares['n_ex'][i])} exchanges use "
                                 "templates shared with other accounts", examples_t.get(acc, [])))
-        if s_e[i] > 0:
+        if s_e[i] > 0 and s_e_share[i] >= s_e_mean[i]:
             sigs.append(_signal("elicitation", shares["elicit_share"][i], cut_e, s_e[i],
                                 f"{int(shares['n_elicit'][i])} of {int(shares['n_ex'][i])} exchanges ask for "
                                 "the full chain of thought", examples_e.get(acc, [])))
+        elif s_e[i] > 0:
+            sigs.append(_signal("elicitation", shares["elicit_mean"][i], cut_m, s_e[i],
+                                f"its prompts average cosine {shares['elicit_mean'][i]:.2f} to the reasoning-"
+                                f"elicitation exemplars (99th percentile of accounts {cut_m:.2f}, per-prompt "
+                                f"threshold {el.threshold:.2f}): consistently worded to draw out the reasoning",
+                                examples_e.get(acc, []) or _top_elicit(con, acc)))
         if s_c[i] > 0:
             sigs.append(_signal("coverage", cov["evenness"][i], cut_c[i], s_c[i],
                                 f"prompts spread over {int(cov['n_clusters_hit'][i])} of {int(cov['k'])} topic "
@@ -243,12 +255,26 @@ def score_accounts(
         "n_links": int(len(graph.a)), "n_candidate_pairs": graph.n_candidate_pairs,
         "n_rings": len(ring_rows), "n_flagged": n_flag, "n_accounts": n_acc,
         "thresholds": {"link_weight": thr, "templated_share": cut_t, "elicitation_share": cut_e,
+                       "elicitation_mean": cut_m,
                        "elicitation_similarity": el.threshold, "flag_score": FLAG_SCORE,
                        "intense_templates": len(graph.intense_templates)},
         "stage_seconds": {k: round(v, 3) for k, v in stage.items()},
     }
     log.info("scoring: %d links, %d rings, %d of %d accounts flagged", out["n_links"], out["n_rings"], n_flag, n_acc)
     return out
+
+
+def _top_elicit(con: duckdb.DuckDBPyConnection, account: str, n: int = 3) -> list[dict]:
+    """The account's prompts most similar to the elicitation exemplars (none of them past the cut)."""
+    rows = con.execute(
+        """
+        SELECT DISTINCT e.prompt_id, el.elicit_sim, left(p.text, 200) FROM exchanges e
+        JOIN _sc_elicit el USING (prompt_id) JOIN prompts p ON p.prompt_id = e.prompt_id
+        WHERE e.account_id = ? ORDER BY el.elicit_sim DESC, e.prompt_id LIMIT ?
+        """,
+        [account, n],
+    ).fetchall()
+    return [{"prompt_id": int(pid), "similarity": round(float(sim), 4), "text": text} for pid, sim, text in rows]
 
 
 def _intense_accounts(graph: rg.LinkGraph) -> np.ndarray:

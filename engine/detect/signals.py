@@ -65,7 +65,8 @@ def account_shares(
     ``elicit`` names a registered relation ``(prompt_id, elicit_sim, is_elicit)``. A template counts as
     shared when more than one account sent members of it (computed here: the caller may not have
     filled ``templates.n_accounts``). Returns int64/float64 arrays keyed ``n_ex``, ``n_prompts``,
-    ``n_templated``, ``n_elicit`` and the shrunk shares ``templated_share``, ``elicit_share``.
+    ``n_templated``, ``n_elicit``, the shrunk shares ``templated_share``, ``elicit_share`` and
+    ``elicit_mean`` (mean exemplar similarity, shrunk towards the workspace mean).
     """
     r = con.execute(
         f"""
@@ -79,7 +80,8 @@ def account_shares(
                count(*) AS n_ex,
                count(DISTINCT e.prompt_id) AS n_prompts,
                count(*) FILTER (WHERE s.prompt_id IS NOT NULL) AS n_templated,
-               count(*) FILTER (WHERE el.is_elicit) AS n_elicit
+               count(*) FILTER (WHERE el.is_elicit) AS n_elicit,
+               sum(coalesce(el.elicit_sim, 0))::DOUBLE AS elicit_sim_sum
         FROM exchanges e
         LEFT JOIN shared s USING (prompt_id)
         LEFT JOIN {elicit} el USING (prompt_id)
@@ -90,6 +92,12 @@ def account_shares(
     n = out["n_ex"].astype(np.float64)
     out["templated_share"] = out["n_templated"] / (n + PRIOR_EXCHANGES)
     out["elicit_share"] = out["n_elicit"] / (n + PRIOR_EXCHANGES)
+    # Mean similarity to the elicitation exemplars over the account's exchanges, shrunk towards the
+    # workspace's mean: an account that wraps everything in its own paraphrase of "show your reasoning"
+    # sits above other accounts even where no single prompt clears the per-prompt threshold.
+    sim_sum = np.asarray(r["elicit_sim_sum"], dtype=np.float64)
+    overall = float(sim_sum.sum() / max(n.sum(), 1.0))
+    out["elicit_mean"] = (sim_sum + PRIOR_EXCHANGES * overall) / (n + PRIOR_EXCHANGES)
     return out
 
 

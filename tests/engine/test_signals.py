@@ -67,3 +67,21 @@ def test_ring_timing_detects_synchrony():
     rand = sg.ring_timing(con, [f"r{a}" for a in range(4)])
     assert sync["value"] == 1.0 and sync["value"] > sync["background"]
     assert rand["value"] <= rand["background"]
+
+
+def test_account_shares_mean_elicitation_similarity_is_shrunk():
+    con = _con()
+    # "wrapper" sends 20 prompts at similarity 0.6 (none flagged); "one" a single such prompt; "plain" 20 at 0.2.
+    rows = [("wrapper", i) for i in range(20)] + [("one", 20)] + [("plain", 21 + i) for i in range(20)]
+    con.executemany("INSERT INTO exchanges (account_id, prompt_id) VALUES (?, ?)", rows)
+    sims = [0.6] * 21 + [0.2] * 20
+    el = pa.table({"prompt_id": list(range(41)), "elicit_sim": sims, "is_elicit": [False] * 41})  # noqa: F841
+    con.register("el", el)
+    out = sg.account_shares(con, "el")
+    mean = dict(zip(out["account_id"].tolist(), out["elicit_mean"].tolist(), strict=True))
+    overall = (0.6 * 21 + 0.2 * 20) / 41
+    assert abs(mean["wrapper"] - (0.6 * 20 + 5 * overall) / 25) < 1e-9
+    # One prompt moves an account only a little off the workspace mean; twenty move it most of the way.
+    assert mean["plain"] < overall < mean["one"] < mean["wrapper"]
+    assert mean["one"] - overall < (mean["wrapper"] - overall) / 3
+    assert all(s == 0 for s in out["elicit_share"])
