@@ -59,10 +59,10 @@ import scenarios  # noqa: E402
 from common import envelope, table, write_results  # noqa: E402
 
 from engine import Engine  # noqa: E402
+from engine.detect.scoring import FLAG_SCORE  # noqa: E402 (copyhound flags an account at this score)
 
 log = logging.getLogger("bench.detect_eval")
 
-FLAG_SCORE = 0.5  # copyhound flags an account at this score (engine.detect.scoring.FLAG_SCORE)
 LSH_THRESHOLD = 0.5
 NUM_PERM = 128
 RING_MIN_SHARED = 2

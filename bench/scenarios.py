@@ -124,6 +124,21 @@ class _Builder:
         return int(self.rng.uniform(lo_day * _DAY, hi_day * _DAY))
 
 
+@dataclass
+class _Planted:
+    """One planted campaign's sends: counted, the first three kept as examples for the truth file."""
+
+    builder: _Builder
+    n: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def send(self, account: str, ts: int, text: str) -> None:
+        self.builder.send(account, ts, text)
+        self.n += 1
+        if len(self.examples) < 3:
+            self.examples.append(text)
+
+
 def _read(name: str) -> list[dict]:
     path = CORPORA / f"{name}.jsonl.gz"
     with gzip.open(path, "rt", encoding="utf-8") as fh:
@@ -223,11 +238,10 @@ def build_corpora(out_dir: Path, *, seed: int = 0, n_organic_accounts: int = 200
         n_camp_acc += n
         return out
 
-    def add_campaign(cid: str, kind: str, accts: list[str], n_ex: int, n_cover: int, desc: str,
-                     examples: list[str]) -> None:
-        b.campaigns.append({"campaign_id": cid, "kind": kind, "accounts": accts, "exchanges": n_ex + n_cover,
+    def add_campaign(cid: str, kind: str, accts: list[str], sent: _Planted, n_cover: int, desc: str) -> None:
+        b.campaigns.append({"campaign_id": cid, "kind": kind, "accounts": accts, "exchanges": sent.n + n_cover,
                             "cover_exchanges": n_cover, "description": desc,
-                            "example_prompts": examples[:3]})
+                            "example_prompts": sent.examples})
 
     def add_cover(accts: list[str], lo: int, hi: int) -> int:
         n = 0
@@ -244,18 +258,15 @@ def build_corpora(out_dir: Path, *, seed: int = 0, n_organic_accounts: int = 200
         accts = camp_accounts(cid, n_acc)
         lo_day = rng.uniform(0, DAYS - days)
         bursts = [b.machine_ts(lo_day, lo_day + days) for _ in range(12)]
-        n_ex, examples = 0, []
+        sent = _Planted(b)
         for q in _take(src, n_q):
             for a in rng.sample(accts, rng.randint(lo, hi)):
                 text, _ = perturb(q, rng, n_ops=rng.randint(1, 3))
                 ts = rng.choice(bursts) + rng.randrange(_HOUR) if synced else b.human_ts(a, lo_day, lo_day + days)
-                b.send(a, ts, text)
-                n_ex += 1
-                if len(examples) < 3:
-                    examples.append(text)
-        add_campaign(cid, "copy_ring", accts, n_ex, add_cover(accts, 0, 5),
+                sent.send(a, ts, text)
+        add_campaign(cid, "copy_ring", accts, sent, add_cover(accts, 0, 5),
                      f"{n_q} questions each sent by {lo}-{hi} of {n_acc} accounts, perturbed "
-                     f"({'synchronised bursts' if synced else 'independent timing'}, {days} days)", examples)
+                     f"({'synchronised bursts' if synced else 'independent timing'}, {days} days)")
 
     # template_sweep: (id, accounts, templates, prompts per template, days)
     sweep_specs = [("sweep-A", 10, 1, 200, 3), ("sweep-B", 12, 2, 200, 7), ("sweep-C", 5, 1, 100, 2),
@@ -263,20 +274,16 @@ def build_corpora(out_dir: Path, *, seed: int = 0, n_organic_accounts: int = 200
     for cid, n_acc, n_t, per_t, days in sweep_specs:
         accts = camp_accounts(cid, n_acc)
         lo_day = rng.uniform(0, DAYS - days)
-        n_ex, examples, used = 0, [], []
+        sent, used = _Planted(b), []
         for _ in range(n_t):
             g = hard_template if cid == "sweep-D" else next_group()
             used.append(g)
             texts = list(dict.fromkeys(t0_by_group[g]))
             rng.shuffle(texts)
             for i, text in enumerate(texts[:per_t]):  # round-robin: no account repeats a prompt
-                b.send(accts[i % n_acc], b.machine_ts(lo_day, lo_day + days), text)
-                n_ex += 1
-                if len(examples) < 3:
-                    examples.append(text)
-        add_campaign(cid, "template_sweep", accts, n_ex, add_cover(accts, 0, 4),
-                     f"T0 template(s) {', '.join(used)}: {per_t} fillings each, split between {n_acc} accounts",
-                     examples)
+                sent.send(accts[i % n_acc], b.machine_ts(lo_day, lo_day + days), text)
+        add_campaign(cid, "template_sweep", accts, sent, add_cover(accts, 0, 4),
+                     f"T0 template(s) {', '.join(used)}: {per_t} fillings each, split between {n_acc} accounts")
 
     # cot_elicitation: (id, accounts, questions per account, source, phrasings, days). Each instance has
     # its own phrasings: separate operators do not share wording, so their rings should stay apart.
@@ -286,7 +293,7 @@ def build_corpora(out_dir: Path, *, seed: int = 0, n_organic_accounts: int = 200
         accts = camp_accounts(cid, n_acc)
         n_phr = len(phrasings)
         lo_day = rng.uniform(0, DAYS - days)
-        n_ex, examples = 0, []
+        sent = _Planted(b)
         for a in accts:
             qs = _take(src, per_acc) if src != "mixed" else _take(gpteacher, per_acc // 2) + _take(alpaca, per_acc - per_acc // 2)
             for q in qs:
@@ -294,48 +301,37 @@ def build_corpora(out_dir: Path, *, seed: int = 0, n_organic_accounts: int = 200
                 mode = rng.randrange(4)
                 text = (p + "\n\n" + q if mode == 0 else q + "\n\n" + p if mode == 1
                         else f"{p}\nQuestion: {q}" if mode == 2 else f"{q} {p}")
-                b.send(a, b.machine_ts(lo_day, lo_day + days), text)
-                n_ex += 1
-                if len(examples) < 3:
-                    examples.append(text)
-        add_campaign(cid, "cot_elicitation", accts, n_ex, add_cover(accts, 0, 4),
-                     f"{per_acc} distinct questions per account wrapped in {n_phr} own elicitation phrasings",
-                     examples)
+                sent.send(a, b.machine_ts(lo_day, lo_day + days), text)
+        add_campaign(cid, "cot_elicitation", accts, sent, add_cover(accts, 0, 4),
+                     f"{per_acc} distinct questions per account wrapped in {n_phr} own elicitation phrasings")
 
     # cot-D: every account words its demand in its own way (its own core, varied openers and closers),
     # so no phrasing is shared between accounts: only the elicitation detector itself can find it.
     accts = camp_accounts("cot-D", len(COT_OWN_CORES))
     lo_day = rng.uniform(0, DAYS - 14)
-    n_ex, examples = 0, []
+    sent = _Planted(b)
     for a, core in zip(accts, COT_OWN_CORES, strict=True):
         for q in _take(gpteacher, 30):
             demand = (rng.choice(COT_OPENERS) + " " + core + rng.choice(COT_CLOSERS)).strip()
             demand = demand[0].upper() + demand[1:]
             text = demand + "\n\n" + q if rng.random() < 0.5 else q + "\n\n" + demand
-            b.send(a, b.machine_ts(lo_day, lo_day + 14), text)
-            n_ex += 1
-            if len(examples) < 3:
-                examples.append(text)
-    add_campaign("cot-D", "cot_elicitation", accts, n_ex, add_cover(accts, 0, 4),
+            sent.send(a, b.machine_ts(lo_day, lo_day + 14), text)
+    add_campaign("cot-D", "cot_elicitation", accts, sent, add_cover(accts, 0, 4),
                  "30 distinct questions per account, each account with its own elicitation wording "
-                 "(no phrasing shared between accounts)", examples)
+                 "(no phrasing shared between accounts)")
 
     # low_slow: (id, accounts, preamble); each account 5-20 campaign prompts over the month
     slow_specs = [("slow-A", 60, 0), ("slow-B", 25, 1), ("slow-C", 12, 2)]
     for cid, n_acc, k in slow_specs:
         accts = camp_accounts(cid, n_acc)
         pre = SLOW_PREAMBLES[k]
-        n_ex, examples = 0, []
+        sent = _Planted(b)
         for a in accts:
             for q in _take(gpteacher, rng.randint(5, 20)):
                 text = pre + rng.choice(("\n\n", "\n\nRequest: ", "\n")) + q
-                b.send(a, b.human_ts(a), text)
-                n_ex += 1
-                if len(examples) < 3:
-                    examples.append(text)
-        add_campaign(cid, "low_slow", accts, n_ex, add_cover(accts, 3, 15),
-                     f"{n_acc} accounts each sending 5-20 prompts behind one preamble over {DAYS} days",
-                     examples)
+                sent.send(a, b.human_ts(a), text)
+        add_campaign(cid, "low_slow", accts, sent, add_cover(accts, 3, 15),
+                     f"{n_acc} accounts each sending 5-20 prompts behind one preamble over {DAYS} days")
 
     # ---------------------------------------------------------------- organic accounts
     organic = [b.account(f"o{i}", None) for i in range(n_organic_accounts)]

@@ -37,9 +37,10 @@ def _encoder(standin: bool):
 
 
 def build(n: int, out: Path, standin: bool) -> Path:
+    from engine.demo import DEMO_SEED
     from engine.synth import SynthConfig, write_synth
 
-    result = write_synth(SynthConfig(exchanges=n, seed=7), out.with_suffix(".jsonl.gz"))
+    result = write_synth(SynthConfig(exchanges=n, seed=DEMO_SEED), out.with_suffix(".jsonl.gz"))
     engine = Engine(out, encoder=_encoder(standin))
     engine.ingest([result.path])
     engine.scan()

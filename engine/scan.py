@@ -20,7 +20,7 @@ from engine import vectors
 from engine.detect.families import build_families
 from engine.detect.templates import mine_templates
 from engine.embed import Encoder
-from engine.errors import DetectionError
+from engine.errors import DetectionError, IndexStateError
 from engine.models import ScanResult
 from engine.progress import ProgressFn, no_progress
 from engine.store import Store
@@ -118,7 +118,11 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
             t0 = time.monotonic()
             from engine.detect.scoring import score_accounts
 
-            summary = score_accounts(con, ids, vecs, encoder)
+            try:
+                idx, _ = vectors.open_index(store, encoder.name, encoder.dim)
+            except IndexStateError:  # no index yet (vectors written by hand): crowding builds its own
+                idx = None
+            summary = score_accounts(con, ids, vecs, encoder, index=idx)
             stage["scoring"] = time.monotonic() - t0
             con.execute("UPDATE scan_runs SET status = 'done', finished = now() WHERE scan_id = ?", [scan_id])
             con.execute("COMMIT")

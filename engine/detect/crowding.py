@@ -47,11 +47,14 @@ def family_crowds(
     *,
     k: int = CROWD_NEIGHBORS,
     max_item_accounts: int = 500,
+    index=None,
 ) -> pa.Table:
     """``(family_id, crowd)`` for families sent by 2..``max_item_accounts`` accounts.
 
     Reads ``families`` and ``exchanges``. ``ids`` int64 (n,) sorted prompt ids and ``vecs`` float32
-    (n, dim) L2-normalised, parallel. ``crowd`` >= the family's own account count.
+    (n, dim) L2-normalised, parallel. ``index``: the workspace's FAISS index over exactly these
+    vectors, searched as it is; without it (or when its size differs) a temporary one is built.
+    ``crowd`` >= the family's own account count.
     """
     t0 = time.monotonic()
     fam = con.execute(
@@ -70,12 +73,7 @@ def family_crowds(
     ok = ids[pos] == centre
     fid, pos = fid[ok], pos[ok]
     vecs = np.ascontiguousarray(vecs, dtype=np.float32)
-    factory = faiss_index.choose_factory(len(ids), vecs.shape[1])
-    idx = faiss_index.make_index(vecs.shape[1], factory)
-    # A no-op for exact indexes; IVF lists are trained on a fixed sample (deterministic results).
-    sample = np.random.default_rng(0).choice(len(vecs), size=min(len(vecs), CROWD_TRAIN_SAMPLE), replace=False)
-    faiss_index.train(idx, vecs[np.sort(sample)])
-    faiss_index.add(idx, vecs, ids)
+    idx = index if index is not None and index.ntotal == len(ids) else _build_index(ids, vecs)
     kk = min(k, len(ids))
     sims, nbr = faiss_index.knn(idx, vecs[pos], kk)
     keep = (sims >= radius) & (nbr >= 0)
@@ -92,3 +90,13 @@ def family_crowds(
     log.info("crowding: %d shared families, median crowd %.0f, in %.1f s", len(fid),
              float(np.median(crowd)) if len(crowd) else 0.0, time.monotonic() - t0)
     return pa.table({"family_id": np.asarray(out["family_id"], dtype=np.int64), "crowd": crowd})
+
+
+def _build_index(ids: np.ndarray, vecs: np.ndarray):
+    """A temporary index over ``vecs`` (the size-based choice of :func:`index.choose_factory`)."""
+    idx = faiss_index.make_index(vecs.shape[1], faiss_index.choose_factory(len(ids), vecs.shape[1]))
+    # A no-op for exact indexes; IVF lists are trained on a fixed sample (deterministic results).
+    sample = np.random.default_rng(0).choice(len(vecs), size=min(len(vecs), CROWD_TRAIN_SAMPLE), replace=False)
+    faiss_index.train(idx, vecs[np.sort(sample)])
+    faiss_index.add(idx, vecs, ids)
+    return idx

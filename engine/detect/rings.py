@@ -24,9 +24,10 @@ account's number of items and intensities and every item's number of accounts an
 only breaks *who* shares with whom. Pair weights are recomputed on each shuffle and each account's
 *strongest* chance link is taken; a real link is kept when its weight exceeds the ``null_quantile``
 (default 99 %) of those per-account maxima, so at most ~1 % of accounts would get any link by
-chance, and also each of the two accounts' own strongest chance link. The quantile is over accounts, not pairs, on purpose: pairs are dominated in number by the
-popular items (a 300-account family makes 44,850 weak pairs), which would drag a pair quantile down
-to where one shared two-account family (weight 1, two people asking the same thing) passes.
+chance, and also each of the two accounts' own strongest chance link. The quantile is over accounts,
+not pairs, on purpose: pairs are dominated in number by the popular items (a 300-account family
+makes 44,850 weak pairs), which would drag a pair quantile down to where one shared two-account
+family (weight 1, two people asking the same thing) passes.
 
 **Intense items** (low-and-slow campaigns). A campaign of hundreds of accounts each sending a few
 dozen fillings of one preamble gives small per-pair weights (``1/(k-1)``), so it is caught at the
@@ -185,7 +186,7 @@ def build_links(
     n_rel = len(rel["acc"])
     log.debug("links: %d account-item relations over shared items", n_rel)
     if n_rel == 0:
-        _drop(con)
+        drop_link_tables(con)
         return LinkGraph(accounts, empty, empty, empty.astype(float), empty, empty.astype(float),
                          empty.astype(float), math.inf, 0)
 
@@ -237,11 +238,7 @@ def build_links(
         "SELECT a, b, weight, n_shared, w_family, w_template FROM _rg_keep ORDER BY a, b"
     ).fetchnumpy()
     evidence = _evidence(con, n_evidence)
-    if keep_tables:
-        for t in ("_rg_null", "_rg_pairs", "_rg_keep", "_rg_intense", "own_null"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
-    else:
-        _drop(con)
+    drop_link_tables(con, keep=("_rg_acc", "_rg_rel") if keep_tables else ())
     g = LinkGraph(
         accounts=accounts,
         a=np.asarray(kept["a"], dtype=np.int64),
@@ -514,14 +511,12 @@ def expand_rings(
     return RingExpansion(out, joined, threshold)
 
 
-def drop_link_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop the temporary tables :func:`build_links` kept with ``keep_tables=True``."""
-    _drop(con)
-
-
-def _drop(con: duckdb.DuckDBPyConnection) -> None:
+def drop_link_tables(con: duckdb.DuckDBPyConnection, keep: tuple[str, ...] = ()) -> None:
+    """Drop the temporary tables of :func:`build_links` (all but ``keep``); after ``keep_tables=True``
+    the caller calls this once it is done with :func:`expand_rings`."""
     for t in ("_rg_acc", "_rg_rel", "_rg_null", "_rg_pairs", "_rg_keep", "_rg_intense", "own_null"):
-        con.execute(f"DROP TABLE IF EXISTS {t}")
+        if t not in keep:
+            con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
 def find_rings(graph: LinkGraph, *, min_size: int = 3, seed: int = 0) -> list[np.ndarray]:

@@ -75,12 +75,14 @@ def score_accounts(
     *,
     progress: Callable[[str, int, int | None], None] | None = None,
     seed: int = 0,
+    index=None,
 ) -> dict:
     """Recompute ``account_links``, ``rings`` and ``account_scores`` (delete, then insert).
 
     Runs inside the caller's transaction. ``ids`` int64 (n,) sorted prompt ids and ``vecs``
     float32 (n, dim) L2-normalised vectors of all prompts; ``encoder.encode(list[str])`` embeds
-    the elicitation exemplars. Returns summary figures: counts, thresholds and seconds per stage.
+    the elicitation exemplars; ``index`` (optional) is the workspace's FAISS index over ``vecs``,
+    reused for the family crowds. Returns summary figures: counts, thresholds and seconds per stage.
     """
     prog = progress or (lambda stage, done, total: None)
     stage: dict[str, float] = {}
@@ -88,7 +90,7 @@ def score_accounts(
     vecs = np.asarray(vecs, dtype=np.float32)
 
     t0 = time.monotonic()
-    crowd = family_crowds(con, ids, vecs, DEFAULT_THRESHOLD)
+    crowd = family_crowds(con, ids, vecs, DEFAULT_THRESHOLD, index=index)
     stage["crowding"] = time.monotonic() - t0
     t0 = time.monotonic()
     graph = rg.build_links(con, seed=seed, family_crowd=crowd, keep_tables=True)

@@ -46,3 +46,14 @@ def test_crowd_counts_accounts_near_the_centre_not_only_the_family():
     assert set(crowd) == {1, 100}  # only families with two or more accounts
     assert crowd[1] >= 20  # most of the 30 accounts write something like it
     assert crowd[100] == 3  # only the ring itself
+
+    # The workspace's own index over the same vectors gives the same crowds; a stale one is not used.
+    import index as faiss_index
+
+    idx = faiss_index.make_index(dim, "Flat")
+    faiss_index.add(idx, np.stack(vecs), ids)
+    radius = float(np.quantile(sims[1:], 0.2))
+    assert family_crowds(con, ids, np.stack(vecs), radius, index=idx).equals(out)
+    stale = faiss_index.make_index(dim, "Flat")
+    faiss_index.add(stale, np.stack(vecs)[:5], ids[:5])
+    assert family_crowds(con, ids, np.stack(vecs), radius, index=stale).equals(out)
