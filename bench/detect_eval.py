@@ -59,6 +59,7 @@ import scenarios  # noqa: E402
 from common import envelope, table, write_results  # noqa: E402
 
 from engine import Engine  # noqa: E402
+from engine.config import EngineConfig  # noqa: E402
 from engine.detect.scoring import FLAG_SCORE  # noqa: E402 (copyhound flags an account at this score)
 
 log = logging.getLogger("bench.detect_eval")
@@ -275,7 +276,8 @@ def diagnose(engine: Engine, truth: dict, cut: float, n: int = 4) -> dict:
 
 
 # ---------------------------------------------------------------------------------- one scenario
-def run_scenario(name: str, workdir: Path, max_accounts: int, fresh: bool) -> dict:
+def run_scenario(name: str, workdir: Path, max_accounts: int, fresh: bool, encoder: str = "minilm",
+                 recheck: bool = False) -> dict:
     folder = workdir / name
     ws = folder / "ws"
     if fresh and ws.exists():
@@ -283,14 +285,14 @@ def run_scenario(name: str, workdir: Path, max_accounts: int, fresh: bool) -> di
     t0 = time.perf_counter()
     traffic, truth = scenarios.build(name, folder)
     t_build = time.perf_counter() - t0
-    engine = Engine(ws)
+    engine = Engine(ws, config=EngineConfig(encoder=encoder))
     t0 = time.perf_counter()
     ing = engine.ingest([traffic])
     t_ingest = time.perf_counter() - t0
     t0 = time.perf_counter()
-    scan = engine.scan(force=True)
+    scan = engine.scan(force=True, recheck=recheck)
     t_scan = time.perf_counter() - t0
-    timing_file = folder / "scan_timing.json"
+    timing_file = folder / f"scan_timing.{engine.encoder_name}{'+recheck' if recheck else ''}.json"
     if scan.embedded > 0 or not timing_file.exists():  # this run did the work: keep its timing
         timing_file.write_text(json.dumps({"ingest_s": round(t_ingest, 2), "scan_s": round(t_scan, 2),
                                            "scan": scan.to_dict()}, default=str))
@@ -379,11 +381,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-accounts", type=int, default=20, help="baselines ignore items sent by more accounts")
     ap.add_argument("--fresh", action="store_true", help="delete each scenario's workspace first (full timing)")
     ap.add_argument("--out", default="detect_eval")
+    ap.add_argument("--encoder", default="minilm", help="minilm or static (the fast tier)")
+    ap.add_argument("--recheck", action="store_true", help="static tier with the transformer re-check")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    results = [run_scenario(s, args.workdir, args.max_accounts, args.fresh) for s in args.scenarios]
+    results = [run_scenario(s, args.workdir, args.max_accounts, args.fresh, args.encoder, args.recheck)
+               for s in args.scenarios]
     summary = "\n\n".join(_summary(r) for r in results)
-    write_results(args.out, envelope("detect_eval", scenarios=results), summary)
+    write_results(args.out, envelope("detect_eval", encoder=args.encoder, recheck=args.recheck,
+                                     scenarios=results), summary)
     return 0
 
 

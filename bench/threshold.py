@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         help="false match rate on nearest unrelated pairs the fallback rule allows",
     )
     p.add_argument("--device", default="cpu")
+    p.add_argument("--encoder", default="minilm",
+                   help="minilm, or static (the fast tier; its thresholds are swept over 0.50-0.99)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="threshold")
     args = p.parse_args(argv)
@@ -160,9 +162,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # ------------------------------------------------------------------ embed
     with stage("model_load") as st:
-        from engine.embed import MiniLMEncoder
+        from engine.embed import MODEL_NAME, encoder_name, make_encoder
 
-        enc = MiniLMEncoder(device=args.device)
+        enc = make_encoder(args.encoder, device=args.device, cache_dir=Path("bench/.cache"))
+        static = encoder_name(args.encoder) != MODEL_NAME
+        thresholds = [round(0.50 + 0.01 * i, 2) for i in range(50)] if static else THRESHOLDS
     stages.append(st)
 
     def embed(name: str, texts: list[str]) -> np.ndarray:
@@ -211,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
         sweep = []
         ni = ~identical
-        for t in THRESHOLDS:
+        for t in thresholds:
             hit = (perturbed >= t) | identical
             sweep.append(
                 {
@@ -261,10 +265,15 @@ def main(argv: list[str] | None = None) -> int:
         gpu=args.device.startswith("cuda"),
         encoder=enc.name,
         device=args.device,
-        bf16=enc.bf16,
+        bf16=getattr(enc, "bf16", None),
         current_default=DEFAULT_THRESHOLD,
         target_recall=args.target_recall,
         recommended_threshold=recommended["threshold"] if recommended else None,
+        # For an encoder with its own cosine scale: the thresholds keeping the same share of perturbed
+        # copies as MiniLM's defaults keep (who-else 0.75: 97.7%, scan 0.84: 94.7%, bench/results/threshold.json).
+        matched_recall={str(r): max((s["threshold"] for s in sweep
+                                     if (s["perturbed_non_identical_recall"] or 0) >= r), default=None)
+                        for r in (0.977, 0.947)},
         recommended_row=recommended,
         current_default_row=current,
         recommendation_rule=rule,

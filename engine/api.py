@@ -10,8 +10,8 @@ from pathlib import Path
 
 from engine import vectors
 from engine.analyst import AnalystMixin
-from engine.config import EngineConfig
-from engine.embed import MODEL_NAME, Encoder, make_encoder
+from engine.config import EngineConfig, thresholds_for
+from engine.embed import MODEL_NAME, Encoder, encoder_name, make_encoder
 from engine.errors import IndexStateError, QueryError
 from engine.ingest import Ingestor
 from engine.lookup import hits_table, nearest_prompt_rows, prepare_queries, who_else_rows
@@ -54,6 +54,7 @@ class Engine(AnalystMixin):
         self.store = Store(Path(workspace), create=create, busy_timeout=busy_timeout,
                            memory_limit=self.config.duckdb_memory_limit)
         self._encoder = encoder
+        self._default_encoder: str | None = None
         self._index_cache: tuple[tuple, object] | None = None
 
     @property
@@ -65,12 +66,39 @@ class Engine(AnalystMixin):
     def encoder(self) -> Encoder:
         """The encoder, built on first use (loading torch and the model takes seconds)."""
         if self._encoder is None:
-            self._encoder = make_encoder(MODEL_NAME, device=self.config.device)
+            self._encoder = make_encoder(self.encoder_name, device=self.config.device,
+                                         cache_dir=self.store.root / "models")
         return self._encoder
 
     @property
     def encoder_name(self) -> str:
-        return self._encoder.name if self._encoder is not None else MODEL_NAME
+        """The encoder asked for in the config, else the one this workspace already uses.
+
+        A workspace remembers which encoder built each index (the `indexes` table); with no explicit
+        choice, the engine answers with the one the last scan used, else the only one indexed, else
+        MiniLM, so `who-else` on a workspace scanned with the fast tier needs no flag.
+        """
+        if self._encoder is not None:
+            return self._encoder.name
+        if self.config.encoder:
+            return encoder_name(self.config.encoder)
+        if self._default_encoder is None:
+            with self.store.connect() as con:
+                last = con.execute("SELECT encoder FROM scan_runs ORDER BY scan_id DESC LIMIT 1").fetchone()
+                indexed = [r[0] for r in con.execute("SELECT encoder FROM indexes ORDER BY encoder").fetchall()]
+            self._default_encoder = (last[0] if last else indexed[0] if len(indexed) == 1 else MODEL_NAME)
+        return self._default_encoder
+
+    @property
+    def threshold(self) -> float:
+        """The who-else threshold: the config's, else the encoder's own default."""
+        return self.config.threshold if self.config.threshold is not None else thresholds_for(self.encoder_name)[0]
+
+    @property
+    def scan_threshold(self) -> float:
+        if self.config.scan_threshold is not None:
+            return self.config.scan_threshold
+        return thresholds_for(self.encoder_name)[1]
 
     def _index(self):
         """The encoder's FAISS index, loaded once and reloaded only when the file changes."""
@@ -111,13 +139,27 @@ class Engine(AnalystMixin):
         return EmbedResult(enc.name, done, already, shards, count, used, seconds,
                            done / embed_seconds if done and embed_seconds > 0 else 0.0)
 
-    def scan(self, *, progress: ProgressFn = no_progress, force: bool = False) -> ScanResult:
-        """Embed what is new, self-join, and recompute families, templates, links, rings and scores."""
+    def scan(self, *, progress: ProgressFn = no_progress, force: bool = False,
+             recheck: bool = False) -> ScanResult:
+        """Embed what is new, self-join, and recompute families, templates, links, rings and scores.
+
+        `recheck`: with a fast-tier encoder, confirm each near-copy edge with the transformer (MiniLM
+        embeds only the prompts that have a candidate edge; see `engine.recheck`).
+        """
         from engine.scan import run_scan
 
         embedded = self.embed(progress=progress)
-        return run_scan(self.store, self.encoder, self.config.scan_threshold, progress=progress, force=force,
-                        embedded=embedded.embedded)
+        checker = None
+        if recheck and self.encoder_name != MODEL_NAME:
+            from engine.recheck import Rechecker
+
+            checker = Rechecker(self.store, make_encoder(MODEL_NAME, device=self.config.device),
+                                thresholds_for(MODEL_NAME)[1], shard_size=self.config.shard_size)
+        # Re-checked, the fast tier's cut is its looser who-else one: the transformer decides the rest.
+        cut = self.threshold if checker is not None and self.config.scan_threshold is None else self.scan_threshold
+        return run_scan(self.store, self.encoder, cut, progress=progress, force=force,
+                        embedded=embedded.embedded, recheck=checker,
+                        crowd_radius=self.threshold)
 
     # ------------------------------------------------------------------ detection results
     def accounts(self, *, limit: int | None = 100, min_score: float = 0.0) -> list[AccountScore]:
@@ -141,7 +183,7 @@ class Engine(AnalystMixin):
     # ------------------------------------------------------------------ queries
     def who_else(self, queries: list[str], *, threshold: float | None = None) -> WhoElseResult:
         """Every account that sent a near-copy of each query; one row per (query, account)."""
-        threshold = self.config.threshold if threshold is None else threshold
+        threshold = self.threshold if threshold is None else threshold
         if not -1.0 <= threshold <= 1.0:
             raise QueryError(f"threshold must be a cosine between -1 and 1, not {threshold}")
         normals, prints = prepare_queries(queries)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.config import DEFAULT_THRESHOLD, EngineConfig, workspace_from_env
+from engine.config import DEFAULT_THRESHOLD, EngineConfig, thresholds_for, workspace_from_env
 from engine.errors import CopyhoundError, QueryError
 from engine.output import FORMATS, write_rows
 
@@ -60,7 +60,8 @@ def _engine(args: argparse.Namespace, **kwargs):
     from engine import Engine
 
     config = EngineConfig(device=getattr(args, "device", "cpu") or "cpu",
-                          threshold=getattr(args, "threshold", None) or DEFAULT_THRESHOLD)
+                          encoder=getattr(args, "encoder", None),
+                          threshold=getattr(args, "threshold", None))
     return Engine(workspace_from_env(args.workspace), config=config, **kwargs)
 
 
@@ -183,7 +184,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     workspace = Path(args.workspace or "copyhound-demo")
     with _progress(args) as progress:
-        run_demo(workspace, exchanges=args.exchanges, out=sys.stdout, progress=progress)
+        run_demo(workspace, exchanges=args.exchanges, out=sys.stdout, progress=progress, encoder=args.encoder)
     return 0
 
 
@@ -200,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     device = argparse.ArgumentParser(add_help=False)
     device.add_argument("--device", default=os.environ.get("COPYHOUND_DEVICE", "cpu"),
                         help="cpu or cuda (env COPYHOUND_DEVICE)")
+    device.add_argument("--encoder", "-e", default=os.environ.get("COPYHOUND_ENCODER"),
+                        help="minilm (all-MiniLM-L6-v2) or static (the fast tier distilled from it, ~100x "
+                        "faster on CPU, own thresholds); default: the encoder the workspace already uses, "
+                        "else minilm (env COPYHOUND_ENCODER)")
 
     parser = argparse.ArgumentParser(
         prog="copyhound",
@@ -232,10 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt", nargs="?", help="the prompt to look for")
     p.add_argument("--input", "-i", help="file of queries: text (one per line) or .jsonl with a 'prompt' field; - for stdin")
     p.add_argument("--threshold", "-t", type=float, default=None,
-                   help=f"cosine threshold (default {DEFAULT_THRESHOLD}, see README)")
+                   help=f"cosine threshold (default: the encoder's own, {DEFAULT_THRESHOLD} for minilm, "
+                   f"{thresholds_for('static-minilm-256')[0]} for static; see README)")
     p.set_defaults(func=cmd_who_else)
 
-    p = sub.add_parser("status", parents=[common, fmt], help="workspace figures")
+    p = sub.add_parser("status", parents=[common, fmt, device], help="workspace figures")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("synth", parents=[common, fmt], help="generate synthetic traffic with planted campaigns",
@@ -245,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", required=True, help="output file (.jsonl, .jsonl.gz, .csv or .parquet)")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("demo", parents=[common], help="generate, ingest, embed and scan a demo workspace",
+    p = sub.add_parser("demo", parents=[common, device], help="generate, ingest, embed and scan a demo workspace",
                        description="Generate ~20,000 exchanges with planted campaigns into ./copyhound-demo "
                        "(or --workspace), ingest, embed, index and scan them, and show what was found.")
     p.add_argument("--exchanges", "-n", type=int, default=20_000)

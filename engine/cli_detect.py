@@ -28,7 +28,7 @@ def _signals_text(signals, limit: int = 3) -> str:
 def cmd_scan(args: argparse.Namespace) -> int:
     engine = _engine(args)
     with _progress(args) as progress:
-        result = engine.scan(progress=progress, force=args.force)
+        result = engine.scan(progress=progress, force=args.force, recheck=args.recheck)
     row = result.to_dict()
     row["stage_seconds"] = {k: round(v, 2) for k, v in result.stage_seconds.items()}
     write_rows([row], ("prompts", "embedded", "edges", "families", "templates", "rings", "flagged_accounts",
@@ -93,6 +93,9 @@ def add_commands(sub, common, fmt, device) -> None:
                        "then recompute families, templates, account links, rings and scores. Does nothing "
                        "when nothing new arrived since the last scan.")
     p.add_argument("--force", action="store_true", help="recompute even if nothing new arrived")
+    p.add_argument("--recheck", action="store_true",
+                   help="with --encoder static: confirm each candidate near-copy edge with all-MiniLM-L6-v2 "
+                   "(which embeds only the prompts that have one); slower, fewer false edges")
     p.set_defaults(func=cmd_scan)
 
     limit = argparse.ArgumentParser(add_help=False)

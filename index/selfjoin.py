@@ -62,6 +62,7 @@ __all__ = [
     "IvfPlan",
     "brute_force_pairs",
     "default_nlist",
+    "local_map",
     "plan_ivf",
     "self_join",
 ]
@@ -218,41 +219,33 @@ def _edge_block(
 # ------------------------------------------------------------------- exact
 
 
-def _exact_blocks(
-    vectors: np.ndarray,
-    ids: np.ndarray,
-    thr: np.float32,
-    block_size: int,
-    start_block: int,
-    max_neighbors: int | None,
-) -> Iterator[EdgeBlock]:
+def _exact_block(shared: tuple, blk: int) -> EdgeBlock:
+    """Block ``blk`` of the exact join; ``shared`` = (vectors, ids, thr, block_size, max_neighbors)."""
+    vectors, ids, thr, block_size, max_neighbors = shared
     n = vectors.shape[0]
-    nblocks = math.ceil(n / block_size)
-    log.info("self-join exact: n=%d, %d blocks of %d rows", n, nblocks, block_size)
-    for blk in range(start_block, nblocks):
-        r0, r1 = blk * block_size, min(n, (blk + 1) * block_size)
-        pos_u: list[np.ndarray] = []
-        pos_w: list[np.ndarray] = []
-        sims: list[np.ndarray] = []
-        for s0 in range(r0, r1, _TILE_ROWS):
-            s1 = min(r1, s0 + _TILE_ROWS)
-            q = _f32(vectors[s0:s1])
-            cols = max(1, _TILE_ELEMS // (s1 - s0))
-            # Columns start at s0: rows only meet later rows, so each
-            # unordered pair is computed once, by its earlier row.
-            for c0 in range(s0, n, cols):
-                c1 = min(n, c0 + cols)
-                qi, ci, s = _tile_pairs(q, _f32(vectors[c0:c1]), thr)
-                u, w = qi + s0, ci + c0
-                if c0 < s1:  # tile touches the diagonal
-                    keep = w > u
-                    u, w, s = u[keep], w[keep], s[keep]
-                pos_u.append(u)
-                pos_w.append(w)
-                sims.append(s)
-        block = _edge_block(blk, pos_u, pos_w, sims, ids, max_neighbors)
-        log.debug("exact block %d/%d: rows %d-%d, %d edges", blk + 1, nblocks, r0, r1, len(block))
-        yield block
+    r0, r1 = blk * block_size, min(n, (blk + 1) * block_size)
+    pos_u: list[np.ndarray] = []
+    pos_w: list[np.ndarray] = []
+    sims: list[np.ndarray] = []
+    for s0 in range(r0, r1, _TILE_ROWS):
+        s1 = min(r1, s0 + _TILE_ROWS)
+        q = _f32(vectors[s0:s1])
+        cols = max(1, _TILE_ELEMS // (s1 - s0))
+        # Columns start at s0: rows only meet later rows, so each
+        # unordered pair is computed once, by its earlier row.
+        for c0 in range(s0, n, cols):
+            c1 = min(n, c0 + cols)
+            qi, ci, s = _tile_pairs(q, _f32(vectors[c0:c1]), thr)
+            u, w = qi + s0, ci + c0
+            if c0 < s1:  # tile touches the diagonal
+                keep = w > u
+                u, w, s = u[keep], w[keep], s[keep]
+            pos_u.append(u)
+            pos_w.append(w)
+            sims.append(s)
+    block = _edge_block(blk, pos_u, pos_w, sims, ids, max_neighbors)
+    log.debug("exact block %d: rows %d-%d, %d edges", blk + 1, r0, r1, len(block))
+    return block
 
 
 # --------------------------------------------------------------------- ivf
@@ -359,50 +352,42 @@ def plan_ivf(
     )
 
 
-def _ivf_blocks(
-    vectors: np.ndarray,
-    ids: np.ndarray,
-    thr: np.float32,
-    plan: IvfPlan,
-    start_block: int,
-    max_neighbors: int | None,
-) -> Iterator[EdgeBlock]:
-    nblocks = plan.nblocks
-    log.info(
-        "self-join ivf: n=%d, nlist=%d, nprobe=%d, %d blocks",
-        vectors.shape[0],
-        plan.nlist,
-        plan.probe.shape[1],
-        nblocks,
-    )
-    for blk in range(start_block, nblocks):
-        pos_u: list[np.ndarray] = []
-        pos_w: list[np.ndarray] = []
-        sims: list[np.ndarray] = []
-        for lst in range(int(plan.block_lists[blk]), int(plan.block_lists[blk + 1])):
-            qpos = plan.members(lst)
-            if qpos.size == 0:
-                continue
-            probe_lists = np.unique(plan.probe[lst])  # duplicates only when padded
-            cpos = np.concatenate([plan.members(int(m)) for m in probe_lists])
-            for s0 in range(0, qpos.size, _TILE_ROWS):
-                qp = qpos[s0 : s0 + _TILE_ROWS]
-                q = _f32(vectors[qp])
-                cols = max(1, _TILE_ELEMS // qp.size)
-                for c0 in range(0, cpos.size, cols):
-                    cp = cpos[c0 : c0 + cols]
-                    qi, ci, s = _tile_pairs(q, _f32(vectors[cp]), thr)
-                    u, w = qp[qi], cp[ci]
-                    # Emit from u's side iff u comes first, or w's side never
-                    # compares w with u's list (see module docstring).
-                    w_sees_u = (plan.probe[plan.assign[w]] == lst).any(axis=1)
-                    keep = (u != w) & ((u < w) | ~w_sees_u)
-                    pos_u.append(u[keep])
-                    pos_w.append(w[keep])
-                    sims.append(s[keep])
-        block = _edge_block(blk, pos_u, pos_w, sims, ids, max_neighbors)
-        log.debug("ivf block %d/%d: %d edges", blk + 1, nblocks, len(block))
-        yield block
+def _ivf_block(shared: tuple, blk: int) -> EdgeBlock:
+    """Block ``blk`` of the IVF join; ``shared`` = (vectors, ids, thr, plan, max_neighbors)."""
+    vectors, ids, thr, plan, max_neighbors = shared
+    pos_u: list[np.ndarray] = []
+    pos_w: list[np.ndarray] = []
+    sims: list[np.ndarray] = []
+    for lst in range(int(plan.block_lists[blk]), int(plan.block_lists[blk + 1])):
+        qpos = plan.members(lst)
+        if qpos.size == 0:
+            continue
+        probe_lists = np.unique(plan.probe[lst])  # duplicates only when padded
+        cpos = np.concatenate([plan.members(int(m)) for m in probe_lists])
+        for s0 in range(0, qpos.size, _TILE_ROWS):
+            qp = qpos[s0 : s0 + _TILE_ROWS]
+            q = _f32(vectors[qp])
+            cols = max(1, _TILE_ELEMS // qp.size)
+            for c0 in range(0, cpos.size, cols):
+                cp = cpos[c0 : c0 + cols]
+                qi, ci, s = _tile_pairs(q, _f32(vectors[cp]), thr)
+                u, w = qp[qi], cp[ci]
+                # Emit from u's side iff u comes first, or w's side never
+                # compares w with u's list (see module docstring).
+                w_sees_u = (plan.probe[plan.assign[w]] == lst).any(axis=1)
+                keep = (u != w) & ((u < w) | ~w_sees_u)
+                pos_u.append(u[keep])
+                pos_w.append(w[keep])
+                sims.append(s[keep])
+    block = _edge_block(blk, pos_u, pos_w, sims, ids, max_neighbors)
+    log.debug("ivf block %d/%d: %d edges", blk + 1, plan.nblocks, len(block))
+    return block
+
+
+def local_map(func, shared: tuple, blocks: range) -> Iterator[EdgeBlock]:
+    """Compute the blocks one after another in this process (the default ``mapper``)."""
+    for blk in blocks:
+        yield func(shared, blk)
 
 
 # --------------------------------------------------------------- public API
@@ -420,6 +405,7 @@ def self_join(
     nprobe: int = 8,
     max_neighbors: int | None = None,
     seed: int = 0,
+    mapper=local_map,
 ) -> Iterator[EdgeBlock]:
     """Yield all pairs of rows whose inner product is ``>= threshold``.
 
@@ -434,7 +420,11 @@ def self_join(
     checkpoint granularity, not the memory use. ``nlist`` (default
     :func:`default_nlist`), ``nprobe`` and ``seed`` only affect ``ivf``; to
     resume an ivf join pass the same values. ``max_neighbors`` caps the
-    edges each vector owns (see module docstring).
+    edges each vector owns (see module docstring). ``mapper(func, shared,
+    blocks)`` computes ``func(shared, blk)`` for each block number and yields
+    the blocks in order: :func:`local_map` here, or a cluster's parallel map
+    (every block depends only on ``shared`` and its number, so any mapper
+    gives the same blocks).
 
     Arguments are validated (and for ``ivf`` the k-means plan is computed)
     when this function is called; the tiles are computed lazily as blocks are
@@ -455,11 +445,14 @@ def self_join(
     if method == "exact":
         nblocks = math.ceil(vectors.shape[0] / block_size)
         _check_start(start_block, nblocks)
-        return _exact_blocks(vectors, ids, thr, block_size, start_block, max_neighbors)
+        log.info("self-join exact: n=%d, %d blocks of %d rows", vectors.shape[0], nblocks, block_size)
+        return mapper(_exact_block, (vectors, ids, thr, block_size, max_neighbors), range(start_block, nblocks))
     if method == "ivf":
         plan = plan_ivf(vectors, nlist=nlist, nprobe=nprobe, block_size=block_size, seed=seed)
         _check_start(start_block, plan.nblocks)
-        return _ivf_blocks(vectors, ids, thr, plan, start_block, max_neighbors)
+        log.info("self-join ivf: n=%d, nlist=%d, nprobe=%d, %d blocks", vectors.shape[0], plan.nlist,
+                 plan.probe.shape[1], plan.nblocks)
+        return mapper(_ivf_block, (vectors, ids, thr, plan, max_neighbors), range(start_block, plan.nblocks))
     raise ValueError(f"method must be 'auto', 'exact' or 'ivf', got {method!r}")
 
 

@@ -76,13 +76,15 @@ def score_accounts(
     progress: Callable[[str, int, int | None], None] | None = None,
     seed: int = 0,
     index=None,
+    crowd_radius: float = DEFAULT_THRESHOLD,
 ) -> dict:
     """Recompute ``account_links``, ``rings`` and ``account_scores`` (delete, then insert).
 
     Runs inside the caller's transaction. ``ids`` int64 (n,) sorted prompt ids and ``vecs``
     float32 (n, dim) L2-normalised vectors of all prompts; ``encoder.encode(list[str])`` embeds
     the elicitation exemplars; ``index`` (optional) is the workspace's FAISS index over ``vecs``,
-    reused for the family crowds. Returns summary figures: counts, thresholds and seconds per stage.
+    reused for the family crowds; ``crowd_radius`` the encoder's who-else threshold, the radius of a
+    family's crowd (each encoder has its own cosine scale). Returns summary figures: counts, thresholds and seconds per stage.
     """
     prog = progress or (lambda stage, done, total: None)
     stage: dict[str, float] = {}
@@ -90,7 +92,7 @@ def score_accounts(
     vecs = np.asarray(vecs, dtype=np.float32)
 
     t0 = time.monotonic()
-    crowd = family_crowds(con, ids, vecs, DEFAULT_THRESHOLD, index=index)
+    crowd = family_crowds(con, ids, vecs, crowd_radius, index=index)
     stage["crowding"] = time.monotonic() - t0
     t0 = time.monotonic()
     graph = rg.build_links(con, seed=seed, family_crowd=crowd, keep_tables=True)

@@ -53,7 +53,7 @@ def test_killed_scan_resumes_and_a_second_scan_changes_nothing(synth_workspace, 
     edges = _matches(engine)
     # The resumed join equals exact brute force over the same stored vectors.
     ids, vecs = load_vectors(engine.store, engine.encoder.name, engine.encoder.dim)
-    brute = faiss_index.brute_force_pairs(vecs, ids, engine.config.scan_threshold)
+    brute = faiss_index.brute_force_pairs(vecs, ids, engine.scan_threshold)
     assert {(int(a), int(b)) for a, b, _ in edges} == {(int(a), int(b)) for a, b in zip(brute.a, brute.b, strict=True)}
     with engine.store.connect() as con:
         scores_before = con.execute("SELECT * FROM account_scores ORDER BY account_id").fetchall()

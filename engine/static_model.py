@@ -1,0 +1,151 @@
+"""The fast tier: a static word-piece embedding table distilled from the packaged all-MiniLM-L6-v2.
+
+A static model embeds a prompt as the mean of one fixed vector per word piece: no attention, no
+matrix products per token, so it runs at tens of thousands of prompts per second on two cores where
+the transformer manages ~100-200. It is built from the packaged MiniLM itself, offline, the way
+model2vec distils a model (we do it in ~40 lines of torch and numpy rather than depend on
+`model2vec[distill]`, whose transformers pin conflicts with sentence-transformers'):
+
+1. every word piece of the vocabulary is run through the transformer alone (``[CLS] piece [SEP]``)
+   and mean-pooled, as sentence-transformers pools a sentence (~25 s on 2 cores);
+2. the 30,522 vectors are centred and projected on their first ``dims`` principal components
+   (centring removes the direction every vector shares, which otherwise dominates every cosine);
+3. each piece is weighted by SIF, ``a / (a + p)``, with ``p`` a Zipf probability of the piece's
+   rank in the vocabulary (BERT's word-piece ids run roughly from frequent to rare), so function
+   words weigh little, as they would after attention.
+
+Trade-off, measured by `bench/threshold.py --encoder static` (bench/results/threshold_static.json):
+near-copies still score high (median ~0.97), but unrelated prompts score higher than with MiniLM
+(random pairs ~0.4 instead of ~0.05; the nearest unrelated pairs ~0.74 instead of ~0.41), so the
+static model has its own thresholds (`engine.config.ENCODER_THRESHOLDS`) and ranks close neighbours
+less well. It is a candidate generator: `scan --recheck` confirms its near-copy edges with the
+transformer.
+
+The table is cached in the workspace (``models/<name>.npz``) beside a JSON sidecar holding its
+sha256 and the sha256 of the MiniLM weights it was distilled from; both are checked at load, so a
+corrupt or foreign table is refused, never silently used. The cached table is what every vector of
+the workspace was made with, so a later distillation on another CPU cannot drift the index.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import EmbeddingError
+from engine.store import file_sha256
+
+log = logging.getLogger(__name__)
+
+STATIC_DIMS = 256
+STATIC_NAME = f"static-minilm-{STATIC_DIMS}"
+# SIF's a: pieces more frequent than ~1e-4 of all tokens ("the", "of", punctuation) are damped.
+SIF_COEFFICIENT = 1e-4
+# Pieces read per prompt: 16 windows of 256, the same reach as the transformer's windowed embedding.
+MAX_PIECES = 4096
+# A prompt longer than this is cut before tokenising: 4,096 pieces rarely need more than ~20k characters.
+MAX_CHARS = 32_000
+
+
+def distill(model_dir: Path, dims: int = STATIC_DIMS, sif: float = SIF_COEFFICIENT,
+            batch: int = 2048) -> np.ndarray:
+    """The static table (vocab, dims) float32 distilled from the transformer in `model_dir`."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    started = time.monotonic()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
+    vocab = tokenizer.vocab_size
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    raw = np.zeros((vocab, model.config.hidden_size), np.float32)
+    with torch.inference_mode():  # fp32 on purpose: the table must not depend on the CPU's bf16 support
+        for start in range(0, vocab, batch):
+            piece = torch.arange(start, min(vocab, start + batch))
+            ids = torch.stack([torch.full_like(piece, cls), piece, torch.full_like(piece, sep)], 1)
+            hidden = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+            raw[start : start + len(piece)] = hidden.mean(1).numpy()
+    centred = raw - raw.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    table = centred @ vt[:dims].T
+    zipf = 1.0 / np.arange(2, vocab + 2)
+    table *= (sif / (sif + zipf / zipf.sum()))[:, None]
+    log.info("distilled a %dx%d static table from %s in %.1f s", vocab, dims, model_dir.name,
+             time.monotonic() - started)
+    return np.ascontiguousarray(table, dtype=np.float32)
+
+
+class StaticEncoder:
+    """Mean of distilled word-piece vectors, L2-normalised: the fast tier (see module docstring)."""
+
+    name = STATIC_NAME
+    dim = STATIC_DIMS
+
+    def __init__(self, cache_dir: Path) -> None:
+        from tokenizers import Tokenizer
+
+        from engine.embed import MODEL_SHA256, model_dir, verify_weights
+
+        source = model_dir()
+        self.table = load_or_distill(Path(cache_dir), source, MODEL_SHA256, verify_weights)
+        self.tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(MAX_PIECES)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        # No [CLS]/[SEP]: a static mean must not add the same two vectors to every prompt.
+        encodings = self.tokenizer.encode_batch([t[:MAX_CHARS] for t in texts], add_special_tokens=False)
+        lengths = np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings))
+        flat = np.fromiter((i for e in encodings for i in e.ids), np.int64, int(lengths.sum()))
+        out = np.zeros((len(texts), self.dim), np.float32)
+        nonempty = lengths > 0
+        if nonempty.any():
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[nonempty]
+            out[nonempty] = np.add.reduceat(self.table[flat], starts, axis=0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def load_or_distill(cache_dir: Path, source: Path, source_sha: str, verify_source) -> np.ndarray:
+    """The cached table, checked against its sidecar; distilled (and cached atomically) when absent."""
+    table_path = cache_dir / f"{STATIC_NAME}.npy"
+    meta_path = cache_dir / f"{STATIC_NAME}.json"
+    if table_path.exists() and meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as err:
+            raise EmbeddingError(f"{meta_path}: unreadable ({err}); delete it and {table_path.name} to re-distil") from err
+        if meta.get("source_sha256") != source_sha:
+            raise EmbeddingError(f"{table_path} was distilled from other weights than the installed "
+                                 f"all-MiniLM-L6-v2; its vectors would not match the index: delete it to re-distil")
+        actual = file_sha256(table_path)
+        if actual != meta.get("sha256"):
+            raise EmbeddingError(f"{table_path} has sha256 {actual[:16]}..., its sidecar says "
+                                 f"{str(meta.get('sha256'))[:16]}...: the file is corrupt; delete both to re-distil")
+        table = np.load(table_path)
+        if table.ndim != 2 or table.shape[1] != STATIC_DIMS:
+            raise EmbeddingError(f"{table_path}: table of shape {table.shape}, expected (vocab, {STATIC_DIMS})")
+        return table.astype(np.float32, copy=False)
+    verify_source(source / "model.safetensors")
+    table = distill(source)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = table_path.with_name(f".{table_path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        np.save(fh, table)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, table_path)
+    meta = {"name": STATIC_NAME, "dims": STATIC_DIMS, "sif": SIF_COEFFICIENT, "sha256": file_sha256(table_path),
+            "source_sha256": source_sha, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    tmp_meta = meta_path.with_name(f".{meta_path.name}.tmp-{os.getpid()}")
+    tmp_meta.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp_meta, meta_path)
+    return table
