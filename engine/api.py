@@ -131,7 +131,13 @@ class Engine(AnalystMixin):
         """Embed prompts not embedded yet, then bring the FAISS index up to date."""
         started = time.monotonic()
         enc = self.encoder
-        done, already, shards = vectors.embed_pending(self.store, enc, shard_size=self.config.shard_size,
+        shard_size = self.config.shard_size
+        if self.config.ray_address:
+            from engine.cluster import RAY_SHARD_SIZE, RayEncoder, connect
+
+            connect(self.config.ray_address)
+            enc, shard_size = RayEncoder(enc), max(shard_size, RAY_SHARD_SIZE)
+        done, already, shards = vectors.embed_pending(self.store, enc, shard_size=shard_size,
                                                       progress=progress)
         embed_seconds = time.monotonic() - started
         count, used = vectors.update_index(self.store, enc.name, enc.dim, factory=factory, progress=progress)
@@ -157,9 +163,14 @@ class Engine(AnalystMixin):
                                 thresholds_for(MODEL_NAME)[1], shard_size=self.config.shard_size)
         # Re-checked, the fast tier's cut is its looser who-else one: the transformer decides the rest.
         cut = self.threshold if checker is not None and self.config.scan_threshold is None else self.scan_threshold
+        mapper = None
+        if self.config.ray_address:
+            from engine.cluster import parallel_map
+
+            mapper = parallel_map
         return run_scan(self.store, self.encoder, cut, progress=progress, force=force,
                         embedded=embedded.embedded, recheck=checker,
-                        crowd_radius=self.threshold)
+                        crowd_radius=self.threshold, mapper=mapper)
 
     # ------------------------------------------------------------------ detection results
     def accounts(self, *, limit: int | None = 100, min_score: float = 0.0) -> list[AccountScore]:

@@ -61,6 +61,7 @@ def _engine(args: argparse.Namespace, **kwargs):
 
     config = EngineConfig(device=getattr(args, "device", "cpu") or "cpu",
                           encoder=getattr(args, "encoder", None),
+                          ray_address=getattr(args, "ray", None),
                           threshold=getattr(args, "threshold", None))
     return Engine(workspace_from_env(args.workspace), config=config, **kwargs)
 
@@ -189,6 +190,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+def add_ray_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", metavar="ADDRESS", default=os.environ.get("COPYHOUND_RAY"),
+                   help="embed and self-join on a Ray cluster: auto (the cluster this machine is part of), "
+                   "ray://HOST:10001, or local (start one here); needs copyhound[ray] (env COPYHOUND_RAY)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--workspace", "-w", default=None,
@@ -229,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "finishes) and add them to the FAISS index.")
     p.add_argument("--factory", default=None,
                    help="FAISS factory string (default: exact below 200k prompts, IVF+SQ8 above)")
+    add_ray_option(p)
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("who-else", parents=[common, fmt, device], help="every account that sent a near-copy",

@@ -96,6 +96,9 @@ def add_commands(sub, common, fmt, device) -> None:
     p.add_argument("--recheck", action="store_true",
                    help="with --encoder static: confirm each candidate near-copy edge with all-MiniLM-L6-v2 "
                    "(which embeds only the prompts that have one); slower, fewer false edges")
+    from engine.cli import add_ray_option
+
+    add_ray_option(p)
     p.set_defaults(func=cmd_scan)
 
     limit = argparse.ArgumentParser(add_help=False)

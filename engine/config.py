@@ -56,6 +56,8 @@ class EngineConfig:
     device: str = "cpu"
     # None: the encoder the workspace already uses (MiniLM for a new one); "static" for the fast tier.
     encoder: str | None = None
+    # A Ray cluster for embedding and the self-join ("auto", "local", "ray://host:10001"); None: local.
+    ray_address: str | None = None
     embed_batch: int = 256
     # Vectors per shard file: a killed embed loses at most one shard's work (about 10 s on 2 cores).
     shard_size: int = 2048

@@ -44,3 +44,7 @@ class QueryError(CopyhoundError):
 
 class DetectionError(CopyhoundError):
     """Scan or detection could not run (nothing embedded, inconsistent state)."""
+
+
+class ClusterError(CopyhoundError):
+    """A Ray cluster could not be reached, or Ray is not installed."""

@@ -47,11 +47,12 @@ def _state(store: Store, encoder: str) -> tuple[int, int]:
 
 def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: ProgressFn = no_progress,
              force: bool = False, embedded: int = 0, recheck=None,
-             crowd_radius: float = DEFAULT_THRESHOLD) -> ScanResult:
+             crowd_radius: float = DEFAULT_THRESHOLD, mapper=None) -> ScanResult:
     """Self-join the encoder's vectors at `threshold`, then rebuild every detection table.
 
     `recheck` (an `engine.recheck.Rechecker`, optional) confirms the self-join's candidate edges with
-    the transformer before families are built; `crowd_radius` is the encoder's who-else threshold.
+    the transformer before families are built; `crowd_radius` is the encoder's who-else threshold;
+    `mapper` computes the self-join's blocks elsewhere (`engine.cluster.parallel_map`), same blocks.
     """
     started = time.monotonic()
     stage: dict[str, float] = {}
@@ -89,7 +90,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
                         [scan_id, encoder.name, threshold, method, n, max_shard])
             con.execute("COMMIT")
     blocks = faiss_index.self_join(vecs, ids, threshold, start_block=start_block, max_neighbors=MAX_NEIGHBORS,
-                                   block_size=SELFJOIN_BLOCK)
+                                   block_size=SELFJOIN_BLOCK, mapper=mapper or faiss_index.local_map)
     for block in blocks:
         with store.connect() as con:
             con.execute("BEGIN")

@@ -88,12 +88,31 @@ class StaticEncoder:
     dim = STATIC_DIMS
 
     def __init__(self, cache_dir: Path) -> None:
-        from tokenizers import Tokenizer
-
         from engine.embed import MODEL_SHA256, model_dir, verify_weights
 
         source = model_dir()
-        self.table = load_or_distill(Path(cache_dir), source, MODEL_SHA256, verify_weights)
+        self._cache_dir = Path(cache_dir)
+        self.table = load_or_distill(self._cache_dir, source, MODEL_SHA256, verify_weights)
+        self._load_tokenizer(source)
+
+    @classmethod
+    def from_table(cls, table: np.ndarray) -> StaticEncoder:
+        """An encoder over a table already loaded and checked (a Ray actor gets the driver's table)."""
+        from engine.embed import model_dir
+
+        self = cls.__new__(cls)
+        self.table = np.asarray(table, np.float32)
+        self._load_tokenizer(model_dir())
+        return self
+
+    def cache_files(self) -> list[Path]:
+        """The cached table and its sidecar (empty for a table handed over in memory)."""
+        folder = getattr(self, "_cache_dir", None)
+        return [folder / f"{STATIC_NAME}.npy", folder / f"{STATIC_NAME}.json"] if folder else []
+
+    def _load_tokenizer(self, source: Path) -> None:
+        from tokenizers import Tokenizer
+
         self.tokenizer = Tokenizer.from_file(str(source / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_PIECES)

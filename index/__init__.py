@@ -22,7 +22,7 @@ from index.build import (
 from index.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
 from index.io import Manifest, load, save
 from index.search import RangeResult, knn, range_search
-from index.selfjoin import EdgeBlock, IvfPlan, brute_force_pairs, plan_ivf, self_join
+from index.selfjoin import EdgeBlock, IvfPlan, brute_force_pairs, local_map, plan_ivf, self_join
 
 __all__ = [
     "DEFAULT_NPROBE",
@@ -44,6 +44,7 @@ __all__ = [
     "range_search",
     "save",
     "self_join",
+    "local_map",
     "set_search_params",
     "train",
 ]

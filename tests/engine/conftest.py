@@ -1,0 +1,69 @@
+"""Fixtures and helpers shared by the fast-tier and cluster tests: the static encoder, real prompts."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+
+import pytest
+
+from engine.fingerprint import normalize
+from engine.static_model import StaticEncoder
+from tests.conftest import corpus
+
+GREETINGS = ("hi! ", "hello, ", "hey there. ", "good morning! ")
+SIGN_OFFS = (" thanks!", " thank you.", " cheers", " thx in advance")
+
+
+def perturb(text: str, rng: random.Random) -> str:
+    """What an evader does to a pasted prompt: a typo, a greeting or sign-off, lost punctuation."""
+    words = text.split(" ")
+    long_words = [i for i, w in enumerate(words) if len(w) >= 5]
+    if long_words:
+        i = rng.choice(long_words)
+        w = words[i]
+        j = rng.randrange(1, len(w) - 2)
+        words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
+    out = " ".join(words)
+    choice = rng.randrange(3)
+    if choice == 0:
+        out = rng.choice(GREETINGS) + out
+    elif choice == 1:
+        out = out + rng.choice(SIGN_OFFS)
+    else:
+        out = out.replace(",", "").replace("?", "")
+    return out
+
+
+@pytest.fixture(scope="session")
+def static_encoder(tmp_path_factory) -> StaticEncoder:
+    return StaticEncoder(tmp_path_factory.mktemp("static-cache"))
+
+
+@pytest.fixture(scope="session")
+def organic() -> list[str]:
+    rng = random.Random(5)
+    texts: list[str] = []
+    for name in ("alpaca_5k.jsonl.gz", "sharegpt_first_turns.jsonl.gz"):
+        with gzip.open(corpus(name), "rt", encoding="utf-8") as fh:
+            rows = [json.loads(line)["text"] for line in fh]
+        rows = [t for t in rows if 40 <= len(t) <= 600]
+        rng.shuffle(rows)
+        texts += rows[:100]
+    return list(dict.fromkeys(normalize(t) for t in texts))
+
+
+def ring_traffic(organic: list[str]) -> list[dict]:
+    """A 6-account copy ring pasting 12 perturbed prompts each, in 60 organic accounts' traffic."""
+    rng = random.Random(3)
+    rows = []
+    for i, text in enumerate(organic[:120]):
+        rows.append({"account_id": f"org_{i % 60:02d}", "timestamp": 1770000000 + i * 600, "prompt": text})
+    rows += [{"account_id": "org_poem_a", "timestamp": 1770000000, "prompt": "Write a short poem about the sea."},
+             {"account_id": "org_poem_b", "timestamp": 1770000100, "prompt": "Write a short poem about my love."}]
+    for m in range(6):
+        for q, text in enumerate(organic[150:162]):
+            rows.append({"account_id": f"ring_{m}", "timestamp": 1771000000 + m * 50 + q * 3600,
+                         "prompt": perturb(text, rng)})
+    return rows

@@ -1,0 +1,85 @@
+"""The Ray path gives the same near-copy edges, families and rings as the local path.
+
+A local Ray cluster is started by the test itself (2 CPUs); the workspace is scanned once locally and
+once with embedding as Ray Data batch inference and the self-join as Ray tasks, from empty each time.
+The static fast tier keeps the embedding cost small; the transformer path goes through the same code.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import ray
+
+from engine import Engine, EngineConfig
+from engine.static_model import STATIC_NAME
+from tests.conftest import write_jsonl
+from tests.engine.conftest import ring_traffic
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _tables(engine: Engine) -> dict:
+    with engine.store.connect() as con:
+        return {
+            "matches": con.execute("SELECT prompt_a, prompt_b, round(similarity, 5) FROM matches ORDER BY ALL").fetchall(),
+            "families": con.execute("SELECT family_id, prompt_id FROM families ORDER BY ALL").fetchall(),
+            "rings": sorted(tuple(sorted(r.accounts)) for r in engine.rings(limit=None)),
+            "scores": con.execute("SELECT account_id, round(score, 5) FROM account_scores ORDER BY ALL").fetchall(),
+        }
+
+
+def test_ray_scan_equals_local_scan(tmp_path, monkeypatch, local_cluster, static_encoder, organic):
+    import engine.cluster as cluster
+    import engine.scan as scan_module
+
+    # Many small self-join blocks, so the Ray path really spreads them over tasks.
+    monkeypatch.setattr(scan_module, "SELFJOIN_BLOCK", 64)
+    on_ray = []
+    ray_map = cluster.parallel_map
+
+    def counted(func, shared, blocks):
+        for block in ray_map(func, shared, blocks):
+            on_ray.append(block.block_no)
+            yield block
+
+    monkeypatch.setattr(cluster, "parallel_map", counted)
+    traffic = write_jsonl(tmp_path / "traffic.jsonl", ring_traffic(organic))
+    results = {}
+    for mode, address in (("local", None), ("ray", "auto")):
+        ws = tmp_path / mode
+        config = EngineConfig(encoder="static", ray_address=address, shard_size=64)
+        # The distilled table is shared, not distilled twice: the workspace cache gets a copy.
+        (ws / "models").mkdir(parents=True)
+        for f in static_encoder.cache_files():
+            shutil.copy(f, ws / "models")
+        engine = Engine(ws, config=config)
+        engine.ingest([traffic])
+        scan = engine.scan()
+        assert scan.edges > 0 and scan.rings >= 1
+        results[mode] = _tables(engine)
+        if mode == "ray":
+            with engine.store.connect() as con:
+                shards = con.execute("SELECT count(*) FROM embedding_shards WHERE encoder = ?", [STATIC_NAME]).fetchone()[0]
+            assert shards == 1  # one Ray Data job per (large) shard
+            assert on_ray == list(range(len(on_ray))) and len(on_ray) > 3, on_ray
+    assert results["ray"]["matches"] == results["local"]["matches"]
+    assert results["ray"]["families"] == results["local"]["families"]
+    assert results["ray"]["rings"] == results["local"]["rings"]
+    assert results["ray"]["scores"] == results["local"]["scores"]
+    ring = next(r for r in results["ray"]["rings"] if any(a.startswith("ring_") for a in r))
+    assert {f"ring_{m}" for m in range(6)} <= set(ring)
+
+
+def test_ray_vectors_equal_local_vectors(local_cluster, static_encoder, organic):
+    from engine.cluster import RayEncoder
+
+    texts = organic[:300]
+    np.testing.assert_array_equal(RayEncoder(static_encoder, batch_size=64).encode(texts), static_encoder.encode(texts))
