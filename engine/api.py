@@ -131,7 +131,7 @@ class Engine(AnalystMixin):
         """Embed prompts not embedded yet, then bring the FAISS index up to date."""
         started = time.monotonic()
         enc = self.encoder
-        shard_size = self.config.shard_size
+        shard_size = max(self.config.shard_size, getattr(enc, "shard_prompts", 0))
         if self.config.ray_address:
             from engine.cluster import RAY_SHARD_SIZE, RayEncoder, connect
 
