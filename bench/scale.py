@@ -1,0 +1,277 @@
+"""How does the whole pipeline grow with N? End to end on `copyhound synth` traffic, with the fast tier.
+
+Usage::
+
+    python bench/scale.py --sizes 100000 300000 1000000 [--encoder static] [--workdir /tmp/scale]
+
+For each N (exchanges), in ``<workdir>/n<N>`` (the synthetic traffic file is generated once and kept;
+the workspace is rebuilt every run so every stage is timed from empty):
+
+1. ``ingest``, ``embed`` (encoder + FAISS index), ``scan`` (self-join, families, templates, links,
+   rings, scores; its own stage breakdown is kept): wall time, throughput and the process's peak RSS
+   per stage (VmHWM reset per stage where the kernel allows it). ``end_to_end_s`` = ingest + embed +
+   scan: everything after the traffic file exists.
+2. ``who_else``: 200 single-prompt queries, each a perturbed copy of a random stored prompt, one
+   ``Engine.who_else`` call each after a warm-up (encoder and index loaded): latency p50/p99.
+3. ``quality``: every account scored against the generator's truth with ``detect_eval.evaluate``:
+   recall at 1% organic FPR per campaign kind, and viral / organic rings.
+4. Side by side on the same self-deduplication job (the prompts' vectors from the same encoder, the
+   scan's cut): SemHash (PyPI ``semhash``, its default usearch backend) and copyhound's self-join, as
+   a time ratio, with the agreement of the prompts each calls a near-duplicate. Exact brute force on
+   a sample of rows (every vector against the sample, numpy): pair recall of the scan's self-join,
+   and the brute-force time extrapolated to all rows.
+
+Growth: for each stage, the exponent b of ``seconds ~ a * N^b`` fitted by least squares on log-log
+over the sizes run. Writes ``bench/results/<name>.json`` and a plot ``bench/results/<name>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import detect_eval  # noqa: E402
+from common import envelope, percentiles, perturb, stage, table, write_results  # noqa: E402
+
+from engine import Engine, EngineConfig  # noqa: E402
+from engine.synth import SynthConfig, write_synth  # noqa: E402
+from engine.vectors import load_vectors  # noqa: E402
+
+log = logging.getLogger("bench.scale")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def traffic_for(n: int, folder: Path, seed: int) -> tuple[Path, dict]:
+    path = folder / "traffic.jsonl"
+    truth = folder / "traffic.truth.json"
+    if not (path.exists() and truth.exists()):
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        write_synth(SynthConfig(exchanges=n, seed=seed), path)
+        log.info("synth %d exchanges in %.0f s", n, time.perf_counter() - started)
+    return path, json.loads(truth.read_text())
+
+
+def who_else_latency(eng: Engine, rng: random.Random, queries: int) -> dict:
+    with eng.store.connect() as con:
+        texts = [r[0] for r in con.execute(
+            f"SELECT text FROM prompts USING SAMPLE {queries} ROWS (reservoir, 7)").fetchall()]
+    probes = [perturb(t, rng, n_ops=1 + i % 3)[0] for i, t in enumerate(texts)]
+    eng.who_else([probes[0]])  # warm-up: encoder and index loaded
+    lat, rows = [], 0
+    for q in probes:
+        t0 = time.perf_counter()
+        res = eng.who_else([q])
+        lat.append((time.perf_counter() - t0) * 1000)
+        rows += len(res.rows)
+    return {"queries": len(probes), "ms": {k: round(v, 2) for k, v in percentiles(lat, (50, 90, 99)).items()},
+            "rows_per_query": round(rows / max(len(probes), 1), 1)}
+
+
+def quality(eng: Engine, truth: dict) -> dict:
+    accs = eng.accounts(limit=None)
+    score = {a.account_id: a.score for a in accs}
+    volume = {a.account_id: a.n_exchanges for a in accs}
+    rings = [set(r.accounts) for r in eng.rings(limit=None)]
+    res = detect_eval.evaluate(score, rings, truth, volume)
+    return {"kinds": {k: {"recall_at_1pct_fpr": v.get("recall_at_1pct_fpr"), "auc": v.get("auc"),
+                          "accounts": v.get("accounts")} for k, v in res["kinds"].items()},
+            "viral_rings": len(res["negatives"]["viral_rings"]),
+            "organic_rings": len(res["negatives"]["organic_rings"]),
+            "organic_fpr": res.get("organic_fpr")}
+
+
+def side_by_side(eng: Engine, scan_stage: dict, threshold: float, sample: int, seed: int) -> dict:
+    """SemHash and sampled exact brute force on the scan's own self-deduplication job."""
+    enc = eng.encoder
+    ids, vecs = load_vectors(eng.store, enc.name, enc.dim)
+    with eng.store.connect() as con:
+        texts = con.execute("SELECT normalized FROM prompts ORDER BY prompt_id").fetchnumpy()["normalized"].tolist()
+        edges = con.execute("SELECT prompt_a, prompt_b FROM matches").fetchnumpy()
+        in_family = set(np.asarray(con.execute(
+            "SELECT prompt_id FROM families WHERE prompt_id <> center_id").fetchnumpy()["prompt_id"]).tolist())
+    out: dict = {"prompts": len(ids), "threshold": threshold}
+
+    from semhash import SemHash
+
+    class Given:  # SemHash's encoder protocol, answered by the engine's own encoder
+        def encode(self, sentences, **_):
+            return enc.encode(list(sentences))
+
+    with stage("semhash", unit="prompts", items=len(texts)) as st:
+        sh = SemHash.from_records(texts, model=Given())
+        result = sh.self_deduplicate(threshold=threshold)
+    removed = {t for t in (r if isinstance(r, str) else r.record for r in result.filtered)}
+    sh_removed = len(removed)
+    ch_removed = len(in_family)
+    pos = {t: i for i, t in enumerate(texts)}
+    removed_ids = {int(ids[pos[t]]) for t in removed if t in pos}
+    copyhound_s = scan_stage.get("self_join", 0.0) + scan_stage.get("families", 0.0) + scan_stage.get("load_vectors", 0.0)
+    out["semhash"] = {"seconds": round(st.seconds, 2), "peak_rss_mb": st.peak_rss_mb,
+                      "near_duplicates_removed": sh_removed,
+                      "ratio_semhash_over_copyhound": round(st.seconds / max(copyhound_s, 1e-9), 2)}
+    out["copyhound"] = {"seconds": round(copyhound_s, 2), "what": "load vectors + self-join + families",
+                        "prompts_in_families_not_centre": ch_removed,
+                        "agreement_jaccard": round(len(removed_ids & in_family) / max(len(removed_ids | in_family), 1), 4)}
+
+    # Exact brute force on a sample of rows: every pair (sample row, any row) at >= threshold.
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(ids), size=min(sample, len(ids)), replace=False))
+    t0 = time.perf_counter()
+    truth_pairs = set()
+    for start in range(0, len(rows), 512):
+        part = rows[start : start + 512]
+        sims = vecs[part] @ vecs.T
+        r, c = np.nonzero(sims >= threshold)
+        for i, j in zip(part[r].tolist(), c.tolist(), strict=True):
+            if i != j:
+                truth_pairs.add((min(int(ids[i]), int(ids[j])), max(int(ids[i]), int(ids[j]))))
+    brute_s = time.perf_counter() - t0
+    a = np.asarray(edges["prompt_a"], np.int64)
+    b = np.asarray(edges["prompt_b"], np.int64)
+    keep = np.isin(a, rows_ids := ids[rows]) | np.isin(b, rows_ids)
+    found = set(zip(a[keep].tolist(), b[keep].tolist(), strict=True))
+    out["exact_sample"] = {"rows": len(rows), "seconds": round(brute_s, 2),
+                           "extrapolated_all_rows_s": round(brute_s * len(ids) / max(len(rows), 1), 1),
+                           "pairs_exact": len(truth_pairs),
+                           "pair_recall_of_scan": round(len(found & truth_pairs) / max(len(truth_pairs), 1), 4),
+                           "note": "scan keeps at most 200 neighbours per prompt; recall counts pairs under that cap too"}
+    return out
+
+
+def run_size(n: int, args) -> dict:
+    folder = args.workdir / f"n{n}"
+    traffic, truth = traffic_for(n, folder, args.seed)
+    ws = folder / "ws"
+    if ws.exists():
+        shutil.rmtree(ws)
+    eng = Engine(ws, config=EngineConfig(encoder=args.encoder))
+    # The distilled table is cached beside the workspaces, not rebuilt (and timed) for every size.
+    models = args.workdir / "models"
+    if models.exists():
+        shutil.copytree(models, ws / "models")
+    stages = {}
+    with stage("ingest", unit="rows") as st:
+        res = eng.ingest([traffic])
+        st.items = res.files[0].rows_read
+    stages["ingest"] = st.to_dict()
+    with stage("embed", unit="prompts") as st:
+        emb = eng.embed()
+        st.items = emb.embedded
+    st.extra.update({"encoder": emb.encoder, "factory": emb.index_factory,
+                     "encode_prompts_per_s": round(emb.prompts_per_second, 1)})
+    stages["embed"] = st.to_dict()
+    if not models.exists():
+        shutil.copytree(ws / "models", models)
+    with stage("scan", unit="prompts") as st:
+        scan = eng.scan(recheck=args.recheck)
+        st.items = scan.prompts
+    st.extra["stage_seconds"] = {k: round(v, 2) for k, v in scan.stage_seconds.items()}
+    st.extra.update({"edges": scan.edges, "families": scan.families, "templates": scan.templates,
+                     "rings": scan.rings, "flagged": scan.flagged_accounts})
+    stages["scan"] = st.to_dict()
+    end_to_end = sum(stages[k]["seconds"] for k in ("ingest", "embed", "scan"))
+    status = eng.status()
+    out = {"exchanges": status.exchanges, "accounts": status.accounts, "prompts": status.prompts,
+           "encoder": eng.encoder_name, "recheck": args.recheck, "stages": stages,
+           "end_to_end_s": round(end_to_end, 1),
+           "peak_rss_mb": max(s["peak_rss_mb"] or 0 for s in stages.values())}
+    log.info("N=%d: end to end %.0f s (%s)", n, end_to_end,
+             ", ".join(f"{k} {v['seconds']:.0f}s" for k, v in stages.items()))
+    out["who_else"] = who_else_latency(eng, random.Random(args.seed), args.queries)
+    out["quality"] = quality(eng, truth)
+    if not args.no_side_by_side:
+        out["side_by_side"] = side_by_side(eng, scan.stage_seconds, eng.scan_threshold, args.exact_sample, args.seed)
+    return out
+
+
+def fit_exponents(runs: list[dict]) -> dict:
+    """b in seconds ~ a * N^b per stage (and scan sub-stage), least squares on log-log."""
+    if len(runs) < 2:
+        return {}
+    n = np.log([r["exchanges"] for r in runs])
+    series = {"end_to_end": [r["end_to_end_s"] for r in runs]}
+    for k in ("ingest", "embed", "scan"):
+        series[k] = [r["stages"][k]["seconds"] for r in runs]
+    for k in runs[-1]["stages"]["scan"]["stage_seconds"]:
+        if all(k in r["stages"]["scan"]["stage_seconds"] for r in runs):
+            series[f"scan.{k}"] = [max(r["stages"]["scan"]["stage_seconds"][k], 1e-3) for r in runs]
+    series["who_else_p50"] = [r["who_else"]["ms"]["p50"] for r in runs]
+    return {k: round(float(np.polyfit(n, np.log(v), 1)[0]), 3) for k, v in series.items()}
+
+
+def plot(runs: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [r["exchanges"] for r in runs]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for key, label in (("end_to_end", "end to end"), ("ingest", "ingest"), ("embed", "embed + index"),
+                       ("scan", "scan")):
+        y = [r["end_to_end_s"] if key == "end_to_end" else r["stages"][key]["seconds"] for r in runs]
+        ax.plot(n, y, marker="o", label=label)
+    for sub in ("self_join", "templates", "scoring"):
+        y = [r["stages"]["scan"]["stage_seconds"].get(sub) for r in runs]
+        if all(v is not None for v in y):
+            ax.plot(n, y, marker=".", linestyle="--", label=f"scan: {sub.replace('_', '-')}")
+    ax.set_yscale("log")
+    ax2.plot(n, [r["who_else"]["ms"]["p50"] for r in runs], marker="o", label="who-else p50")
+    ax2.plot(n, [r["who_else"]["ms"]["p99"] for r in runs], marker="o", label="who-else p99")
+    for axis, ylabel, title in ((ax, "seconds", "wall time per stage"), (ax2, "ms per query", "who-else latency")):
+        axis.set_xscale("log")
+        axis.set_xlabel("exchanges")
+        axis.set_ylabel(ylabel)
+        axis.set_title(title)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
+    ap.add_argument("--encoder", default="static")
+    ap.add_argument("--recheck", action="store_true")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/scale"))
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--exact-sample", type=int, default=2000)
+    ap.add_argument("--no-side-by-side", action="store_true")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--name", default="scale")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    runs = []
+    for n in args.sizes:
+        runs.append(run_size(n, args))
+        # Written after every size, so a long run that is stopped keeps what it measured.
+        result = envelope("scale", sizes=args.sizes, encoder=args.encoder, recheck=args.recheck, runs=runs,
+                          exponents=fit_exponents(runs))
+        rows = [{"exchanges": r["exchanges"], "prompts": r["prompts"], "end_to_end_s": r["end_to_end_s"],
+                 **{f"{k}_s": round(r["stages"][k]["seconds"], 1) for k in ("ingest", "embed", "scan")},
+                 "peak_rss_mb": r["peak_rss_mb"], "who_else_p50_ms": r["who_else"]["ms"]["p50"],
+                 "who_else_p99_ms": r["who_else"]["ms"]["p99"],
+                 **{f"rec_{k}": v["recall_at_1pct_fpr"] for k, v in r["quality"]["kinds"].items()}}
+                for r in runs]
+        write_results(args.name, result, table(rows, list(rows[0])) + f"\n\nexponents: {result['exponents']}")
+        plot(runs, RESULTS / f"{args.name}.png",
+             f"copyhound on copyhound-synth traffic, encoder {runs[-1]['encoder']}, 2-core CPU")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
