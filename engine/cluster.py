@@ -67,7 +67,7 @@ def _encoder_spec(encoder: Encoder) -> tuple[str, object]:
     """What an actor needs to rebuild `encoder`: the static table itself, or MiniLM's device."""
     table = getattr(encoder, "table", None)
     if table is not None:
-        return ("static", np.asarray(table))
+        return ("static", (np.asarray(table), encoder.centre, encoder.direction))
     device = getattr(encoder, "device", "cpu")
     return ("minilm", device)
 
@@ -80,7 +80,7 @@ class _EncodeActor:
         if kind == "static":
             from engine.static_model import StaticEncoder
 
-            self.encoder = StaticEncoder.from_table(payload)
+            self.encoder = StaticEncoder.from_table(*payload)
         else:
             from engine.embed import MiniLMEncoder
 

@@ -27,12 +27,12 @@ SCAN_THRESHOLD = 0.84
 
 # Each encoder has its own cosine scale, so its own (who-else, scan) thresholds. The static fast tier's
 # are the cuts that keep the same share of perturbed copies as MiniLM's defaults (97.7% and 94.7%), read
-# off `bench/threshold.py --encoder static` (bench/results/threshold_static.json). At those cuts the
-# static model also passes 35% / 19% of the hardest unrelated pairs (MiniLM: 0%): its edges are
-# candidates, which `scan --recheck` confirms with the transformer.
+# off `bench/threshold.py --encoder static` (bench/results/threshold_static.json, vectors centred on the
+# fixed reference, see engine.static_model). At those cuts the static model also passes 7% of the hardest unrelated pairs
+# (MiniLM: 0%): its edges are candidates, which `scan --recheck` confirms with the transformer.
 ENCODER_THRESHOLDS = {
     "all-MiniLM-L6-v2": (DEFAULT_THRESHOLD, SCAN_THRESHOLD),
-    "static-minilm-256": (0.79, 0.84),
+    "static-minilm-256": (0.72, 0.76),
 }
 
 
