@@ -274,14 +274,21 @@ def plan_ivf(
     block_size: int = DEFAULT_BLOCK_SIZE,
     niter: int = 10,
     seed: int = 0,
+    centroids: np.ndarray | None = None,
 ) -> IvfPlan:
     """Cluster ``vectors`` (float ``(n, d)``) into lists and group lists into blocks.
 
     k-means is spherical, trained on at most ``256 * nlist`` rows sampled with
     ``seed``. The plan is deterministic for the same inputs, seed and FAISS
-    thread count.
+    thread count. ``centroids`` (float32 ``(nlist, d)``, e.g. a trained IVF
+    index's) skips k-means: the vectors are assigned to those lists.
     """
     n, d = vectors.shape
+    if centroids is not None and n:
+        given = np.ascontiguousarray(centroids, dtype=np.float32)
+        if given.ndim != 2 or given.shape[1] != d or not len(given):
+            raise ValueError(f"centroids of shape {given.shape} do not fit vectors of dimension {d}")
+        nlist = len(given)
     if nlist is None:
         nlist = default_nlist(n, nprobe)
     nlist = max(1, min(int(nlist), n)) if n else 1
@@ -289,6 +296,8 @@ def plan_ivf(
     rng = np.random.default_rng(seed)
     if n == 0:
         centroids = np.zeros((1, d), dtype=np.float32)
+    elif centroids is not None:
+        centroids = given
     elif nlist == 1:
         centroids = np.zeros((1, d), dtype=np.float32)
     else:
@@ -406,6 +415,7 @@ def self_join(
     max_neighbors: int | None = None,
     seed: int = 0,
     mapper=local_map,
+    centroids: np.ndarray | None = None,
 ) -> Iterator[EdgeBlock]:
     """Yield all pairs of rows whose inner product is ``>= threshold``.
 
@@ -424,7 +434,8 @@ def self_join(
     blocks)`` computes ``func(shared, blk)`` for each block number and yields
     the blocks in order: :func:`local_map` here, or a cluster's parallel map
     (every block depends only on ``shared`` and its number, so any mapper
-    gives the same blocks).
+    gives the same blocks). ``centroids`` (``ivf`` only): lists to use instead
+    of k-means (see :func:`plan_ivf`).
 
     Arguments are validated (and for ``ivf`` the k-means plan is computed)
     when this function is called; the tiles are computed lazily as blocks are
@@ -448,7 +459,7 @@ def self_join(
         log.info("self-join exact: n=%d, %d blocks of %d rows", vectors.shape[0], nblocks, block_size)
         return mapper(_exact_block, (vectors, ids, thr, block_size, max_neighbors), range(start_block, nblocks))
     if method == "ivf":
-        plan = plan_ivf(vectors, nlist=nlist, nprobe=nprobe, block_size=block_size, seed=seed)
+        plan = plan_ivf(vectors, nlist=nlist, nprobe=nprobe, block_size=block_size, seed=seed, centroids=centroids)
         _check_start(start_block, plan.nblocks)
         log.info("self-join ivf: n=%d, nlist=%d, nprobe=%d, %d blocks", vectors.shape[0], plan.nlist,
                  plan.probe.shape[1], plan.nblocks)

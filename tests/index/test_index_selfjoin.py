@@ -120,6 +120,25 @@ def test_ivf_recall(make_clustered, pairs_of) -> None:
         _assert_same_up_to_rounding(got - want, set(), x, ids, thr)  # no false positives
 
 
+def test_ivf_with_a_trained_index_lists_keeps_recall(make_clustered, pairs_of) -> None:
+    """The scan partitions its join with the workspace IVF index's centroids instead of its own k-means."""
+    import index as faiss_index
+
+    x, ids = make_clustered(12_000, 384, clusters=40)
+    idx = faiss_index.make_index(384, "IVF128,SQ8")
+    faiss_index.train(idx, x[:8000])
+    centroids = faiss_index.ivf_centroids(idx)
+    assert centroids.shape == (128, 384)
+    assert faiss_index.ivf_centroids(faiss_index.make_index(384, "Flat")) is None
+    ref = brute_force_pairs(x, ids, 0.8)
+    want = pairs_of(ref.a, ref.b)
+    a, b, s = _collect(self_join(x, ids, 0.8, method="ivf", nprobe=8, centroids=centroids))
+    _check_wellformed(a, b, s, 0.8)
+    got = pairs_of(a, b)
+    assert len(want) > 500 and len(got & want) / len(want) >= 0.99
+    _assert_same_up_to_rounding(got - want, set(), x, ids, 0.8)
+
+
 def test_ivf_all_lists_probed_is_exact(make_clustered, pairs_of) -> None:
     x, ids = make_clustered(4000, 64, clusters=10, spread=0.5)
     ref = brute_force_pairs(x, ids, 0.7)
