@@ -276,8 +276,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--side-by-side-only", action="store_true",
                     help="recompute only the side-by-side figures on the workspaces of the last run")
     ap.add_argument("--exact-only", action="store_true", help="with --side-by-side-only: only the exact sample")
+    ap.add_argument("--who-else-only", action="store_true",
+                    help="re-measure only who-else latency on the workspaces of the last run")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    if args.who_else_only:
+        # Re-measure who-else alone on the kept workspaces (after a change to the query path), kept
+        # beside the original figures with the code version that produced them.
+        path = RESULTS / f"{args.name}.json"
+        result = json.loads(path.read_text())
+        from common import git_sha
+
+        for r in result["runs"]:
+            eng = Engine(args.workdir / f"n{r['exchanges']}" / "ws", create=False)
+            r["who_else_remeasured"] = dict(who_else_latency(eng, random.Random(args.seed), args.queries),
+                                            git_sha=git_sha())
+        write_results(args.name, result, json.dumps([r["who_else_remeasured"] for r in result["runs"]], indent=1))
+        return 0
     if args.side_by_side_only:
         path = RESULTS / f"{args.name}.json"
         result = json.loads(path.read_text())
