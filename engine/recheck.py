@@ -2,7 +2,7 @@
 
 The static fast tier (`engine.static_model`) finds nearly every near-copy the transformer finds, but
 also passes pairs of unrelated prompts that share many words (bench/results/threshold_static.json:
-19% of the hardest unrelated pairs at its scan threshold, 0% for MiniLM). The re-check keeps an edge
+7% of the hardest unrelated pairs of real prompts at its scan threshold, none for MiniLM). The re-check keeps an edge
 only when all-MiniLM-L6-v2 agrees (cosine >= MiniLM's scan threshold) and stores MiniLM's cosine as
 the edge's similarity. MiniLM embeds only the prompts that have a candidate edge, as ordinary
 MiniLM shards: resumable, and reused by a later re-check or a full `copyhound embed --encoder minilm`.

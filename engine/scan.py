@@ -60,12 +60,14 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     if n == 0:
         raise DetectionError(f"nothing to scan in {store.root}: ingest and embed some exchanges first")
     with store.connect() as con:
+        # The latest scan of any encoder: the detection tables hold its results, so a scan by another
+        # encoder (or with and without the re-check) in between means they must be recomputed.
         last = con.execute(
-            """SELECT scan_id, n_prompts, max_shard, blocks_done, status, threshold, method FROM scan_runs
-               WHERE encoder = ? ORDER BY scan_id DESC LIMIT 1""", [encoder.name]).fetchone()
+            """SELECT scan_id, n_prompts, max_shard, blocks_done, status, threshold, method, encoder FROM scan_runs
+               ORDER BY scan_id DESC LIMIT 1""").fetchone()
     method_suffix = "+recheck" if recheck is not None else ""
-    same_input = (last is not None and last[1] == n and last[2] == max_shard and abs(last[5] - threshold) < 1e-6
-                  and str(last[6]).endswith("+recheck") == bool(method_suffix))
+    same_input = (last is not None and last[7] == encoder.name and last[1] == n and last[2] == max_shard
+                  and abs(last[5] - threshold) < 1e-6 and str(last[6]).endswith("+recheck") == bool(method_suffix))
     if same_input and last[4] == "done" and not force:
         log.info("scan: nothing new since scan %d; results unchanged", last[0])
         return _summary(store, embedded, resumed=False, seconds=time.monotonic() - started, stage=stage,

@@ -111,3 +111,22 @@ def test_workspace_records_encoder_and_recheck_drops_false_edges(tmp_path, stati
     flagged = {a.account_id for a in recheck.accounts(limit=None, min_score=0.5)}
     assert {f"ring_{m}" for m in range(6)} <= flagged
     assert not any(a.startswith("org_") for a in flagged)
+
+
+def test_scan_after_another_encoder_recomputes(tmp_path, static_encoder, fake_encoder, organic):
+    """The detection tables hold the last scan's results, whichever encoder made it."""
+    traffic = write_jsonl(tmp_path / "traffic.jsonl", ring_traffic(organic))
+
+    def scan_with(encoder):
+        engine = Engine(tmp_path / "ws", encoder=encoder)
+        engine.ingest([traffic])
+        engine.scan()
+        with engine.store.connect() as con:
+            return (con.execute("SELECT count(*) FROM matches").fetchone()[0],
+                    con.execute("SELECT max(scan_id) FROM scan_runs").fetchone()[0])
+
+    fake_first = scan_with(fake_encoder)
+    static = scan_with(static_encoder)
+    fake_again = scan_with(fake_encoder)
+    assert fake_first[0] != static[0]
+    assert fake_again[0] == fake_first[0] and fake_again[1] == 3, "a stale scan of the other encoder was kept"
