@@ -49,7 +49,8 @@ STATIC_DIMS = 256
 STATIC_NAME = f"static-minilm-{STATIC_DIMS}"
 # SIF's a: pieces more frequent than ~1e-4 of all tokens ("the", "of", punctuation) are damped.
 SIF_COEFFICIENT = 1e-4
-# Pieces read per prompt: 16 windows of 256, the same reach as the transformer's windowed embedding.
+# Pieces read per prompt, from its start (16 x 256, as many as the transformer's windows read; unlike
+# them, these do not sample the rest of a very long prompt).
 MAX_PIECES = 4096
 # Synthetic exchanges whose organic prompts are the centring reference (about 2 s to generate and encode).
 REFERENCE_EXCHANGES = 20_000
