@@ -96,13 +96,18 @@ def template_specificity(fixed_tokens: np.ndarray) -> np.ndarray:
 
 
 def _pair_sql(rel: str) -> str:
-    """SQL for the weighted pairs of the relation table ``rel(acc, kind, item, u, s, k)``."""
+    """SQL for the weighted pairs of the relation table ``rel(acc, kind, item, u, s, k)``.
+
+    Weights are rounded to 1e-9: DuckDB sums in whatever order its threads meet the rows, so 1/3 + 1/3
+    + 1/3 can come out 1.0 on one run and 0.9999999999999999 on the next, and a link whose weight ties
+    the null cut would pass or fail with thread scheduling (a CI run under load failed that way).
+    """
     return f"""
         SELECT r1.acc AS a, r2.acc AS b,
-               sum(r1.s * least(r1.u, r2.u) / (r1.k - 1)) AS weight,
+               round(sum(r1.s * least(r1.u, r2.u) / (r1.k - 1)), 9) AS weight,
                count(*) AS n_shared,
-               sum(CASE WHEN r1.kind = 'F' THEN r1.s * least(r1.u, r2.u) / (r1.k - 1) ELSE 0 END) AS w_family,
-               sum(CASE WHEN r1.kind = 'T' THEN r1.s * least(r1.u, r2.u) / (r1.k - 1) ELSE 0 END) AS w_template
+               round(sum(CASE WHEN r1.kind = 'F' THEN r1.s * least(r1.u, r2.u) / (r1.k - 1) ELSE 0 END), 9) AS w_family,
+               round(sum(CASE WHEN r1.kind = 'T' THEN r1.s * least(r1.u, r2.u) / (r1.k - 1) ELSE 0 END), 9) AS w_template
         FROM {rel} r1 JOIN {rel} r2 ON r1.kind = r2.kind AND r1.item = r2.item AND r1.acc < r2.acc
         GROUP BY r1.acc, r2.acc
     """
@@ -473,7 +478,7 @@ def expand_rings(
             f"""
             WITH p AS ({_pair_sql(rel_table)}),
             t AS (SELECT a AS acc, b AS other, weight FROM p UNION ALL SELECT b, a, weight FROM p)
-            SELECT t.acc, r.ring, sum(t.weight) AS tie, count(*) AS n
+            SELECT t.acc, r.ring, round(sum(t.weight), 9) AS tie, count(*) AS n
             FROM t JOIN _rg_ring r ON r.acc = t.other JOIN _rg_ring me ON me.acc = t.acc
             WHERE r.ring >= 0 AND me.ring < 0
             GROUP BY t.acc, r.ring ORDER BY t.acc, tie DESC, r.ring
