@@ -14,7 +14,7 @@ from engine.config import EngineConfig, thresholds_for
 from engine.embed import MODEL_NAME, Encoder, encoder_name, make_encoder
 from engine.errors import IndexStateError, QueryError
 from engine.ingest import Ingestor
-from engine.lookup import hits_table, nearest_prompt_rows, prepare_queries, who_else_rows
+from engine.lookup import nearest_prompt_rows, prepare_queries, who_else_rows
 from engine.models import (
     AccountScore,
     EmbedResult,
@@ -28,6 +28,7 @@ from engine.models import (
     WorkspaceStatus,
 )
 from engine.progress import ProgressFn, no_progress
+from engine.senders import SenderIndex
 from engine.store import Store
 from engine.views import account_scores, families, rings, templates
 
@@ -56,6 +57,7 @@ class Engine(AnalystMixin):
         self._encoder = encoder
         self._default_encoder: str | None = None
         self._index_cache: tuple[tuple, object] | None = None
+        self._senders: tuple[tuple, SenderIndex, int] | None = None
 
     @property
     def workspace(self) -> Path:
@@ -168,9 +170,15 @@ class Engine(AnalystMixin):
             from engine.cluster import parallel_map
 
             mapper = parallel_map
-        return run_scan(self.store, self.encoder, cut, progress=progress, force=force,
-                        embedded=embedded.embedded, recheck=checker,
-                        crowd_radius=self.threshold, mapper=mapper)
+        result = run_scan(self.store, self.encoder, cut, progress=progress, force=force,
+                          embedded=embedded.embedded, recheck=checker,
+                          crowd_radius=self.threshold, mapper=mapper)
+        # Brought up to date here (about 2 s per million exchanges) so the first who-else after a nightly
+        # scan is as fast as the rest.
+        progress("sender index", 0, 1)
+        self._lookup_state()
+        progress("sender index", 1, 1)
+        return result
 
     # ------------------------------------------------------------------ detection results
     def accounts(self, *, limit: int | None = 100, min_score: float = 0.0) -> list[AccountScore]:
@@ -200,11 +208,23 @@ class Engine(AnalystMixin):
         normals, prints = prepare_queries(queries)
         idx = self._index()
         vecs = self.encoder.encode(normals)
-        with self.store.connect() as con:
-            hits_table(con, idx, vecs, prints, threshold)
-            rows = who_else_rows(con, queries)
-            unindexed = self._unindexed(con)
+        senders, unindexed = self._lookup_state()
+        rows = who_else_rows(senders, idx, vecs, prints, threshold, queries)
         return WhoElseResult(tuple(rows), len(queries), threshold, self.encoder.name, unindexed)
+
+    def _lookup_state(self) -> tuple[SenderIndex, int]:
+        """The sender index and the count of prompts not embedded, asked of DuckDB only after it changed.
+
+        Opening the database costs ~15 ms plus a cold cache on every call; its files' size and mtime
+        change with every commit, so while they stand still the last answer is still the answer.
+        """
+        signature = self.store.signature()
+        if self._senders is None or self._senders[0] != signature:
+            with self.store.connect() as con:
+                senders = SenderIndex.current(self.store, con, self._senders[1] if self._senders else None)
+                unindexed = self._unindexed(con)
+            self._senders = (signature, senders, unindexed)
+        return self._senders[1], self._senders[2]
 
     def nearest_prompts(self, text: str, *, k: int = 50, floor: float = 0.5) -> list[PromptMatch]:
         """Stored prompts nearest `text` (for search-as-you-type), exact normalised copies first."""
@@ -215,9 +235,13 @@ class Engine(AnalystMixin):
             return nearest_prompt_rows(con, idx, vec, prints[0], k, floor)
 
     def _unindexed(self, con) -> int:
-        # Counts, not an anti-join: every embeddings row names a stored prompt, so the difference is exact.
-        prompts = con.execute("SELECT count(*) FROM prompts").fetchone()[0]
-        embedded = con.execute("SELECT count(*) FROM embeddings WHERE encoder = ?", [self.encoder_name]).fetchone()[0]
+        # Counts, not an anti-join: every embedded prompt is a stored prompt, so the difference is exact;
+        # a shard row is committed with its prompts' embeddings rows, so summing the few shard rows gives
+        # the count without scanning a row per prompt.
+        prompts, embedded = con.execute(
+            """SELECT (SELECT count(*) FROM prompts),
+                      (SELECT coalesce(sum(n), 0) FROM embedding_shards WHERE encoder = ?)""",
+            [self.encoder_name]).fetchone()
         return int(prompts - embedded)
 
     def status(self) -> WorkspaceStatus:

@@ -61,6 +61,17 @@ class Store:
     def index_path(self, encoder: str) -> Path:
         return self.root / "index" / f"prompts.{_safe(encoder)}.faiss"
 
+    def signature(self) -> tuple:
+        """(mtime, size) of the database file and its WAL: changed by every commit, by no read."""
+        out = []
+        for path in (self.db_path, self.db_path.with_name(self.db_path.name + ".wal")):
+            try:
+                st = path.stat()
+                out.append((st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                out.append(None)
+        return tuple(out)
+
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection for one operation; waits out another process's lock, then gives up clearly."""

@@ -1,0 +1,255 @@
+"""Who sent which prompt, laid out for point lookups: the read side of `who-else`.
+
+DuckDB answers "every exchange of these 300 prompts" by scanning the whole exchanges table (it has no
+point index a join can use), and the example texts by scanning the prompt ids: a who-else query grew with
+the traffic (30 ms of its 65 ms at a million exchanges, ~10x that at ten million), and opening the
+database to ask costs ~15 ms more with a cold cache. This sidecar holds the same facts as arrays sorted
+by prompt id, memory-mapped: for each prompt, the slice of its exchanges (account code, timestamp) and
+its text; the prompts sorted by fingerprint for exact copies; the account names. A lookup is a few
+`searchsorted` calls and gathers, its cost set by the number of hits, not by N, and it needs no
+database connection while the database files are unchanged.
+
+It is derived data, like the FAISS index: rebuilt from DuckDB (about a second per million exchanges)
+whenever the counts of exchanges, prompts or accounts differ from those it was built from. It is built
+in a temp folder and renamed into place, so a reader never sees half of one; its texts double the disk
+taken by prompt texts, the price of answering without a scan.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from engine.store import Store
+
+log = logging.getLogger(__name__)
+
+DIR_NAME = "senders"
+FORMAT = 1
+# Exchanges without a timestamp sort last for "first seen" and first for "last seen"; shown as None.
+NO_TS_FIRST = np.iinfo(np.int64).max
+NO_TS_LAST = np.iinfo(np.int64).min
+_ARRAYS = ("prompt_ids", "offsets", "account_code", "ts_us", "fingerprints", "fingerprint_prompt",
+           "account_blob", "account_bounds", "text_ids", "text_bounds", "text_blob")
+# Prompt texts are copied through Arrow in batches of this many rows, so the build's memory is bounded.
+_TEXT_BATCH = 262_144
+
+
+@dataclass(frozen=True)
+class SenderGroups:
+    """One row per (query, account): aligned arrays, sorted by query, similarity desc, count desc, account."""
+
+    query_index: np.ndarray  # int64
+    account_code: np.ndarray  # int32, see SenderIndex.account
+    n_matches: np.ndarray  # int64: the account's exchanges that carry a matching prompt
+    max_similarity: np.ndarray  # float32
+    first_us: np.ndarray  # int64 microseconds since the epoch, NO_TS_FIRST if unknown
+    last_us: np.ndarray  # int64, NO_TS_LAST if unknown
+    example_id: np.ndarray  # int64: the account's most similar matching prompt (lowest id on ties)
+    exact: np.ndarray  # bool: the account sent an exact normalised copy
+
+
+def datetimes(us: np.ndarray, missing: int) -> list:
+    """Microseconds since the epoch -> naive datetimes (as DuckDB returns TIMESTAMP), None where missing."""
+    out = np.asarray(us, np.int64).astype("datetime64[us]").astype(object)
+    out[np.asarray(us) == missing] = None
+    return out.tolist()
+
+
+class SenderIndex:
+    """One build, memory-mapped; get it with `SenderIndex.current(store, con)`."""
+
+    def __init__(self, folder: Path, key: tuple[int, ...]) -> None:
+        self.folder = folder
+        self.key = key
+        for name in _ARRAYS:
+            setattr(self, name, np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False))
+
+    # ------------------------------------------------------------------ build and load
+    @staticmethod
+    def workspace_key(con: duckdb.DuckDBPyConnection) -> tuple[int, ...]:
+        """What the sidecar depends on; exchanges and prompts are only ever appended, so counts suffice."""
+        row = con.execute(
+            """SELECT (SELECT count(*) FROM exchanges), (SELECT count(*) FROM prompts),
+                      (SELECT coalesce(max(prompt_id), 0) FROM prompts), (SELECT count(*) FROM accounts)"""
+        ).fetchone()
+        return (FORMAT, *(int(x) for x in row))
+
+    @classmethod
+    def current(cls, store: Store, con: duckdb.DuckDBPyConnection, cached: SenderIndex | None = None) -> SenderIndex:
+        """`cached` if still up to date, else the folder's build if up to date, else a fresh build."""
+        key = cls.workspace_key(con)
+        if cached is not None and cached.key == key:
+            return cached
+        folder = store.root / "index" / DIR_NAME
+        try:
+            found = tuple(json.loads((folder / "meta.json").read_text(encoding="utf-8"))["key"])
+            if found == key:
+                return cls(folder, key)
+        except (OSError, ValueError, KeyError, TypeError) as err:  # missing or damaged: rebuilt, never trusted
+            if folder.exists():
+                log.warning("senders: %s unreadable (%s); rebuilding", folder, err)
+        return cls.build(store, con, key)
+
+    @classmethod
+    def build(cls, store: Store, con: duckdb.DuckDBPyConnection, key: tuple[int, ...]) -> SenderIndex:
+        started = time.monotonic()
+        final = store.root / "index" / DIR_NAME
+        tmp = final.with_name(f".{DIR_NAME}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save = lambda name, arr: np.save(tmp / f"{name}.npy", arr, allow_pickle=False)  # noqa: E731
+        # Account codes follow DuckDB's own ordering of account ids, so ordering by code orders by name
+        # exactly as a SQL ORDER BY account_id does.
+        con.execute("CREATE OR REPLACE TEMP TABLE sender_codes AS SELECT account_id, "
+                    "(row_number() OVER (ORDER BY account_id) - 1)::INTEGER AS code "
+                    "FROM (SELECT DISTINCT account_id FROM exchanges)")
+        names = con.sql("SELECT account_id FROM sender_codes ORDER BY code").to_arrow_table().column(0)
+        blob, bounds = _string_buffers(names)
+        save("account_blob", blob)
+        save("account_bounds", bounds)
+        ex = con.execute(
+            """SELECT e.prompt_id, c.code, coalesce(epoch_us(e.ts), ?) AS ts_us
+               FROM exchanges e JOIN sender_codes c USING (account_id)
+               ORDER BY e.prompt_id, ts_us, c.code""", [NO_TS_FIRST]).fetchnumpy()
+        con.execute("DROP TABLE sender_codes")
+        pid = np.asarray(ex["prompt_id"], np.int64)
+        prompt_ids, starts = np.unique(pid, return_index=True)
+        save("prompt_ids", prompt_ids)
+        save("offsets", np.append(starts, len(pid)).astype(np.int64))
+        save("account_code", np.asarray(ex["code"], np.int32))
+        save("ts_us", np.asarray(ex["ts_us"], np.int64))
+        del ex, pid
+        fp = con.execute("SELECT fingerprint, prompt_id FROM prompts ORDER BY fingerprint, prompt_id").fetchnumpy()
+        save("fingerprints", np.asarray(fp["fingerprint"], np.int64))
+        save("fingerprint_prompt", np.asarray(fp["prompt_id"], np.int64))
+        del fp
+        _save_texts(con, tmp)
+        (tmp / "meta.json").write_text(json.dumps({"key": list(key)}), encoding="utf-8")
+        # Swap folders: the old one is renamed aside first (a reader that still maps its files keeps
+        # them until it lets go), then the new one takes its name.
+        old = final.with_name(f".{DIR_NAME}.old-{os.getpid()}")
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+        log.info("senders: %d exchanges of %d prompts from %d accounts indexed in %.1f s", int(key[1]),
+                 len(prompt_ids), len(bounds) - 1, time.monotonic() - started)
+        return cls(final, key)
+
+    # ------------------------------------------------------------------ lookups
+    def account(self, code: int) -> str:
+        return bytes(self.account_blob[self.account_bounds[code]:self.account_bounds[code + 1]]).decode("utf-8")
+
+    def texts(self, prompt_ids: np.ndarray) -> dict[int, str]:
+        """Text of each given prompt id (ids not stored are left out)."""
+        prompt_ids = np.unique(np.asarray(prompt_ids, np.int64))
+        pos = np.searchsorted(self.text_ids, prompt_ids)
+        ok = pos < len(self.text_ids)
+        ok[ok] = self.text_ids[pos[ok]] == prompt_ids[ok]
+        lo, hi = self.text_bounds[pos[ok]], self.text_bounds[pos[ok] + 1]
+        return {int(p): bytes(self.text_blob[a:b]).decode("utf-8")
+                for p, a, b in zip(prompt_ids[ok].tolist(), lo.tolist(), hi.tolist(), strict=True)}
+
+    def exact_prompts(self, prints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query position, prompt id) for every stored prompt whose fingerprint equals a query's."""
+        prints = np.asarray(prints, np.int64)
+        lo = np.searchsorted(self.fingerprints, prints, "left")
+        hi = np.searchsorted(self.fingerprints, prints, "right")
+        q = np.repeat(np.arange(len(prints), dtype=np.int64), hi - lo)
+        return q, np.asarray(self.fingerprint_prompt[_ranges(lo, hi)])
+
+    def group(self, query_index: np.ndarray, prompt_id: np.ndarray, similarity: np.ndarray,
+              exact: np.ndarray) -> SenderGroups:
+        """Hits (query, prompt, similarity, exact) -> one row per (query, account) that sent a hit prompt.
+
+        Hits may repeat a (query, prompt): the best similarity counts and exactness is kept, as in a
+        GROUP BY with max/bool_or. Prompts with no exchange are dropped.
+        """
+        q, pid, sim, ex = _dedupe(np.asarray(query_index, np.int64), np.asarray(prompt_id, np.int64),
+                                  np.asarray(similarity, np.float32), np.asarray(exact, bool))
+        pos = np.searchsorted(self.prompt_ids, pid)
+        found = pos < len(self.prompt_ids)
+        found[found] = self.prompt_ids[pos[found]] == pid[found]
+        q, pid, sim, ex, pos = q[found], pid[found], sim[found], ex[found], pos[found]
+        lo, hi = self.offsets[pos], self.offsets[pos + 1]
+        rows = _ranges(lo, hi)
+        q, pid, sim, ex = (np.repeat(x, hi - lo) for x in (q, pid, sim, ex))
+        acc, ts = self.account_code[rows], self.ts_us[rows]
+        if len(q) == 0:
+            none = np.zeros(0, np.int64)
+            return SenderGroups(none, none.astype(np.int32), none, none.astype(np.float32), none, none, none,
+                                none.astype(bool))
+        # Within each (query, account): best similarity first, then lowest prompt id, so the first row
+        # of a group is its example.
+        order = np.lexsort((pid, -sim, acc, q))
+        q, acc, pid, sim, ex, ts = q[order], acc[order], pid[order], sim[order], ex[order], ts[order]
+        new = np.ones(len(q), bool)
+        new[1:] = (q[1:] != q[:-1]) | (acc[1:] != acc[:-1])
+        start = np.flatnonzero(new)
+        counts = np.diff(np.append(start, len(q))).astype(np.int64)
+        ts_last = np.where(ts == NO_TS_FIRST, NO_TS_LAST, ts)
+        g = (q[start], acc[start], counts, sim[start], np.minimum.reduceat(ts, start),
+             np.maximum.reduceat(ts_last, start), pid[start], np.logical_or.reduceat(ex, start))
+        final = np.lexsort((g[1], -g[2], -g[3], g[0]))
+        return SenderGroups(*(x[final] for x in g))
+
+
+def _save_texts(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """Every prompt's text as one UTF-8 blob with bounds, streamed in Arrow batches (no row in Python)."""
+    reader = con.sql("SELECT prompt_id, text FROM prompts ORDER BY prompt_id").to_arrow_reader(_TEXT_BATCH)
+    ids, bounds, total = [], [np.zeros(1, np.int64)], 0
+    with open(folder / "text_blob.raw", "wb") as blob:
+        for batch in reader:
+            ids.append(batch.column(0).to_numpy().astype(np.int64))
+            data, offsets = _string_buffers(batch.column(1))
+            blob.write(data.tobytes())
+            bounds.append(offsets[1:] + total)
+            total += len(data)
+    np.save(folder / "text_ids.npy", np.concatenate(ids) if ids else np.zeros(0, np.int64))
+    np.save(folder / "text_bounds.npy", np.concatenate(bounds))
+    # A raw blob becomes a .npy by writing the header in front; done by streaming, never in memory.
+    with open(folder / "text_blob.npy", "wb") as out, open(folder / "text_blob.raw", "rb") as raw:
+        np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": (total,)})
+        shutil.copyfileobj(raw, out, 16 * 1024 * 1024)
+    os.unlink(folder / "text_blob.raw")
+
+
+def _string_buffers(column) -> tuple[np.ndarray, np.ndarray]:
+    """(UTF-8 bytes, int64 bounds) of an Arrow string column, straight from its buffers."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    arr = arr.cast(pa.large_string())
+    _, offsets, data = arr.buffers()
+    bounds = np.frombuffer(offsets, np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return raw[bounds[0]:bounds[-1]].copy(), bounds - bounds[0]
+
+
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(lo[i], hi[i]) for all i, without a Python loop."""
+    lengths = np.asarray(hi, np.int64) - np.asarray(lo, np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    starts = np.repeat(np.asarray(lo, np.int64) - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return starts + np.arange(total, dtype=np.int64)
+
+
+def _dedupe(q: np.ndarray, pid: np.ndarray, sim: np.ndarray, ex: np.ndarray):
+    if len(q) == 0:
+        return q, pid, sim, ex
+    order = np.lexsort((-sim, pid, q))
+    q, pid, sim, ex = q[order], pid[order], sim[order], ex[order]
+    new = np.ones(len(q), bool)
+    new[1:] = (q[1:] != q[:-1]) | (pid[1:] != pid[:-1])
+    start = np.flatnonzero(new)
+    return q[start], pid[start], sim[start], np.logical_or.reduceat(ex, start)
