@@ -62,7 +62,8 @@ def _engine(args: argparse.Namespace, **kwargs):
     config = EngineConfig(device=getattr(args, "device", "cpu") or "cpu",
                           encoder=getattr(args, "encoder", None),
                           ray_address=getattr(args, "ray", None),
-                          threshold=getattr(args, "threshold", None))
+                          threshold=getattr(args, "threshold", None),
+                          scan_nprobe=getattr(args, "nprobe", None) or EngineConfig.scan_nprobe)
     return Engine(workspace_from_env(args.workspace), config=config, **kwargs)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine.config import EngineConfig
 from engine.output import write_rows
 
 
@@ -87,6 +88,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def add_commands(sub, common, fmt, device) -> None:
     p = sub.add_parser("scan", parents=[common, fmt, device], help="embed what is new, then detect campaigns",
                        description="Embed new prompts, self-join all prompts into near-copy edges (resumable), "
@@ -96,6 +104,9 @@ def add_commands(sub, common, fmt, device) -> None:
     p.add_argument("--recheck", action="store_true",
                    help="with --encoder static: confirm each candidate near-copy edge with all-MiniLM-L6-v2 "
                    "(which embeds only the prompts that have one); slower, fewer false edges")
+    p.add_argument("--nprobe", type=_positive_int, default=EngineConfig.scan_nprobe, metavar="N",
+                   help="past 200k prompts, IVF lists each list is joined with (default %(default)s); more "
+                   "finds more of the near-copies close to the threshold, in proportionally more time")
     from engine.cli import add_ray_option
 
     add_ray_option(p)

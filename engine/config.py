@@ -66,4 +66,6 @@ class EngineConfig:
     threshold: float | None = None
     scan_threshold: float | None = None
     duckdb_memory_limit: str = "4GB"
+    # IVF lists each list of the scan's self-join is compared with (past the exact-join size).
+    scan_nprobe: int = 8
     extra: dict = field(default_factory=dict)

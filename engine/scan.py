@@ -18,7 +18,7 @@ import pyarrow as pa
 import index as faiss_index
 from engine import vectors
 from engine.config import DEFAULT_THRESHOLD
-from engine.detect.families import build_families
+from engine.detect.families import build_families_streamed
 from engine.detect.templates import mine_templates
 from engine.embed import Encoder
 from engine.errors import DetectionError, IndexStateError
@@ -31,8 +31,12 @@ log = logging.getLogger(__name__)
 # A prompt keeps at most this many near-copy edges (its most similar ones): thousands of exact-ish copies of
 # one viral text would otherwise produce millions of edges that say nothing more than "one big family".
 MAX_NEIGHBORS = 200
+# IVF lists each list of the self-join is compared with; `scan --nprobe` overrides.
+DEFAULT_NPROBE = 8
 # Rows of the self-join per committed block: the most work a killed scan can lose.
 SELFJOIN_BLOCK = 4096
+# Edges read back per batch when building families: bounds that stage's memory beyond the adjacency.
+EDGE_CHUNK = 4_194_304
 # A template needs this many distinct prompts: fewer is an anecdote, not a sweep.
 MIN_TEMPLATE_PROMPTS = 20
 
@@ -47,12 +51,14 @@ def _state(store: Store, encoder: str) -> tuple[int, int]:
 
 def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: ProgressFn = no_progress,
              force: bool = False, embedded: int = 0, recheck=None,
-             crowd_radius: float = DEFAULT_THRESHOLD, mapper=None) -> ScanResult:
+             crowd_radius: float = DEFAULT_THRESHOLD, mapper=None, nprobe: int = DEFAULT_NPROBE) -> ScanResult:
     """Self-join the encoder's vectors at `threshold`, then rebuild every detection table.
 
     `recheck` (an `engine.recheck.Rechecker`, optional) confirms the self-join's candidate edges with
     the transformer before families are built; `crowd_radius` is the encoder's who-else threshold;
     `mapper` computes the self-join's blocks elsewhere (`engine.cluster.parallel_map`), same blocks.
+    `nprobe`: lists each IVF list is compared with (above `index.EXACT_MAX` prompts); more finds more
+    of the pairs near the threshold, at a cost roughly proportional (see README, "Scale").
     """
     started = time.monotonic()
     stage: dict[str, float] = {}
@@ -65,9 +71,13 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
         last = con.execute(
             """SELECT scan_id, n_prompts, max_shard, blocks_done, status, threshold, method, encoder FROM scan_runs
                ORDER BY scan_id DESC LIMIT 1""").fetchone()
-    method_suffix = "+recheck" if recheck is not None else ""
+    # The method names how the join was planned, so a scan asked with other settings is not "unchanged"
+    # and a killed one resumes only with the plan its committed blocks belong to.
+    join = "exact" if n <= faiss_index.EXACT_MAX else "ivf"
+    method = ("exact" if join == "exact" else f"ivf/nprobe={int(nprobe)}") + (
+        "+recheck" if recheck is not None else "")
     same_input = (last is not None and last[7] == encoder.name and last[1] == n and last[2] == max_shard
-                  and abs(last[5] - threshold) < 1e-6 and str(last[6]).endswith("+recheck") == bool(method_suffix))
+                  and abs(last[5] - threshold) < 1e-6 and last[6] == method)
     if same_input and last[4] == "done" and not force:
         log.info("scan: nothing new since scan %d; results unchanged", last[0])
         return _summary(store, embedded, resumed=False, seconds=time.monotonic() - started, stage=stage,
@@ -85,7 +95,6 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
         else:
             scan_id = 1 + con.execute("SELECT coalesce(max(scan_id), 0) FROM scan_runs").fetchone()[0]
             start_block = 0
-            method = ("exact" if n <= faiss_index.EXACT_MAX else "ivf") + method_suffix
             con.execute("BEGIN")
             con.execute("DELETE FROM matches")
             con.execute("INSERT INTO scan_runs VALUES (?, ?, ?, ?, ?, ?, 0, 'running', now(), NULL)",
@@ -100,7 +109,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     centroids = faiss_index.ivf_centroids(idx) if idx is not None and idx.ntotal == n else None
     blocks = faiss_index.self_join(vecs, ids, threshold, start_block=start_block, max_neighbors=MAX_NEIGHBORS,
                                    block_size=SELFJOIN_BLOCK, mapper=mapper or faiss_index.local_map,
-                                   centroids=centroids)
+                                   centroids=centroids, nprobe=nprobe, method=join)
     for block in blocks:
         with store.connect() as con:
             con.execute("BEGIN")
@@ -121,10 +130,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     # ---- families, templates, accounts: recomputed whole, in one transaction
     with store.connect() as con:
         t0 = time.monotonic()
-        a, b, s = (np.asarray(x) for x in con.execute(
-            "SELECT prompt_a, prompt_b, similarity FROM matches").fetchnumpy().values())
         weights = _aligned(ids, con.execute("SELECT prompt_id, n_exchanges FROM prompts").fetchnumpy())
-        fam = build_families(ids, a.astype(np.int64), b.astype(np.int64), s.astype(np.float32), weights)
+        fam = build_families_streamed(ids, lambda: _edge_chunks(con), weights)
         stage["families"] = time.monotonic() - t0
         progress("families", 1, 1)
 
@@ -153,6 +160,12 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     log.info("scan %d done in %.1f s: %s; %s", scan_id, time.monotonic() - started,
              ", ".join(f"{k} {v:.1f}s" for k, v in stage.items()), json.dumps(summary, default=str)[:300])
     return _summary(store, embedded, resumed=resumed, seconds=time.monotonic() - started, stage=stage, prompts=n)
+
+
+def _edge_chunks(con):
+    """The `matches` table in Arrow batches of EDGE_CHUNK rows, as numpy (a, b, similarity)."""
+    for batch in con.sql("SELECT prompt_a, prompt_b, similarity FROM matches").to_arrow_reader(EDGE_CHUNK):
+        yield (batch.column(0).to_numpy(), batch.column(1).to_numpy(), batch.column(2).to_numpy())
 
 
 def _aligned(ids: np.ndarray, table: dict) -> np.ndarray:

@@ -11,6 +11,7 @@ with no edge are their own family (family_id = prompt_id).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,38 +32,70 @@ class FamilyAssignment:
         return int(np.unique(self.family_ids).size)
 
 
+EdgeChunks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+
+
 def build_families(
     prompt_ids: np.ndarray, edge_a: np.ndarray, edge_b: np.ndarray, sims: np.ndarray,
     weights: np.ndarray | None = None,
 ) -> FamilyAssignment:
-    """Star clustering over edges (a, b, sim); see module docstring.
+    """Star clustering over edges (a, b, sim) held in memory; see `build_families_streamed`."""
+    return build_families_streamed(prompt_ids, lambda: [(edge_a, edge_b, sims)], weights)
 
-    `prompt_ids` int64 (n,) every prompt; edges reference those ids. `weights` (n,) optionally breaks
-    degree ties (e.g. exchange counts) so the most-sent variant becomes the centre.
+
+def build_families_streamed(prompt_ids: np.ndarray, edge_chunks: EdgeChunks,
+                            weights: np.ndarray | None = None) -> FamilyAssignment:
+    """Star clustering over edges read twice in chunks (a, b, sim); see module docstring.
+
+    `prompt_ids` int64 (n,) every prompt; edges reference those ids. `edge_chunks()` returns a fresh
+    iterable of edge chunks each time (the edges are read twice: once to count degrees, once to fill
+    the adjacency). `weights` (n,) optionally breaks degree ties (e.g. exchange counts) so the
+    most-sent variant becomes the centre.
+
+    Memory is 8 bytes per edge direction (int32 neighbour + float32 similarity) plus one chunk: the
+    edge list itself is never held whole, which at tens of millions of edges was most of a scan's peak.
     """
     prompt_ids = np.asarray(prompt_ids, np.int64)
     n = prompt_ids.size
     family = prompt_ids.copy()
     to_center = np.ones(n, np.float32)
-    if n == 0 or len(edge_a) == 0:
+    if n == 0:
         return FamilyAssignment(prompt_ids, family, to_center)
-    order_ids = np.argsort(prompt_ids)
+    order_ids = np.argsort(prompt_ids).astype(np.int32)
     sorted_ids = prompt_ids[order_ids]
-    a = order_ids[np.searchsorted(sorted_ids, edge_a)]
-    b = order_ids[np.searchsorted(sorted_ids, edge_b)]
-    # Symmetric CSR adjacency over row positions.
-    src = np.concatenate([a, b])
-    dst = np.concatenate([b, a])
-    sim = np.concatenate([sims, sims]).astype(np.float32)
-    by_src = np.argsort(src, kind="stable")
-    src, dst, sim = src[by_src], dst[by_src], sim[by_src]
-    starts = np.searchsorted(src, np.arange(n + 1))
-    degree = np.diff(starts)
+
+    def positions():
+        for ea, eb, es in edge_chunks():
+            yield (order_ids[np.searchsorted(sorted_ids, np.asarray(ea, np.int64))],
+                   order_ids[np.searchsorted(sorted_ids, np.asarray(eb, np.int64))], np.asarray(es, np.float32))
+
+    degree = np.zeros(n, np.int64)
+    n_edges = 0
+    for a, b, _ in positions():
+        degree += np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
+        n_edges += len(a)
+    if n_edges == 0:
+        return FamilyAssignment(prompt_ids, family, to_center)
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(degree, out=starts[1:])
+    dst = np.empty(int(starts[-1]), np.int32)
+    sim = np.empty(int(starts[-1]), np.float32)
+    cursor = starts[:-1].copy()
+    for a, b, s in positions():
+        for src, nbr in ((a, b), (b, a)):
+            # Counting sort, one chunk at a time: each edge lands at its source's next free slot.
+            by_src = np.argsort(src, kind="stable")
+            src_sorted = src[by_src]
+            first = np.searchsorted(src_sorted, src_sorted, "left")
+            slot = cursor[src_sorted] + (np.arange(len(src_sorted)) - first)
+            dst[slot] = nbr[by_src]
+            sim[slot] = s[by_src]
+            cursor += np.bincount(src, minlength=n)
     tie = np.zeros(n) if weights is None else np.asarray(weights, float)
     # Highest degree first; ties by weight, then by lowest id (deterministic).
     visit = np.lexsort((prompt_ids, -tie, -degree))
     assigned = degree == 0  # singletons keep themselves
-    for node in visit:
+    for node in visit[~assigned[visit]].tolist():
         if assigned[node]:
             continue
         assigned[node] = True
@@ -73,6 +106,6 @@ def build_families(
         family[take] = prompt_ids[node]
         to_center[take] = sim[lo:hi][free]
         assigned[take] = True
-    log.info("families: %d prompts, %d edges -> %d families (%d with 2+ prompts)", n, len(edge_a),
+    log.info("families: %d prompts, %d edges -> %d families (%d with 2+ prompts)", n, n_edges,
              np.unique(family).size, int((np.bincount(np.unique(family, return_inverse=True)[1]) > 1).sum()))
     return FamilyAssignment(prompt_ids, family, to_center)

@@ -9,7 +9,7 @@ import pytest
 
 import index as faiss_index
 from engine import Engine, EngineConfig
-from engine.detect.families import build_families
+from engine.detect.families import build_families, build_families_streamed
 from engine.synth import SynthConfig, write_synth
 from engine.vectors import load_vectors
 
@@ -97,3 +97,30 @@ def test_families_do_not_chain():
     for fid, members in groups.items():
         for m in members - {fid}:
             assert abs(m - fid) == 1, "a member must be a direct near-copy of its centre"
+
+
+def test_families_read_in_chunks_equal_families_read_whole():
+    # The scan reads edges back from DuckDB in batches; the batching must not change a single family.
+    rng = np.random.default_rng(4)
+    ids = np.sort(rng.choice(10**9, size=3000, replace=False)).astype(np.int64)
+    # Dense clumps (copied prompts) plus sparse random edges, with shuffled id order in the edge list.
+    a = np.concatenate([rng.choice(ids[:300], 8000), rng.choice(ids, 4000)])
+    b = np.concatenate([rng.choice(ids[:300], 8000), rng.choice(ids, 4000)])
+    # The self-join emits each pair once, never a prompt with itself.
+    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1)[a != b], axis=0)
+    a, b = pairs[:, 0], pairs[:, 1]
+    s = rng.uniform(0.8, 1.0, len(a)).astype(np.float32)
+    weights = rng.integers(1, 5, len(ids)).astype(float)
+    whole = build_families(ids, a, b, s, weights)
+    step = 997
+    chunked = build_families_streamed(
+        ids, lambda: [(a[i:i + step], b[i:i + step], s[i:i + step]) for i in range(0, len(a), step)], weights)
+    assert np.array_equal(whole.family_ids, chunked.family_ids)
+    assert np.array_equal(whole.sim_to_center, chunked.sim_to_center)
+    assert whole.n_families < len(ids) - 200  # the clumps really formed families
+    # Every member's similarity to its centre is the similarity of an edge between them.
+    edge_sim = dict(zip(zip(a.tolist(), b.tolist(), strict=True), s.tolist(), strict=True))
+    for pid, fid, sim in zip(whole.prompt_ids.tolist(), whole.family_ids.tolist(),
+                             whole.sim_to_center.tolist(), strict=True):
+        if pid != fid:
+            assert sim == edge_sim[(min(pid, fid), max(pid, fid))]
