@@ -140,6 +140,12 @@ def _vmhwm_kb() -> int | None:
     return None
 
 
+def rss_mb() -> float | None:
+    """This process's resident memory now, in MB (None where /proc is not there)."""
+    kb = _rss_kb()
+    return kb / 1024 if kb else None
+
+
 def _rss_kb() -> int | None:
     try:
         with open("/proc/self/status") as fh:

@@ -35,6 +35,7 @@ import logging
 import random
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import detect_eval  # noqa: E402
-from common import envelope, percentiles, perturb, stage, table, write_results  # noqa: E402
+from common import envelope, percentiles, perturb, rss_mb, stage, table, write_results  # noqa: E402
 
 from engine import Engine, EngineConfig  # noqa: E402
 from engine.scan import MAX_NEIGHBORS  # noqa: E402
@@ -192,10 +193,11 @@ def run_size(n: int, args) -> dict:
     stages["embed"] = st.to_dict()
     if not models.exists():
         shutil.copytree(ws / "models", models)
-    with stage("scan", unit="prompts") as st:
-        scan = eng.scan(recheck=args.recheck)
+    with stage("scan", unit="prompts") as st, ScanMemory() as memory:
+        scan = eng.scan(recheck=args.recheck, progress=memory.progress)
         st.items = scan.prompts
     st.extra["stage_seconds"] = {k: round(v, 2) for k, v in scan.stage_seconds.items()}
+    st.extra["stage_peak_rss_mb"] = memory.peaks
     st.extra.update({"edges": scan.edges, "families": scan.families, "templates": scan.templates,
                      "rings": scan.rings, "flagged": scan.flagged_accounts})
     stages["scan"] = st.to_dict()
@@ -212,6 +214,46 @@ def run_size(n: int, args) -> dict:
     if not args.no_side_by_side:
         out["side_by_side"] = side_by_side(eng, scan.stage_seconds, eng.scan_threshold, args.exact_sample, args.seed)
     return out
+
+
+class ScanMemory:
+    """Peak RSS of each scan sub-stage, sampled every 50 ms and attributed through the scan's progress.
+
+    A stage reports progress while it runs (total None: the self-join's blocks) or once when it ends
+    (done == total); in the latter case the samples that follow belong to the next stage.
+    """
+
+    NEXT = {"embed": "self-join", "self-join": "self-join", "recheck": "families", "families": "templates",
+            "templates": "scoring", "scoring": "sender index", "sender index": "after"}
+
+    def __init__(self) -> None:
+        self.current = "embed"
+        self.peaks: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def progress(self, stage_name: str, done: int, total: int | None) -> None:
+        if stage_name == "self-join" and total is None:
+            self.current = "self-join"
+        elif total is not None and done >= total:
+            self.current = self.NEXT.get(stage_name, stage_name)
+        elif stage_name in self.NEXT:
+            self.current = stage_name
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            rss = rss_mb()
+            if rss is not None and rss > self.peaks.get(self.current, 0.0):
+                self.peaks[self.current] = round(rss, 1)
+            time.sleep(0.05)
+
+    def __enter__(self) -> ScanMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def fit_exponents(runs: list[dict]) -> dict:
