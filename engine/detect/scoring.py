@@ -8,8 +8,9 @@ accounts outside rings; (4) scores.
 
 **Account score** = noisy-OR of its signals' scores, each weighted by how much it means alone:
 ``1 - prod(1 - w_i * s_i)``. Shared rare content and ring membership are direct evidence (w = 1);
-templated share (0.8) and elicitation share (0.7) are strong but have organic uses (an app, a
-student); topic coverage (0.4) only supports. Each signal score is 0 up to its background cut-off
+templated share and copied share (0.8: most of the account's exchanges are near-copies of other
+accounts' prompts, however popular) and elicitation share (0.7) are strong but have organic uses (an
+app, a student); topic coverage (0.4) only supports. Each signal score is 0 up to its background cut-off
 (99th percentile of non-ring accounts, or the null threshold for links), so an account with no
 shared content and ordinary behaviour scores 0. An account is *flagged* at score >= 0.5, which
 needs one signal clearly past its cut-off (a value just past the 99th percentile scores near 0).
@@ -47,6 +48,7 @@ WEIGHTS = {
     "shared_families": 1.0,
     "shared_templates": 1.0,
     "templated_share": 0.8,
+    "copied_share": 0.8,
     "elicitation": 0.7,
     "coverage": 0.4,
 }
@@ -129,6 +131,12 @@ def score_accounts(
     cut_e = sg.background_cut(shares["elicit_share"], bg)
     cut_c = sg.coverage_cut(cov["evenness"], cov["n_prompts"], bg)
     s_t = sg.exceed_share(shares["templated_share"], cut_t)
+    # Copied share: most of what the account sends is a near-copy of what other accounts send. Links
+    # discount a family by its crowd (a viral prompt says nothing about who knows whom), so accounts
+    # pasting from one big shared question bank link weakly to each other; what sets them apart from
+    # a viral prompt's senders is that copies are nearly all they send.
+    cut_cp = sg.background_cut(shares["copied_share"], bg)
+    s_cp = sg.exceed_share(shares["copied_share"], cut_cp)
     s_e_share = sg.exceed_share(shares["elicit_share"], cut_e)
     # Consistency: the account's mean exemplar similarity past the background's 99th percentile, scaled
     # to reach 1 at the per-prompt threshold (where every prompt of the account would be flagged).
@@ -205,7 +213,7 @@ def score_accounts(
         ring_rows.append((r, score, len(mem), n_ex, json.dumps(sigs, ensure_ascii=False), summary))
 
     # Only accounts with some signal past its cut-off need Python work; the rest score 0.
-    active = (ring_of >= 0) | (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_e > 0) | (s_c > 0)
+    active = (ring_of >= 0) | (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_cp > 0) | (s_e > 0) | (s_c > 0)
     acc_rows = []
     for i in np.flatnonzero(active).tolist():
         acc = graph.accounts[i]
@@ -231,6 +239,10 @@ def score_accounts(
             sigs.append(_signal("templated_share", shares["templated_share"][i], cut_t, s_t[i],
                                 f"{int(shares['n_templated'][i])} of {int(shares['n_ex'][i])} exchanges use "
                                 "templates shared with other accounts", examples_t.get(acc, [])))
+        if s_cp[i] > 0:
+            sigs.append(_signal("copied_share", shares["copied_share"][i], cut_cp, s_cp[i],
+                                f"{int(shares['n_copied'][i])} of {int(shares['n_ex'][i])} exchanges are near-copies "
+                                "of prompts other accounts sent"))
         if s_e[i] > 0 and s_e_share[i] >= s_e_mean[i]:
             sigs.append(_signal("elicitation", shares["elicit_share"][i], cut_e, s_e[i],
                                 f"{int(shares['n_elicit'][i])} of {int(shares['n_ex'][i])} exchanges ask for "
@@ -258,7 +270,8 @@ def score_accounts(
     out = {
         "n_links": int(len(graph.a)), "n_candidate_pairs": graph.n_candidate_pairs,
         "n_rings": len(ring_rows), "n_flagged": n_flag, "n_accounts": n_acc,
-        "thresholds": {"link_weight": thr, "templated_share": cut_t, "elicitation_share": cut_e,
+        "thresholds": {"link_weight": thr, "templated_share": cut_t, "copied_share": cut_cp,
+                       "elicitation_share": cut_e,
                        "elicitation_mean": cut_m,
                        "elicitation_similarity": el.threshold, "flag_score": FLAG_SCORE,
                        "intense_templates": len(graph.intense_templates)},

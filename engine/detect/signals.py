@@ -64,8 +64,10 @@ def account_shares(
 
     ``elicit`` names a registered relation ``(prompt_id, elicit_sim, is_elicit)``. A template counts as
     shared when more than one account sent members of it (computed here: the caller may not have
-    filled ``templates.n_accounts``). Returns int64/float64 arrays keyed ``n_ex``, ``n_prompts``,
-    ``n_templated``, ``n_elicit``, the shrunk shares ``templated_share``, ``elicit_share`` and
+    filled ``templates.n_accounts``); a prompt counts as copied when its near-copy family (from the
+    ``families`` table) was sent by more than one account. Returns int64/float64 arrays keyed ``n_ex``,
+    ``n_prompts``, ``n_templated``, ``n_copied``, ``n_elicit``, the shrunk shares ``templated_share``,
+    ``copied_share``, ``elicit_share`` and
     ``elicit_mean`` (mean exemplar similarity, shrunk towards the workspace mean).
     """
     r = con.execute(
@@ -75,22 +77,30 @@ def account_shares(
             FROM exchanges e JOIN template_members m USING (prompt_id) GROUP BY m.template_id
         ), shared AS (
             SELECT m.prompt_id FROM template_members m JOIN tacc USING (template_id) WHERE tacc.k > 1
+        ), facc AS (
+            SELECT f.family_id, count(DISTINCT e.account_id) AS k
+            FROM exchanges e JOIN families f USING (prompt_id) GROUP BY f.family_id
+        ), copied AS (
+            SELECT f.prompt_id FROM families f JOIN facc USING (family_id) WHERE facc.k > 1
         )
         SELECT e.account_id,
                count(*) AS n_ex,
                count(DISTINCT e.prompt_id) AS n_prompts,
                count(*) FILTER (WHERE s.prompt_id IS NOT NULL) AS n_templated,
+               count(*) FILTER (WHERE c.prompt_id IS NOT NULL) AS n_copied,
                count(*) FILTER (WHERE el.is_elicit) AS n_elicit,
                sum(coalesce(el.elicit_sim, 0))::DOUBLE AS elicit_sim_sum
         FROM exchanges e
         LEFT JOIN shared s USING (prompt_id)
+        LEFT JOIN copied c USING (prompt_id)
         LEFT JOIN {elicit} el USING (prompt_id)
         GROUP BY e.account_id ORDER BY e.account_id
         """
     ).fetchnumpy()
-    out = {k: np.asarray(r[k]) for k in ("account_id", "n_ex", "n_prompts", "n_templated", "n_elicit")}
+    out = {k: np.asarray(r[k]) for k in ("account_id", "n_ex", "n_prompts", "n_templated", "n_copied", "n_elicit")}
     n = out["n_ex"].astype(np.float64)
     out["templated_share"] = out["n_templated"] / (n + PRIOR_EXCHANGES)
+    out["copied_share"] = out["n_copied"] / (n + PRIOR_EXCHANGES)
     out["elicit_share"] = out["n_elicit"] / (n + PRIOR_EXCHANGES)
     # Mean similarity to the elicitation exemplars over the account's exchanges, shrunk towards the
     # workspace's mean: an account that wraps everything in its own paraphrase of "show your reasoning"
