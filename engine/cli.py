@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.config import DEFAULT_THRESHOLD, EngineConfig, thresholds_for, workspace_from_env
+from engine.config import DEFAULT_THRESHOLD, STATIC_NAME, EngineConfig, thresholds_for, workspace_from_env
 from engine.errors import CopyhoundError, QueryError
 from engine.output import FORMATS, write_rows
 
@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", "-i", help="file of queries: text (one per line) or .jsonl with a 'prompt' field; - for stdin")
     p.add_argument("--threshold", "-t", type=float, default=None,
                    help=f"cosine threshold (default: the encoder's own, {DEFAULT_THRESHOLD} for minilm, "
-                   f"{thresholds_for('static-minilm-256')[0]} for static; see README)")
+                   f"{thresholds_for(STATIC_NAME)[0]} for static; see README)")
     p.set_defaults(func=cmd_who_else)
 
     p = sub.add_parser("status", parents=[common, fmt, device], help="workspace figures")

@@ -30,9 +30,12 @@ SCAN_THRESHOLD = 0.84
 # off `bench/threshold.py --encoder static` (bench/results/threshold_static.json, vectors centred on the
 # fixed reference, see engine.static_model). At those cuts the static model also passes 7% of the hardest unrelated pairs
 # (MiniLM: 0%): its edges are candidates, which `scan --recheck` confirms with the transformer.
+# The fast tier's name as workspaces record it (engine.static_model builds it); kept here, where nothing
+# heavy is imported, so the CLI and config can name it without loading the model code.
+STATIC_NAME = "static-minilm-256"
 ENCODER_THRESHOLDS = {
     "all-MiniLM-L6-v2": (DEFAULT_THRESHOLD, SCAN_THRESHOLD),
-    "static-minilm-256": (0.72, 0.76),
+    STATIC_NAME: (0.72, 0.76),
 }
 
 

@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from engine.config import STATIC_NAME
 from engine.errors import EmbeddingError
 from engine.store import file_sha256
 
@@ -165,7 +166,7 @@ def verify_weights(path: Path, expected: str = MODEL_SHA256) -> None:
 
 # Short names accepted by `--encoder`, and the full names workspaces record.
 ENCODER_ALIASES = {"minilm": MODEL_NAME, MODEL_NAME: MODEL_NAME,
-                   "static": "static-minilm-256", "static-minilm-256": "static-minilm-256"}
+                   "static": STATIC_NAME, STATIC_NAME: STATIC_NAME}
 
 
 def encoder_name(name: str) -> str:
@@ -174,7 +175,7 @@ def encoder_name(name: str) -> str:
         return ENCODER_ALIASES[name]
     except KeyError:
         raise EmbeddingError(f"unknown encoder {name!r}; use minilm ({MODEL_NAME}) or static "
-                             "(static-minilm-256, the fast tier)") from None
+                             f"({STATIC_NAME}, the fast tier)") from None
 
 
 def make_encoder(name: str = MODEL_NAME, device: str = "cpu", cache_dir: Path | None = None) -> Encoder:

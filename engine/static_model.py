@@ -40,13 +40,14 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from engine.config import STATIC_NAME
 from engine.errors import EmbeddingError
 from engine.store import file_sha256
 
 log = logging.getLogger(__name__)
 
 STATIC_DIMS = 256
-STATIC_NAME = f"static-minilm-{STATIC_DIMS}"
+assert STATIC_NAME == f"static-minilm-{STATIC_DIMS}"  # the recorded name says the table's width
 # SIF's a: pieces more frequent than ~1e-4 of all tokens ("the", "of", punctuation) are damped.
 SIF_COEFFICIENT = 1e-4
 # Pieces read per prompt, from its start (16 x 256, as many as the transformer's windows read; unlike
