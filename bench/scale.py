@@ -223,7 +223,7 @@ class ScanMemory:
     (done == total); in the latter case the samples that follow belong to the next stage.
     """
 
-    NEXT = {"embed": "self-join", "self-join": "self-join", "recheck": "families", "families": "templates",
+    NEXT = {"embed": "self-join", "self-join": "families", "recheck": "families", "families": "templates",
             "templates": "scoring", "scoring": "sender index", "sender index": "after"}
 
     def __init__(self) -> None:

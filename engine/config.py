@@ -30,6 +30,9 @@ SCAN_THRESHOLD = 0.84
 # off `bench/threshold.py --encoder static` (bench/results/threshold_static.json, vectors centred on the
 # fixed reference, see engine.static_model). At those cuts the static model also passes 7% of the hardest unrelated pairs
 # (MiniLM: 0%): its edges are candidates, which `scan --recheck` confirms with the transformer.
+# IVF lists each list of the scan's self-join is compared with; `scan --nprobe` overrides. 8 keeps the
+# 1M join near 100 s on two cores; see README "Scale" for the recall it buys.
+DEFAULT_NPROBE = 8
 # The fast tier's name as workspaces record it (engine.static_model builds it); kept here, where nothing
 # heavy is imported, so the CLI and config can name it without loading the model code.
 STATIC_NAME = "static-minilm-256"
@@ -70,5 +73,5 @@ class EngineConfig:
     scan_threshold: float | None = None
     duckdb_memory_limit: str = "4GB"
     # IVF lists each list of the scan's self-join is compared with (past the exact-join size).
-    scan_nprobe: int = 8
+    scan_nprobe: int = DEFAULT_NPROBE
     extra: dict = field(default_factory=dict)

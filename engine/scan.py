@@ -17,7 +17,7 @@ import pyarrow as pa
 
 import index as faiss_index
 from engine import vectors
-from engine.config import DEFAULT_THRESHOLD
+from engine.config import DEFAULT_NPROBE, DEFAULT_THRESHOLD
 from engine.detect.families import build_families_streamed
 from engine.detect.templates import mine_templates
 from engine.embed import Encoder
@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 # A prompt keeps at most this many near-copy edges (its most similar ones): thousands of exact-ish copies of
 # one viral text would otherwise produce millions of edges that say nothing more than "one big family".
 MAX_NEIGHBORS = 200
-# IVF lists each list of the self-join is compared with; `scan --nprobe` overrides.
-DEFAULT_NPROBE = 8
 # Rows of the self-join per committed block: the most work a killed scan can lose.
 SELFJOIN_BLOCK = 4096
 # Edges read back per batch when building families: bounds that stage's memory beyond the adjacency.
@@ -130,6 +128,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     # ---- families, templates, accounts: recomputed whole, in one transaction
     with store.connect() as con:
         t0 = time.monotonic()
+        progress("families", 0, 1)
         weights = _aligned(ids, con.execute("SELECT prompt_id, n_exchanges FROM prompts").fetchnumpy())
         fam = build_families_streamed(ids, lambda: _edge_chunks(con), weights)
         stage["families"] = time.monotonic() - t0
