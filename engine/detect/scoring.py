@@ -214,6 +214,9 @@ def score_accounts(
 
     # Only accounts with some signal past its cut-off need Python work; the rest score 0.
     active = (ring_of >= 0) | (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_cp > 0) | (s_e > 0) | (s_c > 0)
+    # Accounts flagged by the mean similarity alone have no prompt past the cut to show: their closest.
+    by_mean = [graph.accounts[i] for i in np.flatnonzero((s_e > 0) & (s_e_share < s_e_mean)).tolist()]
+    closest_e = _top_elicit(con, [a for a in by_mean if not examples_e.get(a)])
     acc_rows = []
     for i in np.flatnonzero(active).tolist():
         acc = graph.accounts[i]
@@ -252,7 +255,7 @@ def score_accounts(
                                 f"its prompts average cosine {shares['elicit_mean'][i]:.2f} to the reasoning-"
                                 f"elicitation exemplars (99th percentile of accounts {cut_m:.2f}, per-prompt "
                                 f"threshold {el.threshold:.2f}): consistently worded to draw out the reasoning",
-                                examples_e.get(acc, []) or _top_elicit(con, acc)))
+                                examples_e.get(acc, []) or closest_e.get(acc, [])))
         if s_c[i] > 0:
             sigs.append(_signal("coverage", cov["evenness"][i], cut_c[i], s_c[i],
                                 f"prompts spread over {int(cov['n_clusters_hit'][i])} of {int(cov['k'])} topic "
@@ -281,17 +284,35 @@ def score_accounts(
     return out
 
 
-def _top_elicit(con: duckdb.DuckDBPyConnection, account: str, n: int = 3) -> list[dict]:
-    """The account's prompts most similar to the elicitation exemplars (none of them past the cut)."""
-    rows = con.execute(
-        """
-        SELECT DISTINCT e.prompt_id, el.elicit_sim, left(p.text, 200) FROM exchanges e
-        JOIN _sc_elicit el USING (prompt_id) JOIN prompts p ON p.prompt_id = e.prompt_id
-        WHERE e.account_id = ? ORDER BY el.elicit_sim DESC, e.prompt_id LIMIT ?
-        """,
-        [account, n],
-    ).fetchall()
-    return [{"prompt_id": int(pid), "similarity": round(float(sim), 4), "text": text} for pid, sim, text in rows]
+def _top_elicit(con: duckdb.DuckDBPyConnection, accounts: list[str], n: int = 3) -> dict[str, list[dict]]:
+    """Each account's prompts most similar to the elicitation exemplars (none of them past the cut).
+
+    One query for all the accounts: a query per account cost ~17 ms each, 26 s for the 1,500 accounts
+    of a million exchanges.
+    """
+    if not accounts:
+        return {}
+    con.register("_sc_top_acc", pa.table({"account_id": accounts}))
+    try:
+        rows = con.execute(
+            f"""
+            WITH x AS (
+                SELECT DISTINCT e.account_id, e.prompt_id, el.elicit_sim FROM exchanges e
+                JOIN _sc_top_acc a USING (account_id) JOIN _sc_elicit el USING (prompt_id)
+            ), r AS (
+                SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY elicit_sim DESC, prompt_id) AS rk
+                FROM x
+            )
+            SELECT r.account_id, r.prompt_id, r.elicit_sim, left(p.text, 200)
+            FROM r JOIN prompts p USING (prompt_id) WHERE rk <= {int(n)} ORDER BY r.account_id, rk
+            """
+        ).fetchall()
+    finally:
+        con.unregister("_sc_top_acc")
+    out: dict[str, list[dict]] = {}
+    for acc, pid, sim, text in rows:
+        out.setdefault(acc, []).append({"prompt_id": int(pid), "similarity": round(float(sim), 4), "text": text})
+    return out
 
 
 def _intense_accounts(graph: rg.LinkGraph) -> np.ndarray:
