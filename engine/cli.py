@@ -63,7 +63,9 @@ def _engine(args: argparse.Namespace, **kwargs):
                           encoder=getattr(args, "encoder", None),
                           ray_address=getattr(args, "ray", None),
                           threshold=getattr(args, "threshold", None),
-                          scan_nprobe=getattr(args, "nprobe", None) or EngineConfig.scan_nprobe)
+                          scan_nprobe=getattr(args, "nprobe", None) or EngineConfig.scan_nprobe,
+                          scan_spill=(EngineConfig.scan_spill if getattr(args, "spill", None) is None
+                                      else args.spill))
     return Engine(workspace_from_env(args.workspace), config=config, **kwargs)
 
 

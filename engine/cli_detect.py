@@ -95,6 +95,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _margin(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2, not {value}")
+    return value
+
+
 def add_commands(sub, common, fmt, device) -> None:
     p = sub.add_parser("scan", parents=[common, fmt, device], help="embed what is new, then detect campaigns",
                        description="Embed new prompts, self-join all prompts into near-copy edges (resumable), "
@@ -107,6 +114,10 @@ def add_commands(sub, common, fmt, device) -> None:
     p.add_argument("--nprobe", type=_positive_int, default=EngineConfig.scan_nprobe, metavar="N",
                    help="past 200k prompts, IVF lists each list is joined with (default %(default)s); more "
                    "finds more of the near-copies close to the threshold, in proportionally more time")
+    p.add_argument("--spill", type=_margin, default=EngineConfig.scan_spill, metavar="M",
+                   help="past 200k prompts, a prompt within M (inner product) of its second-nearest IVF list "
+                   "is also joined there (default %(default)s, 0 = off); finds the near-copies on list "
+                   "boundaries, the ones --nprobe misses, for less time than more probes")
     from engine.cli import add_ray_option
 
     add_ray_option(p)

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 import index as faiss_index
 from engine import vectors
-from engine.config import DEFAULT_NPROBE, DEFAULT_THRESHOLD
+from engine.config import DEFAULT_NPROBE, DEFAULT_SPILL, DEFAULT_THRESHOLD
 from engine.detect.families import build_families_streamed
 from engine.detect.templates import mine_templates
 from engine.embed import Encoder
@@ -49,14 +49,16 @@ def _state(store: Store, encoder: str) -> tuple[int, int]:
 
 def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: ProgressFn = no_progress,
              force: bool = False, embedded: int = 0, recheck=None,
-             crowd_radius: float = DEFAULT_THRESHOLD, mapper=None, nprobe: int = DEFAULT_NPROBE) -> ScanResult:
+             crowd_radius: float = DEFAULT_THRESHOLD, mapper=None, nprobe: int = DEFAULT_NPROBE,
+             spill: float = DEFAULT_SPILL) -> ScanResult:
     """Self-join the encoder's vectors at `threshold`, then rebuild every detection table.
 
     `recheck` (an `engine.recheck.Rechecker`, optional) confirms the self-join's candidate edges with
     the transformer before families are built; `crowd_radius` is the encoder's who-else threshold;
     `mapper` computes the self-join's blocks elsewhere (`engine.cluster.parallel_map`), same blocks.
     `nprobe`: lists each IVF list is compared with (above `index.EXACT_MAX` prompts); more finds more
-    of the pairs near the threshold, at a cost roughly proportional (see README, "Scale").
+    of the pairs near the threshold, at a cost roughly proportional (see README, "Scale"); `spill`: margin
+    within which a prompt is also a candidate in its second-nearest list (`index.selfjoin`, 0 = off).
     """
     started = time.monotonic()
     stage: dict[str, float] = {}
@@ -72,8 +74,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     # The method names how the join was planned, so a scan asked with other settings is not "unchanged"
     # and a killed one resumes only with the plan its committed blocks belong to.
     join = "exact" if n <= faiss_index.EXACT_MAX else "ivf"
-    method = ("exact" if join == "exact" else f"ivf/nprobe={int(nprobe)}") + (
-        "+recheck" if recheck is not None else "")
+    ivf = f"ivf/nprobe={int(nprobe)}" + (f"/spill={spill:g}" if spill > 0 else "")
+    method = ("exact" if join == "exact" else ivf) + ("+recheck" if recheck is not None else "")
     same_input = (last is not None and last[7] == encoder.name and last[1] == n and last[2] == max_shard
                   and abs(last[5] - threshold) < 1e-6 and last[6] == method)
     if same_input and last[4] == "done" and not force:
@@ -107,7 +109,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     centroids = faiss_index.ivf_centroids(idx) if idx is not None and idx.ntotal == n else None
     blocks = faiss_index.self_join(vecs, ids, threshold, start_block=start_block, max_neighbors=MAX_NEIGHBORS,
                                    block_size=SELFJOIN_BLOCK, mapper=mapper or faiss_index.local_map,
-                                   centroids=centroids, nprobe=nprobe, method=join)
+                                   centroids=centroids, nprobe=nprobe, method=join,
+                                   spill=spill)
     for block in blocks:
         with store.connect() as con:
             con.execute("BEGIN")

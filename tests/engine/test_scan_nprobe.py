@@ -1,4 +1,4 @@
-"""The IVF self-join's nprobe override: more probes find a superset, all lists find the exact edges.
+"""The IVF self-join's nprobe and spill: more probes or spilling find a superset, all lists the exact edges.
 
 Real DuckDB and FAISS with the static fast tier; the exact-join size limit is lowered so a few
 thousand prompts take the IVF path that millions take.
@@ -25,9 +25,9 @@ def _method(engine: Engine) -> str:
 def test_more_probes_find_more_edges_and_all_lists_find_the_exact_ones(tmp_path, static_encoder, monkeypatch):
     traffic = write_synth(SynthConfig(exchanges=8000, seed=4), tmp_path / "traffic.jsonl").path
 
-    def engine(nprobe: int) -> Engine:
+    def engine(nprobe: int, spill: float = 0.0) -> Engine:
         return Engine(tmp_path / "ws", encoder=static_encoder,
-                      config=EngineConfig(encoder="static", scan_nprobe=nprobe))
+                      config=EngineConfig(encoder="static", scan_nprobe=nprobe, scan_spill=spill))
 
     engine(1).ingest([traffic])
     exact = _edges(engine(1).scan() and engine(1))
@@ -39,6 +39,11 @@ def test_more_probes_find_more_edges_and_all_lists_find_the_exact_ones(tmp_path,
     assert _method(one) == "ivf/nprobe=1"
     few = _edges(one)
     assert engine(1).scan().seconds < 5 and _method(one) == "ivf/nprobe=1"  # same settings: unchanged
+    spilled = engine(1, spill=0.05)  # prompts near a list boundary also join in their second list
+    spilled.scan()
+    assert _method(spilled) == "ivf/nprobe=1/spill=0.05"
+    boundary = _edges(spilled)
+    assert few < boundary <= exact
     every = engine(10_000)  # capped at the number of lists: every list meets every list
     every.scan()
     assert _method(every) == "ivf/nprobe=10000"

@@ -139,6 +139,33 @@ def test_ivf_with_a_trained_index_lists_keeps_recall(make_clustered, pairs_of) -
     _assert_same_up_to_rounding(got - want, set(), x, ids, 0.8)
 
 
+def test_spill_finds_boundary_pairs_once(make_clustered, pairs_of) -> None:
+    """Spilled vectors add the pairs that straddle list boundaries, each exactly once, none false."""
+    x, ids = make_clustered(8000, 64, clusters=12, spread=0.6)
+    thr = 0.7
+    ref = brute_force_pairs(x, ids, thr)
+    want = pairs_of(ref.a, ref.b)
+    kw = dict(method="ivf", nlist=64, nprobe=2, block_size=900, seed=1)
+    plain = pairs_of(*_collect(self_join(x, ids, thr, **kw))[:2])
+    results = {}
+    for spill in (0.02, 2.0):  # 2.0: every vector is a candidate in its second list
+        a, b, s = _collect(self_join(x, ids, thr, spill=spill, **kw))
+        _check_wellformed(a, b, s, thr)  # includes: no pair twice, across blocks too
+        got = pairs_of(a, b)
+        _assert_same_up_to_rounding(got - want, set(), x, ids, thr)
+        assert plain <= got
+        results[spill] = len(got & want) / len(want)
+    base = len(plain & want) / len(want)
+    assert len(want) > 2000 and base < 0.9  # the plain join misses enough for the test to mean something
+    assert base < results[0.02] <= results[2.0]
+    assert results[2.0] - base > 0.05
+    plan = plan_ivf(x, nlist=64, nprobe=2, seed=1, spill=0.02)
+    spilled = np.flatnonzero(plan.second >= 0)
+    assert 0 < len(spilled) < len(x) and (plan.second[spilled] != plan.assign[spilled]).all()
+    with pytest.raises(ValueError):
+        plan_ivf(x, nlist=64, nprobe=2, spill=-0.1)
+
+
 def test_ivf_all_lists_probed_is_exact(make_clustered, pairs_of) -> None:
     x, ids = make_clustered(4000, 64, clusters=10, spread=0.5)
     ref = brute_force_pairs(x, ids, 0.7)
