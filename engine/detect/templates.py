@@ -171,11 +171,14 @@ def _chunk_ngrams(
     pos = np.arange(span, dtype=np.int64) - starts[row_of]
     valid = pos + n <= ntok[row_of]
     rows, pos, hv = row_of[valid], pos[valid], h[valid].view(np.int64)
-    # Distinct (row, n-gram), first position: lexsort puts each pair's smallest position first.
-    order = np.lexsort((pos, hv, rows))
-    rows, pos, hv = rows[order], pos[order], hv[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (hv[1:] != hv[:-1])
+    # Distinct (row, n-gram), first position. Windows come in (row, position) order, so a stable sort
+    # of one 64-bit key per (row, n-gram) finds each pair's first window; a three-key lexsort took
+    # half of this function's time. Two pairs colliding on the key (odds ~1e-6 per chunk) would only
+    # drop one n-gram occurrence from one prompt.
+    with np.errstate(over="ignore"):
+        key = _mix64(hv.view(np.uint64) ^ (rows.astype(np.uint64) * _NGRAM_BASE))
+    _, first = np.unique(key, return_index=True)
+    first.sort()
     return rows[first] + row0, pos[first].astype(np.int32), hv[first], ntok, text_hash
 
 
