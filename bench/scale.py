@@ -211,9 +211,19 @@ def run_size(n: int, args) -> dict:
              ", ".join(f"{k} {v['seconds']:.0f}s" for k, v in stages.items()))
     out["who_else"] = who_else_latency(eng, random.Random(args.seed), args.queries)
     out["quality"] = quality(eng, truth)
-    if not args.no_side_by_side:
+    if args.exact_only:
+        out["side_by_side"] = {"exact_sample": _exact_only(eng, args)}
+    elif not args.no_side_by_side:
         out["side_by_side"] = side_by_side(eng, scan.stage_seconds, eng.scan_threshold, args.exact_sample, args.seed)
     return out
+
+
+def _exact_only(eng: Engine, args) -> dict:
+    """Join recall against exact brute force on sampled rows, without the SemHash run."""
+    ids, vecs = load_vectors(eng.store, eng.encoder.name, eng.encoder.dim)
+    with eng.store.connect() as con:
+        edges = con.execute("SELECT prompt_a, prompt_b FROM matches").fetchnumpy()
+    return exact_sample(ids, vecs, edges, eng.scan_threshold, args.exact_sample, args.seed)
 
 
 class ScanMemory:
@@ -317,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="scale")
     ap.add_argument("--side-by-side-only", action="store_true",
                     help="recompute only the side-by-side figures on the workspaces of the last run")
-    ap.add_argument("--exact-only", action="store_true", help="with --side-by-side-only: only the exact sample")
+    ap.add_argument("--exact-only", action="store_true",
+                    help="of the side-by-side, only the exact sample (no SemHash run); also with --side-by-side-only")
     ap.add_argument("--who-else-only", action="store_true",
                     help="re-measure only who-else latency on the workspaces of the last run")
     args = ap.parse_args(argv)
@@ -341,11 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in result["runs"]:
             eng = Engine(args.workdir / f"n{r['exchanges']}" / "ws", create=False)
             if args.exact_only:
-                ids, vecs = load_vectors(eng.store, eng.encoder.name, eng.encoder.dim)
-                with eng.store.connect() as con:
-                    edges = con.execute("SELECT prompt_a, prompt_b FROM matches").fetchnumpy()
-                r["side_by_side"]["exact_sample"] = exact_sample(ids, vecs, edges, eng.scan_threshold,
-                                                                 args.exact_sample, args.seed)
+                r.setdefault("side_by_side", {})["exact_sample"] = _exact_only(eng, args)
             else:
                 r["side_by_side"] = side_by_side(eng, r["stages"]["scan"]["stage_seconds"], eng.scan_threshold,
                                                  args.exact_sample, args.seed)
