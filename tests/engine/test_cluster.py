@@ -1,7 +1,8 @@
 """The Ray path gives the same near-copy edges, families and rings as the local path.
 
 A local Ray cluster is started by the test itself (2 CPUs); the workspace is scanned once locally and
-once with embedding as Ray Data batch inference and the self-join as Ray tasks, from empty each time.
+once with embedding as Ray Data batch inference and the self-join as Ray tasks, from empty each time,
+with the exact join and with the IVF join (spilled lists included) that millions of prompts take.
 The static fast tier keeps the embedding cost small; the transformer path goes through the same code.
 """
 
@@ -36,9 +37,14 @@ def _tables(engine: Engine) -> dict:
         }
 
 
-def test_ray_scan_equals_local_scan(tmp_path, monkeypatch, local_cluster, static_encoder, organic):
+@pytest.mark.parametrize("join", ["exact", "ivf"])
+def test_ray_scan_equals_local_scan(join, tmp_path, monkeypatch, local_cluster, static_encoder, organic):
     import engine.cluster as cluster
     import engine.scan as scan_module
+    import index as faiss_index
+
+    if join == "ivf":  # the exact-join size limit lowered, so this small workspace takes the IVF path
+        monkeypatch.setattr(faiss_index, "EXACT_MAX", 10)
 
     # Many small self-join blocks, so the Ray path really spreads them over tasks.
     monkeypatch.setattr(scan_module, "SELFJOIN_BLOCK", 64)
@@ -55,7 +61,9 @@ def test_ray_scan_equals_local_scan(tmp_path, monkeypatch, local_cluster, static
     results = {}
     for mode, address in (("local", None), ("ray", "auto")):
         ws = tmp_path / mode
-        config = EngineConfig(encoder="static", ray_address=address, shard_size=64)
+        # One probe in the IVF case, so the spilled prompts are what finds the cross-list pairs.
+        config = EngineConfig(encoder="static", ray_address=address, shard_size=64,
+                              scan_nprobe=8 if join == "exact" else 1)
         # The distilled table is shared, not distilled twice: the workspace cache gets a copy.
         (ws / "models").mkdir(parents=True)
         for f in static_encoder.cache_files():
@@ -65,11 +73,15 @@ def test_ray_scan_equals_local_scan(tmp_path, monkeypatch, local_cluster, static
         scan = engine.scan()
         assert scan.edges > 0 and scan.rings >= 1
         results[mode] = _tables(engine)
+        with engine.store.connect() as con:
+            method = con.execute("SELECT method FROM scan_runs ORDER BY scan_id DESC LIMIT 1").fetchone()[0]
+        assert method == ("exact" if join == "exact" else "ivf/nprobe=1/spill=0.05")
         if mode == "ray":
             with engine.store.connect() as con:
                 shards = con.execute("SELECT count(*) FROM embedding_shards WHERE encoder = ?", [STATIC_NAME]).fetchone()[0]
             assert shards == 1  # one Ray Data job per (large) shard
-            assert on_ray == list(range(len(on_ray))) and len(on_ray) > 3, on_ray
+            # IVF blocks are whole lists, and this workspace has only a few of them.
+            assert on_ray == list(range(len(on_ray))) and len(on_ray) > (3 if join == "exact" else 1), on_ray
     assert results["ray"]["matches"] == results["local"]["matches"]
     assert results["ray"]["families"] == results["local"]["families"]
     assert results["ray"]["rings"] == results["local"]["rings"]
