@@ -1,0 +1,89 @@
+"""The scan's IVF self-join under several nprobe / spill settings: time, edges and recall against exact.
+
+Runs the join exactly as `copyhound scan` does (the workspace index's lists, MAX_NEIGHBORS, blocks of
+SELFJOIN_BLOCK) on an existing scanned workspace, once per setting, without writing to it, and measures
+each run's top-20 pair recall on the same sampled rows of exact brute force (`bench/scale.py`'s
+exact_sample). Used to choose the scan's default spill; results in bench/results/join_recall.json.
+
+    python bench/join_recall.py --workspace /tmp/scale/n1000000/ws --settings 8:0 8:0.03 8:0.05 12:0 16:0
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import envelope, table, write_results  # noqa: E402
+from scale import exact_sample  # noqa: E402
+
+import index as faiss_index  # noqa: E402
+from engine import Engine  # noqa: E402
+from engine.scan import MAX_NEIGHBORS, SELFJOIN_BLOCK  # noqa: E402
+from engine.vectors import load_vectors, open_index  # noqa: E402
+
+log = logging.getLogger("bench.join_recall")
+
+
+def _setting(text: str) -> tuple[int, float]:
+    nprobe, _, spill = text.partition(":")
+    return int(nprobe), float(spill or 0.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workspace", type=Path, default=Path("/tmp/scale/n1000000/ws"))
+    ap.add_argument("--settings", nargs="+", type=_setting, default=[(8, 0.0), (8, 0.03), (8, 0.05), (12, 0.0)],
+                    metavar="NPROBE:SPILL")
+    ap.add_argument("--sample", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--name", default="join_recall")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+
+    eng = Engine(args.workspace, create=False)
+    enc = eng.encoder
+    threshold = eng.scan_threshold
+    ids, vecs = load_vectors(eng.store, enc.name, enc.dim)
+    idx, _ = open_index(eng.store, enc.name, enc.dim)
+    centroids = faiss_index.ivf_centroids(idx)
+    if centroids is None:
+        raise SystemExit(f"{args.workspace}: the index is flat; this bench needs a workspace past the exact size")
+    rows = np.sort(np.random.default_rng(args.seed).choice(len(ids), size=min(args.sample, len(ids)), replace=False))
+    sampled = ids[rows]
+    runs = []
+    for nprobe, spill in args.settings:
+        t0 = time.perf_counter()
+        edges, kept_a, kept_b = 0, [], []
+        for block in faiss_index.self_join(vecs, ids, threshold, method="ivf", max_neighbors=MAX_NEIGHBORS,
+                                           block_size=SELFJOIN_BLOCK, centroids=centroids, nprobe=nprobe,
+                                           spill=spill):
+            edges += len(block)
+            near = np.isin(block.a, sampled) | np.isin(block.b, sampled)
+            kept_a.append(block.a[near])
+            kept_b.append(block.b[near])
+        seconds = time.perf_counter() - t0
+        found = {"prompt_a": np.concatenate(kept_a), "prompt_b": np.concatenate(kept_b)}
+        ex = exact_sample(ids, vecs, found, threshold, args.sample, args.seed)
+        assert ex["rows"] == len(rows)
+        runs.append({"nprobe": nprobe, "spill": spill, "join_s": round(seconds, 1), "edges": edges,
+                     "pair_recall_top20": ex["pair_recall_top20"], "pair_recall_all": ex["pair_recall_all"],
+                     "pairs_top20": ex["pairs_top20"]})
+        log.info("nprobe %d spill %.3f: %.1f s, %d edges, top-20 recall %.4f", nprobe, spill, seconds, edges,
+                 ex["pair_recall_top20"])
+    base = runs[0]["join_s"]
+    for r in runs:
+        r["time_ratio_to_first"] = round(r["join_s"] / base, 3)
+    result = envelope("join_recall", workspace=str(args.workspace), prompts=len(ids), nlist=len(centroids),
+                      threshold=threshold, encoder=enc.name, sample_rows=len(rows), runs=runs)
+    write_results(args.name, result, table(runs, list(runs[0])))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
