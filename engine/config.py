@@ -35,9 +35,9 @@ SCAN_THRESHOLD = 0.84
 DEFAULT_NPROBE = 8
 # Inner-product margin within which a prompt is also a candidate in its second-nearest IVF list
 # (`scan --spill`, 0 = off; index.selfjoin). Near-copies missed by the blocked join sit on list
-# boundaries: at a million static-tier prompts (exact sample of 26k pairs, analytic) nprobe 8 finds
-# 0.925 of them, with spill 0.03 / 0.05 0.960 / 0.964 (51 / 68 % of prompts spilled), nprobe 12 0.945
-# for as many comparisons as spill 0.03; the join took 101 -> 117 s with spill 0.03.
+# boundaries. At a million static-tier prompts (`bench/join_recall.py`, bench/results/join_recall.json:
+# top-20 recall on 2,000 rows of exact brute force) nprobe 8 finds 0.911 in 98 s, with spill 0.03 / 0.05
+# 0.949 / 0.952 in 131 / 129 s, where nprobe 12 finds 0.935 in 132 s and nprobe 16 0.946 in 179 s.
 DEFAULT_SPILL = 0.05
 # The fast tier's name as workspaces record it (engine.static_model builds it); kept here, where nothing
 # heavy is imported, so the CLI and config can name it without loading the model code.

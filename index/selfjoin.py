@@ -35,8 +35,9 @@ Two strategies:
     second list, i.e. compared with the members of every list that probes it.
     Near-copy pairs missed by the plain join sit on list boundaries, which is
     exactly where such vectors are: at a million static-tier prompts spill
-    0.03 finds ~60 % of the pairs nprobe 8 misses for ~1.5x the comparisons,
-    more than raising nprobe to 12 does for the same cost. A vector is only
+    0.05 finds over half of the pairs nprobe 8 misses for 1.3x the join time,
+    more than raising nprobe to 12 does for the same time
+    (bench/join_recall.py). A vector is only
     ever a query in its own list, so ownership keeps the rule above, with
     "``w``'s side finds ``u``" widened to ``list(u)`` or ``second(u)`` in
     ``probe(list(w))``.
