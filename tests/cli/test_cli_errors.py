@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -21,3 +23,18 @@ def test_a_closed_pipe_ends_quietly_with_status_zero():
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
     assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def test_bad_scan_settings_are_one_line_usage_errors(tmp_path, capsys):
+    from engine import cli
+
+    for argv, says in ((["--spill", "x"], "--spill: not a number: 'x'"),
+                       (["--spill", "3"], "--spill: must be between 0 and 2, not 3.0"),
+                       (["--nprobe", "x"], "--nprobe: not a whole number: 'x'"),
+                       (["--nprobe", "0"], "--nprobe: must be at least 1, not 0")):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["scan", "-w", str(tmp_path / "ws"), *argv])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err
+    assert not (tmp_path / "ws").exists()  # refused before anything is created
