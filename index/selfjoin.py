@@ -200,17 +200,61 @@ def _tile_pairs(q: np.ndarray, c: np.ndarray, thr: np.float32) -> tuple[np.ndarr
 
 
 def _cap(
+    owner: np.ndarray, other: np.ndarray, sim: np.ndarray, k: int | None, base: int, rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep, per ``owner`` position, the ``k`` pairs of highest ``sim`` (all when ``k`` is None).
+
+    Owners are positions ``base .. base + rows - 1`` (one IVF list or one exact
+    block), so pairs are counted per owner with a small bincount and only the
+    owners past ``k`` are sorted: sorting every pair of a block by three keys
+    took over half of the join at a million prompts. Ties are broken by
+    ascending ``other`` position so the result does not depend on the order
+    pairs were found in.
+    """
+    if k is None or owner.size <= k:
+        return owner, other, sim
+    counts = np.bincount(owner - base, minlength=rows)
+    heavy = counts > k
+    if not heavy.any():
+        return owner, other, sim
+    over = heavy[owner - base]
+    ho, hw, hs = _top_per_owner(owner[over] - base, other[over], sim[over], k)
+    ho += base
+    light = ~over
+    return (np.concatenate([owner[light], ho]), np.concatenate([other[light], hw]),
+            np.concatenate([sim[light], hs]))
+
+
+# float32 bit patterns: every similarity in [0.5, 2) is 2.0's pattern minus a
+# number below 2**24, so (local owner, similarity, other) packs into one int64.
+_TWO_BITS = int(np.float32(2.0).view(np.uint32))
+_SIM_BITS = 24
+_OTHER_BITS = 24
+_OWNER_BITS = 63 - _SIM_BITS - _OTHER_BITS
+
+
+def _top_per_owner(
     owner: np.ndarray, other: np.ndarray, sim: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Keep, per ``owner`` position, the ``k`` pairs of highest ``sim``.
+    """The ``k`` pairs of highest ``sim`` per ``owner`` (>= 0), ties by ascending ``other``.
 
-    Ties are broken by ascending ``other`` position so the result does not
-    depend on the order pairs were found in.
+    Sorting one packed int64 key is several times faster than a three-key
+    lexsort (SIMD sort); the lexsort remains for values the key cannot hold.
     """
-    if owner.size == 0:
-        return owner, other, sim
-    order = np.lexsort((other, -sim, owner))
-    owner, other, sim = owner[order], other[order], sim[order]
+    packable = (
+        owner.max() < (1 << _OWNER_BITS) and other.max() < (1 << _OTHER_BITS)
+        and sim.dtype == np.float32 and sim.min() > 0.5 and sim.max() < 2.0
+    )
+    if packable:
+        drop = (_TWO_BITS - sim.view(np.uint32).astype(np.int64))  # smaller = more similar
+        key = np.sort((owner << (_SIM_BITS + _OTHER_BITS)) | (drop << _OTHER_BITS) | other)
+        owner = key >> (_SIM_BITS + _OTHER_BITS)
+        other = key & ((1 << _OTHER_BITS) - 1)
+        drop = (key >> _OTHER_BITS) & ((1 << _SIM_BITS) - 1)
+        sim = (_TWO_BITS - drop).astype(np.uint32).view(np.float32)
+    else:
+        order = np.lexsort((other, -sim, owner))
+        owner, other, sim = owner[order], other[order], sim[order]
     new_group = np.empty(owner.size, dtype=bool)
     new_group[0] = True
     np.not_equal(owner[1:], owner[:-1], out=new_group[1:])
@@ -225,17 +269,18 @@ def _edge_block(
     pos_w: list[np.ndarray],
     sims: list[np.ndarray],
     ids: np.ndarray,
-    max_neighbors: int | None,
 ) -> EdgeBlock:
-    """Turn position pairs (owner ``u``, other ``w``) into an id-ordered block."""
+    """Turn position pairs (owner ``u``, other ``w``, already capped) into an id-ordered block."""
     u = np.concatenate(pos_u) if pos_u else np.empty(0, np.int64)
     w = np.concatenate(pos_w) if pos_w else np.empty(0, np.int64)
     s = np.concatenate(sims) if sims else np.empty(0, np.float32)
-    if max_neighbors is not None:
-        u, w, s = _cap(u, w, s, max_neighbors)
     a, b = ids[u], ids[w]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    order = np.lexsort((hi, lo))
+    if lo.size and lo.min() >= 0 and hi.max() < (1 << 31):
+        # One int64 key sorts about twice as fast as a two-key lexsort.
+        order = np.argsort((lo << 32) | hi)
+    else:
+        order = np.lexsort((hi, lo))
     return EdgeBlock(
         block_no=block_no,
         a=lo[order],
@@ -271,7 +316,10 @@ def _exact_block(shared: tuple, blk: int) -> EdgeBlock:
             pos_u.append(u)
             pos_w.append(w)
             sims.append(s)
-    block = _edge_block(blk, pos_u, pos_w, sims, ids, max_neighbors)
+    if pos_u:
+        capped = _cap(np.concatenate(pos_u), np.concatenate(pos_w), np.concatenate(sims), max_neighbors, r0, r1 - r0)
+        pos_u, pos_w, sims = [capped[0]], [capped[1]], [capped[2]]
+    block = _edge_block(blk, pos_u, pos_w, sims, ids)
     log.debug("exact block %d: rows %d-%d, %d edges", blk + 1, r0, r1, len(block))
     return block
 
@@ -421,6 +469,10 @@ def _ivf_block(shared: tuple, blk: int) -> EdgeBlock:
             extra = np.concatenate([plan.spilled(int(m)) for m in probe_lists])
             # A vector whose own list is probed is a candidate already: once is enough.
             cpos = np.concatenate([cpos, extra[~np.isin(plan.assign[extra], probe_lists)]])
+        # Owners as indexes into qpos, so the cap counts pairs per owner cheaply.
+        own_u: list[np.ndarray] = []
+        own_w: list[np.ndarray] = []
+        own_s: list[np.ndarray] = []
         for s0 in range(0, qpos.size, _TILE_ROWS):
             qp = qpos[s0 : s0 + _TILE_ROWS]
             q = _f32(vectors[qp])
@@ -430,17 +482,26 @@ def _ivf_block(shared: tuple, blk: int) -> EdgeBlock:
                 qi, ci, s = _tile_pairs(q, _f32(vectors[cp]), thr)
                 u, w = qp[qi], cp[ci]
                 # Emit from u's side iff u comes first, or w's side never
-                # compares w with u's list (see module docstring).
-                w_probe = plan.probe[plan.assign[w]]
-                w_sees_u = (w_probe == lst).any(axis=1)
-                if plan.spills:  # u is a candidate in w's list through u's second list too
-                    su = plan.second[u]
-                    w_sees_u |= (su >= 0) & (w_probe == su[:, None]).any(axis=1)
-                keep = (u != w) & ((u < w) | ~w_sees_u)
-                pos_u.append(u[keep])
-                pos_w.append(w[keep])
-                sims.append(s[keep])
-    block = _edge_block(blk, pos_u, pos_w, sims, ids, max_neighbors)
+                # compares w with u's list (see module docstring); only the
+                # pairs where u comes second need the probe lookup.
+                keep = u != w
+                later = np.flatnonzero(u > w)
+                if later.size:
+                    w_probe = plan.probe[plan.assign[w[later]]]
+                    w_sees_u = (w_probe == lst).any(axis=1)
+                    if plan.spills:  # u is a candidate in w's list through u's second list too
+                        su = plan.second[u[later]]
+                        w_sees_u |= (su >= 0) & (w_probe == su[:, None]).any(axis=1)
+                    keep[later[w_sees_u]] = False
+                own_u.append(qi[keep] + s0)
+                own_w.append(w[keep])
+                own_s.append(s[keep])
+        lu, w, s = _cap(np.concatenate(own_u), np.concatenate(own_w), np.concatenate(own_s), max_neighbors, 0,
+                        qpos.size)
+        pos_u.append(qpos[lu])
+        pos_w.append(w)
+        sims.append(s)
+    block = _edge_block(blk, pos_u, pos_w, sims, ids)
     log.debug("ivf block %d/%d: %d edges", blk + 1, plan.nblocks, len(block))
     return block
 
@@ -548,4 +609,4 @@ def brute_force_pairs(vectors: np.ndarray, ids: np.ndarray, threshold: float) ->
         us.append(rows_abs[keep].astype(np.int64))
         ws.append(cols[keep].astype(np.int64))
         ss.append(s[rows[keep], cols[keep]])
-    return _edge_block(0, us, ws, ss, ids, None)
+    return _edge_block(0, us, ws, ss, ids)

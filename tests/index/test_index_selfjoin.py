@@ -220,6 +220,27 @@ def test_max_neighbors_caps_exact_copies(pairs_of) -> None:
         assert _components(ids[:300], a, b) == 1
 
 
+def test_cap_keeps_top_k_per_owner_with_ties_by_other() -> None:
+    """The packed-key sort and the lexsort fallback pick the same pairs, ties by ascending other."""
+    from index.selfjoin import _top_per_owner
+
+    rng = np.random.default_rng(9)
+    owner = rng.integers(0, 50, 20_000)
+    other = rng.integers(0, 5_000, 20_000)
+    # Few distinct similarities, so most of the cut falls inside runs of ties.
+    sim = rng.choice(np.array([0.55, 0.8, 0.9, 0.93, 1.0, 1.0000001], np.float32), 20_000)
+    want = set()
+    for o in range(50):
+        mine = np.flatnonzero(owner == o)
+        order = sorted(mine, key=lambda i: (-float(sim[i]), int(other[i])))[:7]
+        want |= {(o, int(other[i]), float(sim[i])) for i in order}
+    packed = _top_per_owner(owner, other, sim, 7)
+    fallback = _top_per_owner(owner, other + (1 << 24), sim, 7)  # other too large to pack
+    assert {(int(o), int(w), float(s)) for o, w, s in zip(*packed)} == want
+    assert {(int(o), int(w) - (1 << 24), float(s)) for o, w, s in zip(*fallback)} == want
+    assert packed[2].dtype == np.float32
+
+
 def test_validation() -> None:
     x = np.zeros((4, 8), np.float32)
     with pytest.raises(ValueError, match="unique"):
