@@ -236,8 +236,8 @@ def test_cap_keeps_top_k_per_owner_with_ties_by_other() -> None:
         want |= {(o, int(other[i]), float(sim[i])) for i in order}
     packed = _top_per_owner(owner, other, sim, 7)
     fallback = _top_per_owner(owner, other + (1 << 24), sim, 7)  # other too large to pack
-    assert {(int(o), int(w), float(s)) for o, w, s in zip(*packed)} == want
-    assert {(int(o), int(w) - (1 << 24), float(s)) for o, w, s in zip(*fallback)} == want
+    assert {(int(o), int(w), float(s)) for o, w, s in zip(*packed, strict=True)} == want
+    assert {(int(o), int(w) - (1 << 24), float(s)) for o, w, s in zip(*fallback, strict=True)} == want
     assert packed[2].dtype == np.float32
 
 
