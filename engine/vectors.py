@@ -43,11 +43,11 @@ def write_shard(path: Path, ids: np.ndarray, vecs: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(ids int64 (n,), vectors float32 (n, d))."""
+def read_shard(path: Path, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """(ids int64 (n,), vectors (n, d) as ``dtype``: float32, or float16 as stored)."""
     try:
         with np.load(path) as data:
-            return data["ids"], data["vecs"].astype(np.float32)
+            return data["ids"], data["vecs"].astype(dtype, copy=False)
     except (OSError, ValueError, KeyError) as err:
         raise EmbeddingError(f"{path}: unreadable vector shard ({err}); delete it and run embed again") from err
 
@@ -143,19 +143,26 @@ def shard_rows(store: Store, encoder: str, after_shard: int = 0) -> list[tuple[i
     return [(int(s), directory / p) for s, p in rows]
 
 
-def load_vectors(store: Store, encoder: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """All embedded prompts of an encoder: (ids int64 (n,), vectors float32 (n, dim)), sorted by id."""
+def load_vectors(store: Store, encoder: str, dim: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """All embedded prompts of an encoder: (ids int64 (n,), vectors (n, dim)), sorted by id.
+
+    ``dtype`` float16 keeps the stored precision at half the memory (the scan: 5.7M prompts of the
+    static tier are 2.9 GB instead of 5.8 GB); consumers convert rows to float32 a block at a time.
+    """
     parts_ids, parts_vecs = [], []
     for _, path in shard_rows(store, encoder):
-        ids, vecs = read_shard(path)
+        ids, vecs = read_shard(path, dtype)
         parts_ids.append(ids)
         parts_vecs.append(vecs)
     if not parts_ids:
-        return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        return np.zeros(0, np.int64), np.zeros((0, dim), dtype)
     ids = np.concatenate(parts_ids)
     vecs = np.concatenate(parts_vecs)
-    order = np.argsort(ids, kind="stable")
-    return ids[order], np.ascontiguousarray(vecs[order])
+    del parts_vecs
+    if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():  # shards are written in id order: usually no copy
+        order = np.argsort(ids, kind="stable")
+        ids, vecs = ids[order], vecs[order]
+    return ids, np.ascontiguousarray(vecs)
 
 
 def update_index(store: Store, encoder: str, dim: int, factory: str | None = None,

@@ -52,7 +52,7 @@ def family_crowds(
     """``(family_id, crowd)`` for families sent by 2..``max_item_accounts`` accounts.
 
     Reads ``families`` and ``exchanges``. ``ids`` int64 (n,) sorted prompt ids and ``vecs`` float32
-    (n, dim) L2-normalised, parallel. ``index``: the workspace's FAISS index over exactly these
+    or float16 (n, dim) L2-normalised, parallel (rows are converted as they are searched). ``index``: the workspace's FAISS index over exactly these
     vectors, searched as it is; without it (or when its size differs) a temporary one is built.
     ``crowd`` >= the family's own account count.
     """
@@ -72,10 +72,9 @@ def family_crowds(
     pos = np.clip(np.searchsorted(ids, centre), 0, len(ids) - 1)
     ok = ids[pos] == centre
     fid, pos = fid[ok], pos[ok]
-    vecs = np.ascontiguousarray(vecs, dtype=np.float32)
     idx = index if index is not None and index.ntotal == len(ids) else _build_index(ids, vecs)
     kk = min(k, len(ids))
-    sims, nbr = faiss_index.knn(idx, vecs[pos], kk)
+    sims, nbr = faiss_index.knn(idx, np.asarray(vecs[pos], dtype=np.float32), kk)
     keep = (sims >= radius) & (nbr >= 0)
     rows = np.repeat(fid, kk)[keep.ravel()]
     pids = nbr.ravel()[keep.ravel()]

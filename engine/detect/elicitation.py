@@ -124,7 +124,7 @@ def score_elicitation(
     """Score every prompt in ``ids`` (int64, sorted) against the exemplars.
 
     Args:
-        vecs: float32 (n, dim) L2-normalised prompt vectors, parallel to ``ids``.
+        vecs: float32 or float16 (n, dim) L2-normalised prompt vectors, parallel to ``ids``.
         encoder: object with ``encode(list[str]) -> float32 (k, dim)`` normalised vectors.
         min_similarity: floor under the data-calibrated threshold.
         max_encode: at most this many cue prompts get their sentences encoded (the lowest prompt
@@ -136,7 +136,8 @@ def score_elicitation(
     ex = np.asarray(encoder.encode(list(EXEMPLARS)), dtype=np.float32)
     sim = np.zeros(n, dtype=np.float32)
     for i in range(0, n, block):
-        sim[i : i + block] = (vecs[i : i + block] @ ex.T).max(axis=1) if len(ex) else 0.0
+        rows = np.asarray(vecs[i : i + block], dtype=np.float32)
+        sim[i : i + block] = (rows @ ex.T).max(axis=1) if len(ex) else 0.0
     cue = con.execute(
         f"""
         SELECT prompt_id, text FROM prompts

@@ -83,7 +83,7 @@ def score_accounts(
     """Recompute ``account_links``, ``rings`` and ``account_scores`` (delete, then insert).
 
     Runs inside the caller's transaction. ``ids`` int64 (n,) sorted prompt ids and ``vecs``
-    float32 (n, dim) L2-normalised vectors of all prompts; ``encoder.encode(list[str])`` embeds
+    float32 or float16 (n, dim) L2-normalised vectors of all prompts; ``encoder.encode(list[str])`` embeds
     the elicitation exemplars; ``index`` (optional) is the workspace's FAISS index over ``vecs``,
     reused for the family crowds; ``crowd_radius`` the encoder's who-else threshold, the radius of a
     family's crowd (each encoder has its own cosine scale). Returns summary figures: counts, thresholds and seconds per stage.
@@ -91,7 +91,6 @@ def score_accounts(
     prog = progress or (lambda stage, done, total: None)
     stage: dict[str, float] = {}
     ids = np.asarray(ids, dtype=np.int64)
-    vecs = np.asarray(vecs, dtype=np.float32)
 
     t0 = time.monotonic()
     crowd = family_crowds(con, ids, vecs, crowd_radius, index=index)

@@ -142,7 +142,7 @@ def coverage(
         index.add(km.centroids)
         cl = np.empty(n, dtype=np.int64)
         for i in range(0, n, 65_536):
-            cl[i : i + 65_536] = index.search(np.ascontiguousarray(vecs[i : i + 65_536]), 1)[1][:, 0]
+            cl[i : i + 65_536] = index.search(np.ascontiguousarray(vecs[i : i + 65_536], dtype=np.float32), 1)[1][:, 0]
     else:
         cl = np.zeros(n, dtype=np.int64)
     pc = pa.table({"prompt_id": ids, "cluster": cl})  # noqa: F841 (read by DuckDB)
