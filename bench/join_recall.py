@@ -3,9 +3,10 @@
 Runs the join exactly as `copyhound scan` does (the workspace index's lists, MAX_NEIGHBORS, blocks of
 SELFJOIN_BLOCK) on an existing scanned workspace, once per setting, without writing to it, and measures
 each run's top-20 pair recall on the same sampled rows of exact brute force (`bench/scale.py`'s
-exact_sample). Used to choose the scan's default spill; results in bench/results/join_recall.json.
+exact_sample). Used to choose the scan's default spill and list bound; results in bench/results/join_recall*.json.
 
     python bench/join_recall.py --workspace /tmp/scale/n1000000/ws --settings 8:0 8:0.03 8:0.05 12:0 16:0
+    python bench/join_recall.py --workspace /tmp/scale/n3000000/ws --settings 8:0.05 8:0.05:400 --name join_recall_3m
 """
 
 from __future__ import annotations
@@ -30,16 +31,17 @@ from engine.vectors import load_vectors, open_index  # noqa: E402
 log = logging.getLogger("bench.join_recall")
 
 
-def _setting(text: str) -> tuple[int, float]:
-    nprobe, _, spill = text.partition(":")
-    return int(nprobe), float(spill or 0.0)
+def _setting(text: str) -> tuple[int, float, int | None]:
+    nprobe, _, rest = text.partition(":")
+    spill, _, max_list = rest.partition(":")
+    return int(nprobe), float(spill or 0.0), int(max_list) if max_list else None
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workspace", type=Path, default=Path("/tmp/scale/n1000000/ws"))
-    ap.add_argument("--settings", nargs="+", type=_setting, default=[(8, 0.0), (8, 0.03), (8, 0.05), (12, 0.0)],
-                    metavar="NPROBE:SPILL")
+    ap.add_argument("--settings", nargs="+", type=_setting, default=[(8, 0.0, None), (8, 0.03, None), (8, 0.05, None), (12, 0.0, None)],
+                    metavar="NPROBE:SPILL[:MAX_LIST]", help="max_list splits bigger lists (index.plan_ivf)")
     ap.add_argument("--sample", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--name", default="join_recall")
@@ -57,12 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = np.sort(np.random.default_rng(args.seed).choice(len(ids), size=min(args.sample, len(ids)), replace=False))
     sampled = ids[rows]
     runs = []
-    for nprobe, spill in args.settings:
+    for nprobe, spill, max_list in args.settings:
         t0 = time.perf_counter()
         edges, kept_a, kept_b = 0, [], []
         for block in faiss_index.self_join(vecs, ids, threshold, method="ivf", max_neighbors=MAX_NEIGHBORS,
                                            block_size=SELFJOIN_BLOCK, centroids=centroids, nprobe=nprobe,
-                                           spill=spill):
+                                           spill=spill, max_list=max_list):
             edges += len(block)
             near = np.isin(block.a, sampled) | np.isin(block.b, sampled)
             kept_a.append(block.a[near])
@@ -71,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         found = {"prompt_a": np.concatenate(kept_a), "prompt_b": np.concatenate(kept_b)}
         ex = exact_sample(ids, vecs, found, threshold, args.sample, args.seed)
         assert ex["rows"] == len(rows)
-        runs.append({"nprobe": nprobe, "spill": spill, "join_s": round(seconds, 1), "edges": edges,
+        runs.append({"nprobe": nprobe, "spill": spill, "max_list": max_list, "join_s": round(seconds, 1), "edges": edges,
                      "pair_recall_top20": ex["pair_recall_top20"], "pair_recall_all": ex["pair_recall_all"],
                      "pairs_top20": ex["pairs_top20"]})
-        log.info("nprobe %d spill %.3f: %.1f s, %d edges, top-20 recall %.4f", nprobe, spill, seconds, edges,
+        log.info("nprobe %d spill %.3f max_list %s: %.1f s, %d edges, top-20 recall %.4f", nprobe, spill, max_list, seconds, edges,
                  ex["pair_recall_top20"])
     base = runs[0]["join_s"]
     for r in runs:

@@ -352,6 +352,7 @@ def plan_ivf(
     seed: int = 0,
     centroids: np.ndarray | None = None,
     spill: float = 0.0,
+    max_list: int | None = None,
 ) -> IvfPlan:
     """Cluster ``vectors`` (float ``(n, d)``) into lists and group lists into blocks.
 
@@ -359,10 +360,14 @@ def plan_ivf(
     ``seed``. The plan is deterministic for the same inputs, seed and FAISS
     thread count. ``centroids`` (float32 ``(nlist, d)``, e.g. a trained IVF
     index's) skips k-means: the vectors are assigned to those lists. ``spill``
-    (inner-product margin, 0 = off): see the module docstring.
+    (inner-product margin, 0 = off): see the module docstring. ``max_list``
+    (optional): a list with more members is split by a small k-means of its
+    own into ``ceil(size / max_list)`` lists (see :func:`_split_lists`).
     """
     if spill < 0:
         raise ValueError(f"spill must be >= 0, got {spill}")
+    if max_list is not None and max_list < 1:
+        raise ValueError(f"max_list must be >= 1 or None, got {max_list}")
     n, d = vectors.shape
     if centroids is not None and n:
         given = np.ascontiguousarray(centroids, dtype=np.float32)
@@ -372,7 +377,8 @@ def plan_ivf(
     if nlist is None:
         nlist = default_nlist(n, nprobe)
     nlist = max(1, min(int(nlist), n)) if n else 1
-    nprobe = max(1, min(int(nprobe), nlist))
+    asked_probe = int(nprobe)
+    nprobe = max(1, min(asked_probe, nlist))
     rng = np.random.default_rng(seed)
     if n == 0:
         centroids = np.zeros((1, d), dtype=np.float32)
@@ -408,6 +414,13 @@ def plan_ivf(
             if k == 2:
                 close = (dist[:, 0] - dist[:, 1] <= spill) & (nearest[:, 1] >= 0) & (nearest[:, 1] != nearest[:, 0])
                 second[c0:c1] = np.where(close, nearest[:, 1], -1)
+    if max_list is not None and n and np.bincount(assign, minlength=nlist).max() > max_list:
+        centroids, assign, second = _split_lists(vectors, centroids, assign, max_list, spill, seed)
+        nlist = len(centroids)
+        nprobe = max(1, min(asked_probe, nlist))
+    if nlist > 1:
+        quantizer = faiss.IndexFlatIP(d)
+        quantizer.add(centroids)
         _, near = quantizer.search(centroids, nprobe)
         probe = np.empty((nlist, nprobe), dtype=np.int64)
         for lst in range(nlist):
@@ -451,6 +464,77 @@ def plan_ivf(
         spill_order=spill_order,
         spill_starts=spill_starts,
     )
+
+
+def _split_lists(
+    vectors: np.ndarray, centroids: np.ndarray, assign: np.ndarray, max_list: int, spill: float, seed: int,
+    niter: int = 8,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split every list of more than ``max_list`` members by a spherical k-means of its own.
+
+    Why: the join costs about ``size x nprobe x size`` per list, and the index's lists grow as
+    ``sqrt(n)`` (``4 sqrt(n)`` lists), so with its lists alone the join grows as ``n^1.5``; lists
+    of bounded size make it linear. One k-means over ``n / max_list`` centroids would cost
+    ``n^2``; splitting each list on its own members costs ``size^2 / max_list`` per list.
+
+    A list of ``s`` members becomes ``ceil(s / max_list)`` lists (its sub-centroids, kept in
+    the list's place so blocks stay local). Each vector then takes the nearest sub-centroid of
+    its own list and of the lists whose centroids are nearest its own (4 in all), which is where
+    its true nearest sub-centroid lies; its second-nearest there is its spill list when within
+    ``spill``. Returns (centroids, assign, second) of the split lists.
+    """
+    nlist, d = centroids.shape
+    order = np.argsort(assign, kind="stable")
+    starts = np.zeros(nlist + 1, dtype=np.int64)
+    np.cumsum(np.bincount(assign, minlength=nlist), out=starts[1:])
+    subs: list[np.ndarray] = []
+    for lst in range(nlist):
+        mem = order[starts[lst] : starts[lst + 1]]
+        k = max(1, math.ceil(mem.size / max_list))
+        if k == 1:
+            subs.append(centroids[lst : lst + 1])
+            continue
+        x = _f32(vectors[mem])
+        rng = np.random.default_rng([seed, lst])
+        c = x[np.sort(rng.choice(mem.size, k, replace=False))]
+        for _ in range(niter):
+            lab = np.argmax(x @ c.T, axis=1)
+            onehot = np.zeros((k, mem.size), dtype=np.float32)
+            onehot[lab, np.arange(mem.size)] = 1.0
+            summed = onehot @ x
+            norm = np.linalg.norm(summed, axis=1)
+            live = norm > 0  # an emptied sub-centroid keeps its place
+            c[live] = summed[live] / norm[live, None]
+        subs.append(c)
+    first = np.zeros(nlist + 1, dtype=np.int64)
+    np.cumsum([len(c) for c in subs], out=first[1:])
+    fine = np.ascontiguousarray(np.concatenate(subs), dtype=np.float32)
+    near_lists = min(4, nlist)
+    quantizer = faiss.IndexFlatIP(d)
+    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    _, near = quantizer.search(np.ascontiguousarray(centroids, dtype=np.float32), near_lists)
+    new_assign = np.empty_like(assign)
+    new_second = np.full_like(assign, -1)
+    for lst in range(nlist):
+        mem = order[starts[lst] : starts[lst + 1]]
+        if mem.size == 0:
+            continue
+        cand = np.concatenate([np.arange(first[m], first[m + 1]) for m in dict.fromkeys([lst, *near[lst]]) if m >= 0])
+        sims = _f32(vectors[mem]) @ fine[cand].T
+        if cand.size == 1:
+            new_assign[mem] = cand[0]
+            continue
+        top2 = np.argpartition(-sims, 1, axis=1)[:, :2]
+        s2 = np.take_along_axis(sims, top2, axis=1)
+        swap = s2[:, 1] > s2[:, 0]
+        best = np.where(swap, top2[:, 1], top2[:, 0])
+        runner = np.where(swap, top2[:, 0], top2[:, 1])
+        new_assign[mem] = cand[best]
+        if spill > 0:
+            margin = np.abs(s2[:, 0] - s2[:, 1])
+            new_second[mem] = np.where(margin <= spill, cand[runner], -1)
+    log.info("ivf lists split: %d -> %d lists of at most ~%d", nlist, len(fine), max_list)
+    return fine, new_assign, new_second
 
 
 def _ivf_block(shared: tuple, blk: int) -> EdgeBlock:
@@ -530,6 +614,7 @@ def self_join(
     mapper=local_map,
     centroids: np.ndarray | None = None,
     spill: float = 0.0,
+    max_list: int | None = None,
 ) -> Iterator[EdgeBlock]:
     """Yield all pairs of rows whose inner product is ``>= threshold``.
 
@@ -551,7 +636,8 @@ def self_join(
     gives the same blocks). ``centroids`` (``ivf`` only): lists to use instead
     of k-means (see :func:`plan_ivf`). ``spill`` (``ivf`` only): margin within
     which a vector is also a candidate in its second-nearest list (module
-    docstring); pass the same value to resume.
+    docstring); pass the same value to resume. ``max_list`` (``ivf`` only):
+    lists with more members are split (:func:`plan_ivf`); same value to resume.
 
     Arguments are validated (and for ``ivf`` the k-means plan is computed)
     when this function is called; the tiles are computed lazily as blocks are
@@ -576,7 +662,7 @@ def self_join(
         return mapper(_exact_block, (vectors, ids, thr, block_size, max_neighbors), range(start_block, nblocks))
     if method == "ivf":
         plan = plan_ivf(vectors, nlist=nlist, nprobe=nprobe, block_size=block_size, seed=seed, centroids=centroids,
-                        spill=spill)
+                        spill=spill, max_list=max_list)
         _check_start(start_block, plan.nblocks)
         log.info("self-join ivf: n=%d, nlist=%d, nprobe=%d, spill %.3f (%d vectors), %d blocks", vectors.shape[0],
                  plan.nlist, plan.probe.shape[1], spill, len(plan.spill_order), plan.nblocks)
