@@ -73,18 +73,22 @@ def main(argv: list[str] | None = None) -> int:
         found = {"prompt_a": np.concatenate(kept_a), "prompt_b": np.concatenate(kept_b)}
         ex = exact_sample(ids, vecs, found, threshold, args.sample, args.seed)
         assert ex["rows"] == len(rows)
-        runs.append({"nprobe": nprobe, "spill": spill, "max_list": max_list, "join_s": round(seconds, 1), "edges": edges,
-                     "pair_recall_top20": ex["pair_recall_top20"], "pair_recall_all": ex["pair_recall_all"],
+        runs.append({"nprobe": nprobe, "spill": spill, "max_list": max_list, "join_s": round(seconds, 1),
+                     "edges": edges, "pair_recall_top20": ex["pair_recall_top20"], "pair_recall_all": ex["pair_recall_all"],
                      "pairs_top20": ex["pairs_top20"]})
-        log.info("nprobe %d spill %.3f max_list %s: %.1f s, %d edges, top-20 recall %.4f", nprobe, spill, max_list, seconds, edges,
-                 ex["pair_recall_top20"])
+        log.info("nprobe %d spill %.3f max_list %s: %.1f s, %d edges, top-20 recall %.4f", nprobe, spill, max_list,
+                 seconds, edges, ex["pair_recall_top20"])
+        _write(args, eng, ids, centroids, threshold, rows, runs)  # after each setting: a killed run keeps it
+    return 0
+
+
+def _write(args, eng, ids, centroids, threshold, rows, runs) -> None:
     base = runs[0]["join_s"]
     for r in runs:
         r["time_ratio_to_first"] = round(r["join_s"] / base, 3)
     result = envelope("join_recall", workspace=str(args.workspace), prompts=len(ids), nlist=len(centroids),
-                      threshold=threshold, encoder=enc.name, sample_rows=len(rows), runs=runs)
+                      threshold=threshold, encoder=eng.encoder.name, sample_rows=len(rows), runs=runs)
     write_results(args.name, result, table(runs, list(runs[0])))
-    return 0
 
 
 if __name__ == "__main__":

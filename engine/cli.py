@@ -65,7 +65,9 @@ def _engine(args: argparse.Namespace, **kwargs):
                           threshold=getattr(args, "threshold", None),
                           scan_nprobe=getattr(args, "nprobe", None) or EngineConfig.scan_nprobe,
                           scan_spill=(EngineConfig.scan_spill if getattr(args, "spill", None) is None
-                                      else args.spill))
+                                      else args.spill),
+                          scan_max_list=(EngineConfig.scan_max_list if getattr(args, "max_list", None) is None
+                                         else args.max_list))
     return Engine(workspace_from_env(args.workspace), config=config, **kwargs)
 
 

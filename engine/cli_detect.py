@@ -98,6 +98,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _list_bound(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value != 0 and value < 16:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or at least 16, not {value}")
+    return value
+
+
 def _margin(text: str) -> float:
     try:
         value = float(text)
@@ -124,6 +134,10 @@ def add_commands(sub, common, fmt, device) -> None:
                    help="past 200k prompts, a prompt within M (inner product) of its second-nearest IVF list "
                    "is also joined there (default %(default)s, 0 = off); finds the near-copies on list "
                    "boundaries, the ones --nprobe misses, for less time than more probes")
+    p.add_argument("--max-list", type=_list_bound, default=EngineConfig.scan_max_list, metavar="N",
+                   help="past 200k prompts, IVF lists of more than N prompts are split for the join (default "
+                   "%(default)s = off); keeps the join's cost linear in the number of prompts, but finds fewer "
+                   "near-copies for the same time than more --nprobe (README, Scale)")
     from engine.cli import add_ray_option
 
     add_ray_option(p)

@@ -39,6 +39,13 @@ DEFAULT_NPROBE = 8
 # top-20 recall on 2,000 rows of exact brute force) nprobe 8 finds 0.911 in 98 s, with spill 0.03 / 0.05
 # 0.949 / 0.952 in 131 / 129 s, where nprobe 12 finds 0.935 in 132 s and nprobe 16 0.946 in 179 s.
 DEFAULT_SPILL = 0.05
+# Most prompts an IVF list of the scan's self-join may hold (`scan --max-list`, 0 = the index's lists as
+# they are); bigger lists are split by a k-means of their own (index.selfjoin). The index keeps about
+# 4*sqrt(N) lists, so without a bound each prompt meets ~sqrt(N) others and the join grows as N^1.5.
+# Off by default: at 3M exchanges (1.7M prompts, `bench/join_recall.py`) the split lists found fewer
+# near-copies for the same time (bound 400: nprobe 8 0.883 in 256 s, nprobe 12 0.905 in 357 s; the
+# index's lists at nprobe 8: 0.935 in 554 s, measured while tests ran beside it).
+DEFAULT_MAX_LIST = 0
 # The fast tier's name as workspaces record it (engine.static_model builds it); kept here, where nothing
 # heavy is imported, so the CLI and config can name it without loading the model code.
 STATIC_NAME = "static-minilm-256"
@@ -82,4 +89,6 @@ class EngineConfig:
     scan_nprobe: int = DEFAULT_NPROBE
     # Second-list margin of the scan's IVF self-join (0 = off).
     scan_spill: float = DEFAULT_SPILL
+    # Largest IVF list of the scan's self-join before it is split (0 = never split).
+    scan_max_list: int = DEFAULT_MAX_LIST
     extra: dict = field(default_factory=dict)

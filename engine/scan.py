@@ -17,7 +17,7 @@ import pyarrow as pa
 
 import index as faiss_index
 from engine import vectors
-from engine.config import DEFAULT_NPROBE, DEFAULT_SPILL, DEFAULT_THRESHOLD
+from engine.config import DEFAULT_MAX_LIST, DEFAULT_NPROBE, DEFAULT_SPILL, DEFAULT_THRESHOLD
 from engine.detect.families import build_families_streamed
 from engine.detect.templates import mine_templates
 from engine.embed import Encoder
@@ -50,7 +50,7 @@ def _state(store: Store, encoder: str) -> tuple[int, int]:
 def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: ProgressFn = no_progress,
              force: bool = False, embedded: int = 0, recheck=None,
              crowd_radius: float = DEFAULT_THRESHOLD, mapper=None, nprobe: int = DEFAULT_NPROBE,
-             spill: float = DEFAULT_SPILL) -> ScanResult:
+             spill: float = DEFAULT_SPILL, max_list: int = DEFAULT_MAX_LIST) -> ScanResult:
     """Self-join the encoder's vectors at `threshold`, then rebuild every detection table.
 
     `recheck` (an `engine.recheck.Rechecker`, optional) confirms the self-join's candidate edges with
@@ -58,7 +58,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     `mapper` computes the self-join's blocks elsewhere (`engine.cluster.parallel_map`), same blocks.
     `nprobe`: lists each IVF list is compared with (above `index.EXACT_MAX` prompts); more finds more
     of the pairs near the threshold, at a cost roughly proportional (see README, "Scale"); `spill`: margin
-    within which a prompt is also a candidate in its second-nearest list (`index.selfjoin`, 0 = off).
+    within which a prompt is also a candidate in its second-nearest list (`index.selfjoin`, 0 = off);
+    `max_list`: lists of more prompts are split for the join (0 = never), so its cost stays linear in N.
     """
     started = time.monotonic()
     stage: dict[str, float] = {}
@@ -74,7 +75,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     # The method names how the join was planned, so a scan asked with other settings is not "unchanged"
     # and a killed one resumes only with the plan its committed blocks belong to.
     join = "exact" if n <= faiss_index.EXACT_MAX else "ivf"
-    ivf = f"ivf/nprobe={int(nprobe)}" + (f"/spill={spill:g}" if spill > 0 else "")
+    ivf = (f"ivf/nprobe={int(nprobe)}" + (f"/spill={spill:g}" if spill > 0 else "")
+           + (f"/maxlist={int(max_list)}" if max_list else ""))
     method = ("exact" if join == "exact" else ivf) + ("+recheck" if recheck is not None else "")
     same_input = (last is not None and last[7] == encoder.name and last[1] == n and last[2] == max_shard
                   and abs(last[5] - threshold) < 1e-6 and last[6] == method)
@@ -101,17 +103,14 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
             con.execute("INSERT INTO scan_runs VALUES (?, ?, ?, ?, ?, ?, 0, 'running', now(), NULL)",
                         [scan_id, encoder.name, threshold, method, n, max_shard])
             con.execute("COMMIT")
-    try:
-        idx, _ = vectors.open_index(store, encoder.name, encoder.dim)
-    except IndexStateError:  # no index yet (vectors written by hand): the join and crowding manage alone
-        idx = None
+    idx = _open_index(store, encoder)
     # The workspace's IVF index was trained on these vectors: its lists partition the join as well as a
     # k-means of the join's own would, which at a million prompts saves ~50 s.
     centroids = faiss_index.ivf_centroids(idx) if idx is not None and idx.ntotal == n else None
     blocks = faiss_index.self_join(vecs, ids, threshold, start_block=start_block, max_neighbors=MAX_NEIGHBORS,
                                    block_size=SELFJOIN_BLOCK, mapper=mapper or faiss_index.local_map,
                                    centroids=centroids, nprobe=nprobe, method=join,
-                                   spill=spill)
+                                   spill=spill, max_list=int(max_list) or None)
     for block in blocks:
         with store.connect() as con:
             con.execute("BEGIN")
@@ -124,6 +123,10 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
             con.execute("COMMIT")
         progress("self-join", block.block_no + 1, None)
     stage["self_join"] = time.monotonic() - t0
+    # Families and templates need neither the vectors nor the index: let them go (at 5.7M static-tier
+    # prompts 2.9 + 1.5 GB) and read them again for scoring, which costs seconds.
+    del vecs, blocks
+    idx = None
     if recheck is not None:
         t0 = time.monotonic()
         recheck.apply(progress=progress)
@@ -142,6 +145,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
         texts = con.execute("SELECT prompt_id, normalized FROM prompts ORDER BY prompt_id").fetchnumpy()
         mining = mine_templates(np.asarray(texts["prompt_id"], np.int64), list(texts["normalized"]),
                                 min_prompts=MIN_TEMPLATE_PROMPTS, con=con)
+        del texts  # millions of Python strings; scoring reads what it needs from DuckDB
         stage["templates"] = time.monotonic() - t0
         progress("templates", 1, 1)
 
@@ -149,9 +153,16 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
         try:
             _write_families(con, fam)
             _write_templates(con, mining)
-            t0 = time.monotonic()
+            del fam, mining
             from engine.detect.scoring import score_accounts
 
+            t_load = time.monotonic()
+            again, vecs = vectors.load_vectors(store, encoder.name, encoder.dim, dtype=np.float16)
+            if not np.array_equal(again, ids):
+                raise DetectionError(f"{store.root}: the vectors changed during the scan; run scan again")
+            idx = _open_index(store, encoder)
+            stage["load_vectors"] += time.monotonic() - t_load
+            t0 = time.monotonic()
             summary = score_accounts(con, ids, vecs, encoder, index=idx, crowd_radius=crowd_radius)
             stage["scoring"] = time.monotonic() - t0
             con.execute("UPDATE scan_runs SET status = 'done', finished = now() WHERE scan_id = ?", [scan_id])
@@ -163,6 +174,13 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     log.info("scan %d done in %.1f s: %s; %s", scan_id, time.monotonic() - started,
              ", ".join(f"{k} {v:.1f}s" for k, v in stage.items()), json.dumps(summary, default=str)[:300])
     return _summary(store, embedded, resumed=resumed, seconds=time.monotonic() - started, stage=stage, prompts=n)
+
+
+def _open_index(store: Store, encoder: Encoder):
+    try:
+        return vectors.open_index(store, encoder.name, encoder.dim)[0]
+    except IndexStateError:  # no index yet (vectors written by hand): the join and crowding manage alone
+        return None
 
 
 def _edge_chunks(con):
