@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import detect_eval  # noqa: E402
@@ -131,7 +132,7 @@ def side_by_side(eng: Engine, scan_stage: dict, threshold: float, sample: int, s
     return out
 
 
-def exact_sample(ids: np.ndarray, vecs: np.ndarray, edges: dict, threshold: float, sample: int,
+def exact_sample(ids: np.ndarray, vecs: np.ndarray, edges, threshold: float, sample: int,
                  seed: int, top: int = 20) -> dict:
     """Exact brute force for a sample of rows (each against every vector), against the scan's edges.
 
@@ -139,23 +140,37 @@ def exact_sample(ids: np.ndarray, vecs: np.ndarray, edges: dict, threshold: floa
     near-copies says nothing more with all of them), so recall is measured on each sampled row's
     ``top`` most similar exact neighbours: pairs the cap keeps; what is missing there is the IVF
     partition's miss. ``pair_recall_all`` counts every exact pair, capped ones included.
+    ``vecs`` may be float16 (converted a column chunk at a time, so 10M-exchange workspaces fit);
+    ``edges`` is a dict of ``prompt_a``/``prompt_b`` arrays or a function of the sampled ids that
+    returns one (so the caller can fetch only the sampled rows' edges).
     """
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(ids), size=min(sample, len(ids)), replace=False))
     t0 = time.perf_counter()
     all_pairs, top_pairs = set(), set()
+    cols = 262_144
     for start in range(0, len(rows), 512):
         part = rows[start : start + 512]
-        sims = vecs[part] @ vecs.T
-        sims[np.arange(len(part)), part] = -2.0
+        q = np.asarray(vecs[part], dtype=np.float32)
+        hit_row, hit_col, hit_sim = [], [], []
+        for c0 in range(0, len(ids), cols):
+            sims = q @ np.asarray(vecs[c0 : c0 + cols], dtype=np.float32).T
+            r, c = np.nonzero(sims >= threshold)
+            hit_row.append(r)
+            hit_col.append(c + c0)
+            hit_sim.append(sims[r, c])
+        r, c, s = np.concatenate(hit_row), np.concatenate(hit_col), np.concatenate(hit_sim)
         for k, i in enumerate(part.tolist()):
-            hit = np.flatnonzero(sims[k] >= threshold)
-            best = hit[np.argsort(-sims[k, hit], kind="stable")[:top]]
+            mine = (r == k) & (c != i)
+            hit, hs = c[mine], s[mine]
+            best = hit[np.lexsort((hit, -hs))[:top]]
             for j in hit.tolist():
                 all_pairs.add((min(int(ids[i]), int(ids[j])), max(int(ids[i]), int(ids[j]))))
             for j in best.tolist():
                 top_pairs.add((min(int(ids[i]), int(ids[j])), max(int(ids[i]), int(ids[j]))))
     brute_s = time.perf_counter() - t0
+    if callable(edges):
+        edges = edges(ids[rows])
     a = np.asarray(edges["prompt_a"], np.int64)
     b = np.asarray(edges["prompt_b"], np.int64)
     keep = np.isin(a, ids[rows]) | np.isin(b, ids[rows])
@@ -219,11 +234,21 @@ def run_size(n: int, args) -> dict:
 
 
 def _exact_only(eng: Engine, args) -> dict:
-    """Join recall against exact brute force on sampled rows, without the SemHash run."""
-    ids, vecs = load_vectors(eng.store, eng.encoder.name, eng.encoder.dim)
-    with eng.store.connect() as con:
-        edges = con.execute("SELECT prompt_a, prompt_b FROM matches").fetchnumpy()
-    return exact_sample(ids, vecs, edges, eng.scan_threshold, args.exact_sample, args.seed)
+    """Join recall against exact brute force on sampled rows, without the SemHash run.
+
+    Vectors stay float16 and only the sampled rows' edges are read: at 10M exchanges all edges as
+    int64 arrays would be ~10 GB.
+    """
+    ids, vecs = load_vectors(eng.store, eng.encoder.name, eng.encoder.dim, dtype=np.float16)
+
+    def sampled_edges(sampled: np.ndarray) -> dict:
+        with eng.store.connect() as con:
+            con.register("sampled", pa.table({"id": sampled}))
+            return con.execute("""SELECT prompt_a, prompt_b FROM matches
+                                  WHERE prompt_a IN (SELECT id FROM sampled) OR prompt_b IN (SELECT id FROM sampled)
+                               """).fetchnumpy()
+
+    return exact_sample(ids, vecs, sampled_edges, eng.scan_threshold, args.exact_sample, args.seed)
 
 
 class ScanMemory:
