@@ -31,7 +31,9 @@ def test_bad_scan_settings_are_one_line_usage_errors(tmp_path, capsys):
     for argv, says in ((["--spill", "x"], "--spill: not a number: 'x'"),
                        (["--spill", "3"], "--spill: must be between 0 and 2, not 3.0"),
                        (["--nprobe", "x"], "--nprobe: not a whole number: 'x'"),
-                       (["--nprobe", "0"], "--nprobe: must be at least 1, not 0")):
+                       (["--nprobe", "0"], "--nprobe: must be at least 1, not 0"),
+                       (["--max-list", "x"], "--max-list: not a whole number: 'x'"),
+                       (["--max-list", "5"], "--max-list: must be 0 (off) or at least 16, not 5")):
         with pytest.raises(SystemExit) as stop:
             cli.main(["scan", "-w", str(tmp_path / "ws"), *argv])
         assert stop.value.code == 2
