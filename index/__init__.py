@@ -19,6 +19,7 @@ from index.build import (
     make_index,
     set_search_params,
     train,
+    training_size,
 )
 from index.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
 from index.io import Manifest, load, save
@@ -49,4 +50,5 @@ __all__ = [
     "local_map",
     "set_search_params",
     "train",
+    "training_size",
 ]

@@ -112,6 +112,16 @@ def ivf_centroids(index: faiss.Index) -> np.ndarray | None:
     return np.ascontiguousarray(ivf.quantizer.reconstruct_n(0, ivf.nlist), dtype=np.float32)
 
 
+def training_size(index: faiss.Index, usual: int = 256 * 1024) -> int:
+    """Vectors to train ``index`` on: ``usual``, or MIN_POINTS_PER_LIST per IVF list when that is more.
+
+    faiss warns below 39 points per centroid; from 8,192 lists up (past ~4M prompts) the usual
+    sample is too small.
+    """
+    ivf = ivf_of(index)
+    return max(int(usual), MIN_POINTS_PER_LIST * int(ivf.nlist)) if ivf is not None else int(usual)
+
+
 def set_search_params(index: faiss.Index, nprobe: int) -> None:
     """Set the number of IVF lists probed per query; no-op on non-IVF indexes.
 

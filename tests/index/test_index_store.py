@@ -59,6 +59,15 @@ def test_choose_factory() -> None:
         choose_factory(10, 0)
 
 
+def test_training_size_gives_every_list_its_points() -> None:
+    from index import training_size
+
+    assert training_size(make_index(DIM, "IDMap2,Flat")) == 256 * 1024
+    assert training_size(make_index(DIM, "IVF4096,SQ8")) == 256 * 1024  # 64 per list already
+    assert training_size(make_index(DIM, "IVF8192,SQ8")) == 39 * 8192  # 32 per list would be too few
+    assert training_size(make_index(DIM, "IVF64,SQ8"), usual=100) == 39 * 64
+
+
 @pytest.mark.parametrize("factory", ["IDMap2,Flat", "Flat", "IVF16,SQ8", "IVF16,Flat"])
 def test_make_index_stores_our_ids(factory: str) -> None:
     rng = np.random.default_rng(1)
