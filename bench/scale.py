@@ -208,6 +208,25 @@ def run_size(n: int, args) -> dict:
     stages["embed"] = st.to_dict()
     if not models.exists():
         shutil.copytree(ws / "models", models)
+    return _scan_and_measure(n, eng, truth, stages, args)
+
+
+def resume_size(n: int, args) -> dict:
+    """Finish the interrupted scan of a kept workspace (ingest and embed done) and measure the rest.
+
+    For a 10M run that stopped after its self-join: the scan resumes from its committed join blocks,
+    so the scan stage here times what was left (load, plan, the remaining blocks, families,
+    templates, scoring), not a whole scan. Ingest and embed are not timed again.
+    """
+    folder = args.workdir / f"n{n}"
+    _, truth = traffic_for(n, folder, args.seed)
+    eng = Engine(folder / "ws", config=EngineConfig(encoder=args.encoder), create=False)
+    out = _scan_and_measure(n, eng, truth, {}, args)
+    out["resumed_scan"] = True
+    return out
+
+
+def _scan_and_measure(n: int, eng: Engine, truth: dict, stages: dict, args) -> dict:
     with stage("scan", unit="prompts") as st, ScanMemory() as memory:
         scan = eng.scan(recheck=args.recheck, progress=memory.progress)
         st.items = scan.prompts
@@ -216,7 +235,7 @@ def run_size(n: int, args) -> dict:
     st.extra.update({"edges": scan.edges, "families": scan.families, "templates": scan.templates,
                      "rings": scan.rings, "flagged": scan.flagged_accounts})
     stages["scan"] = st.to_dict()
-    end_to_end = sum(stages[k]["seconds"] for k in ("ingest", "embed", "scan"))
+    end_to_end = sum(stages[k]["seconds"] for k in ("ingest", "embed", "scan") if k in stages)
     status = eng.status()
     out = {"exchanges": status.exchanges, "accounts": status.accounts, "prompts": status.prompts,
            "encoder": eng.encoder_name, "recheck": args.recheck, "stages": stages,
@@ -298,7 +317,8 @@ def fit_exponents(runs: list[dict]) -> dict:
     n = np.log([r["exchanges"] for r in runs])
     series = {"end_to_end": [r["end_to_end_s"] for r in runs]}
     for k in ("ingest", "embed", "scan"):
-        series[k] = [r["stages"][k]["seconds"] for r in runs]
+        if all(k in r["stages"] for r in runs):
+            series[k] = [r["stages"][k]["seconds"] for r in runs]
     for k in runs[-1]["stages"]["scan"]["stage_seconds"]:
         if all(k in r["stages"]["scan"]["stage_seconds"] for r in runs):
             series[f"scan.{k}"] = [max(r["stages"]["scan"]["stage_seconds"][k], 1e-3) for r in runs]
@@ -316,6 +336,8 @@ def plot(runs: list[dict], path: Path, title: str) -> None:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for key, label in (("end_to_end", "end to end"), ("ingest", "ingest"), ("embed", "embed + index"),
                        ("scan", "scan")):
+        if key != "end_to_end" and not all(key in r["stages"] for r in runs):
+            continue  # a resumed scan: ingest and embed were not re-run
         y = [r["end_to_end_s"] if key == "end_to_end" else r["stages"][key]["seconds"] for r in runs]
         ax.plot(n, y, marker="o", label=label)
     for sub in ("self_join", "templates", "scoring"):
@@ -354,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="recompute only the side-by-side figures on the workspaces of the last run")
     ap.add_argument("--exact-only", action="store_true",
                     help="of the side-by-side, only the exact sample (no SemHash run); also with --side-by-side-only")
+    ap.add_argument("--resume-scan", action="store_true",
+                    help="finish the interrupted scan of each size's kept workspace and measure the rest "
+                         "(ingest and embed not re-run)")
     ap.add_argument("--who-else-only", action="store_true",
                     help="re-measure only who-else latency on the workspaces of the last run")
     args = ap.parse_args(argv)
@@ -385,12 +410,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     runs = []
     for n in args.sizes:
-        runs.append(run_size(n, args))
+        runs.append(resume_size(n, args) if args.resume_scan else run_size(n, args))
         # Written after every size, so a long run that is stopped keeps what it measured.
         result = envelope("scale", sizes=args.sizes, encoder=args.encoder, recheck=args.recheck, runs=runs,
                           exponents=fit_exponents(runs))
         rows = [{"exchanges": r["exchanges"], "prompts": r["prompts"], "end_to_end_s": r["end_to_end_s"],
-                 **{f"{k}_s": round(r["stages"][k]["seconds"], 1) for k in ("ingest", "embed", "scan")},
+                 **{f"{k}_s": round(r["stages"][k]["seconds"], 1) for k in ("ingest", "embed", "scan")
+                    if k in r["stages"]},
                  "peak_rss_mb": r["peak_rss_mb"], "who_else_p50_ms": r["who_else"]["ms"]["p50"],
                  "who_else_p99_ms": r["who_else"]["ms"]["p99"],
                  **{f"rec_{k}": v["recall_at_1pct_fpr"] for k, v in r["quality"]["kinds"].items()}}
