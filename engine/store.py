@@ -97,7 +97,12 @@ class Store:
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute(f"SET memory_limit = '{self.memory_limit}'")
-            con.execute(f"SET temp_directory = '{self.root / 'tmp'}'")
+            # All connections of this process share one DuckDB instance, and once it has spilled, setting
+            # temp_directory again (even to the same folder) fails: a connection opened while another is
+            # in a transaction (the scan reads vectors again inside its own) must leave it alone.
+            spill = str(self.root / "tmp")
+            if con.execute("SELECT current_setting('temp_directory')").fetchone()[0] != spill:
+                con.execute(f"SET temp_directory = '{spill}'")
             con.execute("SET preserve_insertion_order = true")
             yield con
         finally:
