@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from conftest import settle, wait_for
 from fixed_workspace import QUESTIONS
-from textual.widgets import DataTable, TextArea
+from textual.widgets import DataTable, Static, TextArea
 
 from tui.screens.account import AccountScreen
 from tui.screens.overview import OverviewScreen
@@ -35,8 +35,14 @@ async def _to_account(pilot) -> None:
 def test_overview(snap_compare, fixed_app_factory):
     async def run_before(pilot) -> None:
         await _loaded(pilot, OverviewScreen)
-        await wait_for(pilot, lambda: pilot.app.screen.query_one("#accounts", DataTable).row_count > 0)
+        screen = pilot.app.screen
+        # The overview fills from two workers (figures + rings, a page of accounts); under a loaded
+        # CI machine one can land after the other has settled, so wait for what each one draws.
+        await wait_for(pilot, lambda: screen.query_one("#accounts", DataTable).row_count > 0
+                       and screen.query_one("#rings", DataTable).row_count > 0
+                       and " of " in str(screen.query_one("#accounts-title", Static).render()))
         await settle(pilot)
+        assert not pilot.app.notices, pilot.app.notices
 
     assert snap_compare(fixed_app_factory(), terminal_size=SIZE, run_before=run_before)
 
