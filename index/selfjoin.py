@@ -553,6 +553,9 @@ def _ivf_block(shared: tuple, blk: int) -> EdgeBlock:
             extra = np.concatenate([plan.spilled(int(m)) for m in probe_lists])
             # A vector whose own list is probed is a candidate already: once is enough.
             cpos = np.concatenate([cpos, extra[~np.isin(plan.assign[extra], probe_lists)]])
+        # Which candidates' own lists probe this one: one lookup per candidate, not per pair found.
+        cprobe = plan.probe[plan.assign[cpos]]
+        sees_lst = (cprobe == lst).any(axis=1)
         # Owners as indexes into qpos, so the cap counts pairs per owner cheaply.
         own_u: list[np.ndarray] = []
         own_w: list[np.ndarray] = []
@@ -560,26 +563,19 @@ def _ivf_block(shared: tuple, blk: int) -> EdgeBlock:
         for s0 in range(0, qpos.size, _TILE_ROWS):
             qp = qpos[s0 : s0 + _TILE_ROWS]
             q = _f32(vectors[qp])
+            second = plan.second[qp] if plan.spills else None
             cols = max(1, _TILE_ELEMS // qp.size)
             for c0 in range(0, cpos.size, cols):
-                cp = cpos[c0 : c0 + cols]
-                qi, ci, s = _tile_pairs(q, _f32(vectors[cp]), thr)
-                u, w = qp[qi], cp[ci]
-                # Emit from u's side iff u comes first, or w's side never
-                # compares w with u's list (see module docstring); only the
-                # pairs where u comes second need the probe lookup.
-                keep = u != w
-                later = np.flatnonzero(u > w)
-                if later.size:
-                    w_probe = plan.probe[plan.assign[w[later]]]
-                    w_sees_u = (w_probe == lst).any(axis=1)
-                    if plan.spills:  # u is a candidate in w's list through u's second list too
-                        su = plan.second[u[later]]
-                        w_sees_u |= (su >= 0) & (w_probe == su[:, None]).any(axis=1)
-                    keep[later[w_sees_u]] = False
-                own_u.append(qi[keep] + s0)
-                own_w.append(w[keep])
-                own_s.append(s[keep])
+                c1 = min(cpos.size, c0 + cols)
+                cp = cpos[c0:c1]
+                sim = q @ _f32(vectors[cp]).T
+                owned = _owned(sim, thr, qp, cp, sees_lst[c0:c1], second, cprobe[c0:c1])
+                if max_neighbors is not None:
+                    _trim_heavy_rows(owned, sim, thr, max_neighbors)
+                qi, ci = np.nonzero(owned)
+                own_u.append(qi.astype(np.int64) + s0)
+                own_w.append(cp[ci])
+                own_s.append(sim[qi, ci])
         lu, w, s = _cap(np.concatenate(own_u), np.concatenate(own_w), np.concatenate(own_s), max_neighbors, 0,
                         qpos.size)
         pos_u.append(qpos[lu])
@@ -588,6 +584,64 @@ def _ivf_block(shared: tuple, blk: int) -> EdgeBlock:
     block = _edge_block(blk, pos_u, pos_w, sims, ids)
     log.debug("ivf block %d/%d: %d edges", blk + 1, plan.nblocks, len(block))
     return block
+
+
+def _owned(sim: np.ndarray, thr: np.float32, qp: np.ndarray, cp: np.ndarray, sees_lst: np.ndarray,
+           second: np.ndarray | None, cprobe: np.ndarray) -> np.ndarray:
+    """Mask of the tile's pairs (query row, candidate column) that are near and emitted from this side.
+
+    The rule of the module docstring, on the whole tile at once: a pair ``(u, w)`` with ``u`` at or
+    after ``w`` in input order is left to ``w``'s side when ``w``'s list probes ``u``'s list (or
+    ``u``'s second list). ``u == w`` is dropped by the same test, since a list probes itself. Masks
+    cost a fraction of a nanosecond per tile entry; the near pairs they remove, when found one by one,
+    cost tens (dense near-copy clusters find thousands per row).
+    """
+    owned = sim >= thr
+    at_or_after = qp[:, None] >= cp[None, :]
+    drop = at_or_after & sees_lst[None, :]
+    spilled = np.flatnonzero(second >= 0) if second is not None else ()
+    if len(spilled):
+        # A spilled owner is also a candidate in the lists that probe its second list: per distinct
+        # second list, which candidates' lists probe it (a few dozen lists per tile at most).
+        lists, which = np.unique(second[spilled], return_inverse=True)
+        via = (cprobe[:, :, None] == lists[None, None, :]).any(axis=1) & ~sees_lst[:, None]
+        if via.any():
+            drop[spilled] |= at_or_after[spilled] & via.T[which]
+    owned &= ~drop
+    return owned
+
+
+# Levels tried, as fractions of the way from the threshold to 1, when a row owns more pairs than the
+# cap: dense near-copy clusters put most of a row's pairs high up, so the top levels cut the most.
+_TRIM_LEVELS = (0.25, 0.5, 0.7, 0.85, 0.93, 0.97, 0.99)
+
+
+def _trim_heavy_rows(owned: np.ndarray, sim: np.ndarray, thr: np.float32, k: int) -> None:
+    """Drop, in rows owning more than ``k`` pairs, pairs below the highest level that still leaves ``k``.
+
+    What is kept holds every pair of the row's top ``k`` (ties included), so the exact cap that follows
+    (:func:`_cap`, ties by position) gives the same edges; the pairs below never have to be extracted,
+    sorted and capped one by one.
+    """
+    counts = np.count_nonzero(owned, axis=1)
+    rows = np.flatnonzero(counts > k)
+    if not rows.size:
+        return
+    sub_owned = owned[rows]
+    sub_sim = sim[rows]
+    level = np.full(rows.size, thr, dtype=np.float32)
+    live = np.arange(rows.size)
+    for frac in _TRIM_LEVELS:
+        cut = np.float32(thr + (1.0 - thr) * frac)
+        enough = np.count_nonzero(sub_owned[live] & (sub_sim[live] >= cut), axis=1) >= k
+        live = live[enough]
+        if not live.size:
+            break
+        level[live] = cut
+    raised = level > thr
+    if raised.any():
+        r = rows[raised]
+        owned[r] = sub_owned[raised] & (sub_sim[raised] >= level[raised][:, None])
 
 
 def local_map(func, shared: tuple, blocks: range) -> Iterator[EdgeBlock]:

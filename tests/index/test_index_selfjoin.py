@@ -267,6 +267,34 @@ def test_cap_keeps_top_k_per_owner_with_ties_by_other() -> None:
     assert packed[2].dtype == np.float32
 
 
+def test_trimming_heavy_rows_keeps_the_capped_edges() -> None:
+    """Rows owning more pairs than the cap are cut at a level first; the exact cap then picks the same."""
+    from index.selfjoin import _TRIM_LEVELS, _cap, _trim_heavy_rows
+
+    rng = np.random.default_rng(11)
+    thr, k = np.float32(0.76), 20
+    # Rows from sparse to saturated, with runs of tied similarities near 1 (copies of copies), some
+    # exactly on a cut level.
+    sim = rng.uniform(0.5, 1.0, (300, 900)).astype(np.float32)
+    on_level = np.float32(thr + (1.0 - thr) * _TRIM_LEVELS[-2])
+    sim[:100] = np.where(rng.random((100, 900)) < 0.03, on_level, sim[:100])
+    sim[:50] = np.where(rng.random((50, 900)) < 0.5, np.float32(0.999), sim[:50])
+    sim[100:150] = np.float32(1.0)
+    owned = (sim >= thr) & (rng.random(sim.shape) < np.linspace(0.01, 1.0, 300)[:, None])
+    base = _cap(*_pairs(owned, sim), k, 0, owned.shape[0])
+    trimmed = owned.copy()
+    _trim_heavy_rows(trimmed, sim, thr, k)
+    assert trimmed.sum() < owned.sum() and not (trimmed & ~owned).any()
+    got = _cap(*_pairs(trimmed, sim), k, 0, owned.shape[0])
+    assert sorted(zip(*map(np.ndarray.tolist, base), strict=True)) == sorted(
+        zip(*map(np.ndarray.tolist, got), strict=True))
+
+
+def _pairs(mask: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    qi, ci = np.nonzero(mask)
+    return qi.astype(np.int64), ci.astype(np.int64), sim[qi, ci]
+
+
 def test_validation() -> None:
     x = np.zeros((4, 8), np.float32)
     with pytest.raises(ValueError, match="unique"):
