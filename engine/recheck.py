@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from engine import vectors
 from engine.embed import Encoder
+from engine.positions import IdPositions
 from engine.progress import ProgressFn, no_progress
 from engine.store import Store
 
@@ -46,8 +47,8 @@ class Rechecker:
         vectors.embed_pending(self.store, self.encoder, shard_size=self.shard_size, progress=progress,
                               only=needed)
         ids, vecs = vectors.load_vectors(self.store, self.encoder.name, self.encoder.dim)
-        pos_a = np.searchsorted(ids, a)
-        pos_b = np.searchsorted(ids, b)
+        where = IdPositions(ids)
+        pos_a, pos_b = where.of(a), where.of(b)
         sim = np.einsum("ij,ij->i", vecs[pos_a], vecs[pos_b])
         keep = sim >= self.threshold
         with self.store.connect() as con:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.positions import IdPositions
+
 log = logging.getLogger(__name__)
 
 
@@ -63,13 +65,11 @@ def build_families_streamed(prompt_ids: np.ndarray, edge_chunks: EdgeChunks,
     to_center = np.ones(n, np.float32)
     if n == 0:
         return FamilyAssignment(prompt_ids, family, to_center)
-    order_ids = np.argsort(prompt_ids).astype(np.int32)
-    sorted_ids = prompt_ids[order_ids]
+    where = IdPositions(prompt_ids)
 
     def positions():
-        for ea, eb, es in edge_chunks():
-            yield (order_ids[np.searchsorted(sorted_ids, np.asarray(ea, np.int64))],
-                   order_ids[np.searchsorted(sorted_ids, np.asarray(eb, np.int64))], np.asarray(es, np.float32))
+        for ea, eb, es in _rebatched(edge_chunks()):
+            yield where.of(ea), where.of(eb), np.asarray(es, np.float32)
 
     degree = np.zeros(n, np.int64)
     n_edges = 0
@@ -83,14 +83,19 @@ def build_families_streamed(prompt_ids: np.ndarray, edge_chunks: EdgeChunks,
     dst = np.empty(int(starts[-1]), np.int32)
     cursor = starts[:-1].copy()
     for a, b, _ in positions():
+        rank = np.arange(len(a))
         for src, nbr in ((a, b), (b, a)):
-            # Counting sort, one chunk at a time: each edge lands at its source's next free slot.
-            by_src = np.argsort(src, kind="stable")
+            # Counting sort, one chunk at a time: each edge lands at its source's next free slot. The
+            # order within a source does not matter (a centre takes all its free neighbours).
+            by_src = np.argsort(src, kind="stable")  # runs: each join block is sorted by (a, b)
             src_sorted = src[by_src]
-            first = np.searchsorted(src_sorted, src_sorted, "left")
-            slot = cursor[src_sorted] + (np.arange(len(src_sorted)) - first)
-            dst[slot] = nbr[by_src]
-            cursor += np.bincount(src, minlength=n)
+            new_src = np.empty(len(src_sorted), bool)
+            new_src[:1] = True
+            np.not_equal(src_sorted[1:], src_sorted[:-1], out=new_src[1:])
+            first = np.maximum.accumulate(np.where(new_src, rank, 0))
+            dst[cursor[src_sorted] + (rank - first)] = nbr[by_src]
+            starts_at = np.flatnonzero(new_src)
+            cursor[src_sorted[starts_at]] += np.diff(starts_at, append=len(src_sorted))
     tie = np.zeros(n) if weights is None else np.asarray(weights, float)
     # Highest degree first; ties by weight, then by lowest id (deterministic).
     visit = np.lexsort((prompt_ids, -tie, -degree))
@@ -117,3 +122,24 @@ def build_families_streamed(prompt_ids: np.ndarray, edge_chunks: EdgeChunks,
     log.info("families: %d prompts, %d edges -> %d families (%d with 2+ prompts)", n, n_edges,
              np.unique(family).size, int((np.bincount(np.unique(family, return_inverse=True)[1]) > 1).sum()))
     return FamilyAssignment(prompt_ids, family, to_center)
+
+
+# Edges per chunk the passes work on: DuckDB hands its Arrow reader's batches over at ~120k rows, and
+# every chunk costs a bincount as long as the number of prompts (at 10M exchanges, 5.2M for each of
+# ~5,000 chunks); much larger chunks sort slower (cache).
+_CHUNK_EDGES = 1 << 20
+
+
+def _rebatched(chunks: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]):
+    """The same edges in chunks of about ``_CHUNK_EDGES`` (the last one smaller)."""
+    held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    rows = 0
+    for chunk in chunks:
+        held.append(chunk)
+        rows += len(chunk[0])
+        if rows >= _CHUNK_EDGES:
+            yield tuple(np.concatenate([c[j] for c in held]) for j in range(3))
+            held, rows = [], 0
+    if held:
+        yield tuple(np.concatenate([c[j] for c in held]) for j in range(3))
+

@@ -99,10 +99,15 @@ def test_families_do_not_chain():
             assert abs(m - fid) == 1, "a member must be a direct near-copy of its centre"
 
 
-def test_families_read_in_chunks_equal_families_read_whole():
+@pytest.mark.parametrize("dense_ids", [False, True])
+def test_families_read_in_chunks_equal_families_read_whole(dense_ids, monkeypatch):
     # The scan reads edges back from DuckDB in batches; the batching must not change a single family.
+    from engine.detect import families
+
+    monkeypatch.setattr(families, "_CHUNK_EDGES", 2500)  # several re-batched chunks of uneven reads
     rng = np.random.default_rng(4)
-    ids = np.sort(rng.choice(10**9, size=3000, replace=False)).astype(np.int64)
+    # Sequence ids (the id table) or ids spread over 10**9 (the binary-search fallback).
+    ids = (np.arange(1, 3001) if dense_ids else np.sort(rng.choice(10**9, size=3000, replace=False))).astype(np.int64)
     # Dense clumps (copied prompts) plus sparse random edges, with shuffled id order in the edge list.
     a = np.concatenate([rng.choice(ids[:300], 8000), rng.choice(ids, 4000)])
     b = np.concatenate([rng.choice(ids[:300], 8000), rng.choice(ids, 4000)])
