@@ -5,7 +5,9 @@ Usage::
     python bench/scale.py --sizes 100000 300000 1000000 [--encoder static] [--workdir /tmp/scale]
 
 For each N (exchanges), in ``<workdir>/n<N>`` (the synthetic traffic file is generated once and kept;
-the workspace is rebuilt every run so every stage is timed from empty):
+the workspace is rebuilt every run so every stage is timed from empty; ``--rescan`` scans a kept
+workspace again from scratch and ``--resume-scan`` finishes its interrupted scan, both without
+re-running ingest and embed):
 
 1. ``ingest``, ``embed`` (encoder + FAISS index), ``scan`` (self-join, families, templates, links,
    rings, scores; its own stage breakdown is kept): wall time, throughput and the process's peak RSS
@@ -212,23 +214,24 @@ def run_size(n: int, args) -> dict:
 
 
 def resume_size(n: int, args) -> dict:
-    """Finish the interrupted scan of a kept workspace (ingest and embed done) and measure the rest.
+    """Scan a kept workspace again (ingest and embed done) and measure the rest.
 
-    For a 10M run that stopped after its self-join: the scan resumes from its committed join blocks,
-    so the scan stage here times what was left (load, plan, the remaining blocks, families,
-    templates, scoring), not a whole scan. Ingest and embed are not timed again.
+    ``--resume-scan``: for a 10M run that stopped after its self-join, the scan resumes from its
+    committed join blocks, so the scan stage times what was left (load, plan, the remaining blocks,
+    families, templates, scoring), not a whole scan. ``--rescan``: the whole scan again from its
+    first join block (after a change to the scan). Ingest and embed are not timed again.
     """
     folder = args.workdir / f"n{n}"
     _, truth = traffic_for(n, folder, args.seed)
     eng = Engine(folder / "ws", config=EngineConfig(encoder=args.encoder), create=False)
-    out = _scan_and_measure(n, eng, truth, {}, args)
-    out["resumed_scan"] = True
+    out = _scan_and_measure(n, eng, truth, {}, args, force=args.rescan)
+    out["resumed_scan" if not args.rescan else "rescanned"] = True
     return out
 
 
-def _scan_and_measure(n: int, eng: Engine, truth: dict, stages: dict, args) -> dict:
+def _scan_and_measure(n: int, eng: Engine, truth: dict, stages: dict, args, force: bool = False) -> dict:
     with stage("scan", unit="prompts") as st, ScanMemory() as memory:
-        scan = eng.scan(recheck=args.recheck, progress=memory.progress)
+        scan = eng.scan(recheck=args.recheck, progress=memory.progress, force=force)
         st.items = scan.prompts
     st.extra["stage_seconds"] = {k: round(v, 2) for k, v in scan.stage_seconds.items()}
     st.extra["stage_peak_rss_mb"] = memory.peaks
@@ -379,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume-scan", action="store_true",
                     help="finish the interrupted scan of each size's kept workspace and measure the rest "
                          "(ingest and embed not re-run)")
+    ap.add_argument("--rescan", action="store_true",
+                    help="scan each size's kept workspace again from scratch (ingest and embed not re-run)")
     ap.add_argument("--who-else-only", action="store_true",
                     help="re-measure only who-else latency on the workspaces of the last run")
     args = ap.parse_args(argv)
@@ -410,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     runs = []
     for n in args.sizes:
-        runs.append(resume_size(n, args) if args.resume_scan else run_size(n, args))
+        runs.append(resume_size(n, args) if args.resume_scan or args.rescan else run_size(n, args))
         # Written after every size, so a long run that is stopped keeps what it measured.
         result = envelope("scale", sizes=args.sizes, encoder=args.encoder, recheck=args.recheck, runs=runs,
                           exponents=fit_exponents(runs))
