@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 MAX_NEIGHBORS = 200
 # Rows of the self-join per committed block: the most work a killed scan can lose.
 SELFJOIN_BLOCK = 4096
+# Committed join blocks between two progress lines in the log (a 10M scan has ~1,150 blocks).
+JOIN_LOG_EVERY = 50
 # Edges read back per batch when building families: bounds that stage's memory beyond the adjacency.
 EDGE_CHUNK = 4_194_304
 # A template needs this many distinct prompts: fewer is an anecdote, not a sweep.
@@ -111,6 +113,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
                                    block_size=SELFJOIN_BLOCK, mapper=mapper or faiss_index.local_map,
                                    centroids=centroids, nprobe=nprobe, method=join,
                                    spill=spill, max_list=int(max_list) or None)
+    joined = 0
     for block in blocks:
         with store.connect() as con:
             con.execute("BEGIN")
@@ -122,6 +125,10 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
             con.execute("UPDATE scan_runs SET blocks_done = ? WHERE scan_id = ?", [block.block_no + 1, scan_id])
             con.execute("COMMIT")
         progress("self-join", block.block_no + 1, None)
+        joined += len(block)
+        if (block.block_no + 1) % JOIN_LOG_EVERY == 0:  # a line now and then for nightly jobs' logs
+            log.info("self-join: %d blocks done, %d edges this run, %.0f s", block.block_no + 1, joined,
+                     time.monotonic() - t0)
     stage["self_join"] = time.monotonic() - t0
     # Families and templates need neither the vectors nor the index: let them go (at 5.7M static-tier
     # prompts 2.9 + 1.5 GB) and read them again for scoring, which costs seconds.
