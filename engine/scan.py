@@ -59,7 +59,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     the transformer before families are built; `crowd_radius` is the encoder's who-else threshold;
     `mapper` computes the self-join's blocks elsewhere (`engine.cluster.parallel_map`), same blocks.
     `nprobe`: lists each IVF list is compared with (above `index.EXACT_MAX` prompts); more finds more
-    of the pairs near the threshold, at a cost roughly proportional (see README, "Scale"); `spill`: margin
+    of the pairs near the threshold, for more time (see README, "Scale"); `spill`: margin
     within which a prompt is also a candidate in its second-nearest list (`index.selfjoin`, 0 = off);
     `max_list`: lists of more prompts are split for the join (0 = never), so its cost stays linear in N.
     """
