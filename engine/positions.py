@@ -19,7 +19,6 @@ class IdPositions:
 
     def __init__(self, ids: np.ndarray) -> None:
         ids = np.asarray(ids, np.int64)
-        self.n = ids.size
         self._table: np.ndarray | None = None
         if ids.size and ids.min() >= 0 and ids.max() < _DENSE_SLACK * ids.size + 1024 and ids.size < 2**31:
             self._table = np.full(int(ids.max()) + 1, -1, np.int32)

@@ -140,9 +140,6 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
         stage["recheck"] = time.monotonic() - t0
 
     # ---- families, templates, accounts: recomputed whole, in one transaction
-    # Shard paths read now: a second connection inside the transaction cannot open once DuckDB has
-    # spilled to the workspace's temp directory (it did, in template mining at 10M exchanges).
-    shards = vectors.shard_rows(store, encoder.name)
     with store.connect() as con:
         t0 = time.monotonic()
         progress("families", 0, 1)
@@ -167,7 +164,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
             from engine.detect.scoring import score_accounts
 
             t_load = time.monotonic()
-            again, vecs = vectors.stack_shards(shards, encoder.dim, dtype=np.float16)
+            again, vecs = vectors.load_vectors(store, encoder.name, encoder.dim, dtype=np.float16)
             if not np.array_equal(again, ids):
                 raise DetectionError(f"{store.root}: the vectors changed during the scan; run scan again")
             idx = _open_index(store, encoder)

@@ -149,13 +149,8 @@ def load_vectors(store: Store, encoder: str, dim: int, dtype=np.float32) -> tupl
     ``dtype`` float16 keeps the stored precision at half the memory (the scan: 5.7M prompts of the
     static tier are 2.9 GB instead of 5.8 GB); consumers convert rows to float32 a block at a time.
     """
-    return stack_shards(shard_rows(store, encoder), dim, dtype)
-
-
-def stack_shards(shards: list[tuple[int, Path]], dim: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """`load_vectors` from a shard list already read (no DuckDB connection: safe inside a transaction)."""
     parts_ids, parts_vecs = [], []
-    for _, path in shards:
+    for _, path in shard_rows(store, encoder):
         ids, vecs = read_shard(path, dtype)
         parts_ids.append(ids)
         parts_vecs.append(vecs)
