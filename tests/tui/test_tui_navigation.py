@@ -27,8 +27,10 @@ def _keys(table: DataTable) -> list[str]:
 
 async def _select(pilot, table: DataTable, key: str) -> None:
     await wait_for(pilot, lambda: key in _keys(table))
-    table.focus()
-    table.move_cursor(row=_keys(table).index(key))
+    table.focus()  # applied on a later tick (call_later): Enter before then goes to another widget
+    row = _keys(table).index(key)
+    table.move_cursor(row=row)
+    await wait_for(pilot, lambda: table.has_focus and table.cursor_row == row)
     await pilot.press("enter")
     await settle(pilot)
 
@@ -105,6 +107,7 @@ async def test_mark_an_account_shows_everywhere(fixed_app_factory, fixed_ws):
         note = app.screen.query_one("#mark-note", Input)
         note.focus()
         note.value = "same six questions as ring 7"
+        await wait_for(pilot, lambda: note.has_focus)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, AccountScreen) and app.screen.loaded
                        and app.screen.data.mark is not None)

@@ -28,6 +28,7 @@ async def _to_account(pilot) -> None:
     table = pilot.app.screen.query_one("#accounts", DataTable)
     await wait_for(pilot, lambda: table.row_count > 0)
     table.focus()
+    await wait_for(pilot, lambda: table.has_focus)
     await pilot.press("enter")
     await _loaded(pilot, AccountScreen)
 
@@ -64,11 +65,20 @@ def test_search(snap_compare, fixed_app_factory):
 def test_prompt_view(snap_compare, fixed_app_factory):
     async def run_before(pilot) -> None:
         await _to_account(pilot)
-        groups = pilot.app.screen.query_one("#groups", DataTable)
-        groups.focus()
+        account = pilot.app.screen
+        groups = account.query_one("#groups", DataTable)
+        groups.focus()  # Textual applies focus on a later tick (call_later): wait for it, or Enter goes elsewhere
         groups.move_cursor(row=2)  # family 2: the question an organic account also asked
+        await wait_for(pilot, lambda: groups.has_focus and groups.cursor_row == 2)
+        expected = account.data.groups[2].example_prompt_id
         await pilot.press("enter")
         await _loaded(pilot, PromptScreen)
+        screen = pilot.app.screen
+        assert screen.key == expected, (screen.key, expected)
+        # The new screen focuses its table on a later tick too; the cursor row is drawn differently until then.
+        await wait_for(pilot, lambda: screen.query_one("#prompt-accounts", DataTable).has_focus)
+        await settle(pilot)
+        assert not pilot.app.notices, pilot.app.notices
 
     assert snap_compare(fixed_app_factory(), terminal_size=SIZE, run_before=run_before)
 
