@@ -42,7 +42,7 @@ from scipy import sparse
 
 from engine.config import STATIC_NAME
 from engine.errors import EmbeddingError
-from engine.store import file_sha256
+from engine.model_cache import check_cached, write_cached
 
 log = logging.getLogger(__name__)
 
@@ -216,34 +216,18 @@ def load_or_distill(cache_dir: Path, source: Path, source_sha: str, verify_sourc
     """The cached table, checked against its sidecar; distilled (and cached atomically) when absent."""
     table_path = cache_dir / f"{STATIC_NAME}.npy"
     meta_path = cache_dir / f"{STATIC_NAME}.json"
-    if table_path.exists() and meta_path.exists():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError) as err:
-            raise EmbeddingError(f"{meta_path}: unreadable ({err}); delete it and {table_path.name} to re-distil") from err
-        if meta.get("source_sha256") != source_sha:
-            raise EmbeddingError(f"{table_path} was distilled from other weights than the installed "
-                                 f"all-MiniLM-L6-v2; its vectors would not match the index: delete it to re-distil")
-        actual = file_sha256(table_path)
-        if actual != meta.get("sha256"):
-            raise EmbeddingError(f"{table_path} has sha256 {actual[:16]}..., its sidecar says "
-                                 f"{str(meta.get('sha256'))[:16]}...: the file is corrupt; delete both to re-distil")
+    if check_cached(table_path, meta_path, source_sha, made="distilled", redo="re-distil") is not None:
         table = np.load(table_path)
         if table.ndim != 2 or table.shape[1] != STATIC_DIMS:
             raise EmbeddingError(f"{table_path}: table of shape {table.shape}, expected (vocab, {STATIC_DIMS})")
         return table.astype(np.float32, copy=False)
     verify_source(source / "model.safetensors")
     table = distill(source)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = table_path.with_name(f".{table_path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.save(fh, table)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, table_path)
-    meta = {"name": STATIC_NAME, "dims": STATIC_DIMS, "sif": SIF_COEFFICIENT, "sha256": file_sha256(table_path),
-            "source_sha256": source_sha, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    tmp_meta = meta_path.with_name(f".{meta_path.name}.tmp-{os.getpid()}")
-    tmp_meta.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_meta, meta_path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, table)
+
+    write_cached(table_path, meta_path, write, {"name": STATIC_NAME, "dims": STATIC_DIMS, "sif": SIF_COEFFICIENT,
+                                                "source_sha256": source_sha})
     return table
