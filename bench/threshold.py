@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--encoder", default="minilm",
-                   help="minilm, or static (the fast tier; its thresholds are swept over 0.50-0.99)")
+                   help="minilm, onnx or static (the fast tiers; their thresholds are swept over 0.50-0.99)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default="threshold")
     args = p.parse_args(argv)

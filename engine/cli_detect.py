@@ -126,7 +126,7 @@ def add_commands(sub, common, fmt, device) -> None:
                        "when nothing new arrived since the last scan.")
     p.add_argument("--force", action="store_true", help="recompute even if nothing new arrived")
     p.add_argument("--recheck", action="store_true",
-                   help="with --encoder static: confirm each candidate near-copy edge with all-MiniLM-L6-v2 "
+                   help="with --encoder static (or onnx): confirm each candidate near-copy edge with all-MiniLM-L6-v2 "
                    "(which embeds only the prompts that have one); slower, fewer false edges")
     p.add_argument("--nprobe", type=_positive_int, default=EngineConfig.scan_nprobe, metavar="N",
                    help="past 200k prompts, IVF lists each list is joined with (default %(default)s); more "

@@ -16,8 +16,8 @@ on edges and ids, not on vectors, and DuckDB is a single-writer store. The same 
 path are therefore a matter of construction, and `tests/engine/test_cluster.py` checks it.
 
 The workers need the same Python environment as the driver (copyhound and its model package
-installed), as Ray requires for any job; the static fast tier's table travels with the actors, so a
-worker never distils its own (which could differ in the last bits on another CPU).
+installed), as Ray requires for any job; the static fast tier's table and the int8 ONNX model travel
+with the actors, so a worker never builds its own (which could differ in the last bits on another CPU).
 """
 
 from __future__ import annotations
@@ -64,10 +64,14 @@ def connect(address: str | None) -> None:
 
 
 def _encoder_spec(encoder: Encoder) -> tuple[str, object]:
-    """What an actor needs to rebuild `encoder`: the static table itself, or MiniLM's device."""
+    """What an actor needs to rebuild `encoder`: the static table or int8 model itself, or MiniLM's device."""
     table = getattr(encoder, "table", None)
     if table is not None:
         return ("static", (np.asarray(table), encoder.centre, encoder.direction))
+    model = getattr(encoder, "model_bytes", None)
+    if model is not None:
+        # The driver's checked model travels, as the static table does: ~23 MB, and no rebuild per actor.
+        return ("onnx", model)
     device = getattr(encoder, "device", "cpu")
     return ("minilm", device)
 
@@ -81,6 +85,10 @@ class _EncodeActor:
             from engine.static_model import StaticEncoder
 
             self.encoder = StaticEncoder.from_table(*payload)
+        elif kind == "onnx":
+            from engine.onnx_model import OnnxEncoder
+
+            self.encoder = OnnxEncoder.from_model_bytes(payload)
         else:
             from engine.embed import MiniLMEncoder
 

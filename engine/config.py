@@ -49,9 +49,19 @@ DEFAULT_MAX_LIST = 0
 # The fast tier's name as workspaces record it (engine.static_model builds it); kept here, where nothing
 # heavy is imported, so the CLI and config can name it without loading the model code.
 STATIC_NAME = "static-minilm-256"
+# The int8 ONNX tier's recorded name (engine.onnx_model builds it): the same model, quantised.
+ONNX_NAME = "all-MiniLM-L6-v2-onnx-int8"
 ENCODER_THRESHOLDS = {
     "all-MiniLM-L6-v2": (DEFAULT_THRESHOLD, SCAN_THRESHOLD),
     STATIC_NAME: (0.72, 0.76),
+    # The int8 model's cosines sit on MiniLM's scale, a hair lower for close pairs (int8 noise in both
+    # vectors). Same prompts, same perturbed copies (bench/threshold.py, default sizes, 600 copies):
+    # at 0.75 both keep 97.8% (bench/results/threshold_minilm_600.json, threshold_onnx.json), so the
+    # who-else cut is MiniLM's; at 0.84 MiniLM keeps 94.3% and int8 93.3%, and int8 keeps 94.5% at 0.83,
+    # so the scan cut is 0.83 (at the sizes of threshold.json, 300 copies: 94.7% MiniLM at 0.84, 95.0%
+    # int8 at 0.83, threshold_onnx_small.json). At 0.83 int8 passes 1 of 743 nearest unrelated pairs
+    # and 22% of MSRP non-paraphrases (MiniLM at 0.84: none, 23%).
+    ONNX_NAME: (DEFAULT_THRESHOLD, 0.83),
 }
 
 
@@ -73,7 +83,7 @@ class EngineConfig:
     """Tunable settings of one Engine; every field has a safe default."""
 
     device: str = "cpu"
-    # None: the encoder the workspace already uses (MiniLM for a new one); "static" for the fast tier.
+    # None: the encoder the workspace already uses (MiniLM for a new one); "static" or "onnx" for a fast tier.
     encoder: str | None = None
     # A Ray cluster for embedding and the self-join ("auto", "local", "ray://host:10001"); None: local.
     ray_address: str | None = None

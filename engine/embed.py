@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from engine.config import STATIC_NAME
+from engine.config import ONNX_NAME, STATIC_NAME
 from engine.errors import EmbeddingError
 from engine.store import file_sha256
 
@@ -166,7 +166,8 @@ def verify_weights(path: Path, expected: str = MODEL_SHA256) -> None:
 
 # Short names accepted by `--encoder`, and the full names workspaces record.
 ENCODER_ALIASES = {"minilm": MODEL_NAME, MODEL_NAME: MODEL_NAME,
-                   "static": STATIC_NAME, STATIC_NAME: STATIC_NAME}
+                   "static": STATIC_NAME, STATIC_NAME: STATIC_NAME,
+                   "onnx": ONNX_NAME, ONNX_NAME: ONNX_NAME}
 
 
 def encoder_name(name: str) -> str:
@@ -174,17 +175,23 @@ def encoder_name(name: str) -> str:
     try:
         return ENCODER_ALIASES[name]
     except KeyError:
-        raise EmbeddingError(f"unknown encoder {name!r}; use minilm ({MODEL_NAME}) or static "
-                             f"({STATIC_NAME}, the fast tier)") from None
+        raise EmbeddingError(f"unknown encoder {name!r}; use minilm ({MODEL_NAME}), onnx ({ONNX_NAME}, "
+                             f"the same model in int8) or static ({STATIC_NAME}, the fast tier)") from None
 
 
 def make_encoder(name: str = MODEL_NAME, device: str = "cpu", cache_dir: Path | None = None) -> Encoder:
-    """The encoder registered under `name`; the static tier keeps its distilled table in `cache_dir`."""
+    """The encoder registered under `name`; the derived tiers keep their built model in `cache_dir`."""
     full = encoder_name(name)
     if full == MODEL_NAME:
         return MiniLMEncoder(device=device)
+    if cache_dir is None:
+        raise EmbeddingError(f"encoder {full} needs a folder to keep the model it builds in")
+    if full == ONNX_NAME:
+        if device != "cpu":
+            raise EmbeddingError(f"encoder {full} runs on the CPU only; use --encoder minilm for --device {device}")
+        from engine.onnx_model import OnnxEncoder
+
+        return OnnxEncoder(cache_dir)
     from engine.static_model import StaticEncoder
 
-    if cache_dir is None:
-        raise EmbeddingError(f"encoder {full} needs a folder to keep its distilled table in")
     return StaticEncoder(cache_dir)

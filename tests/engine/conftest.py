@@ -67,3 +67,18 @@ def ring_traffic(organic: list[str]) -> list[dict]:
             rows.append({"account_id": f"ring_{m}", "timestamp": 1771000000 + m * 50 + q * 3600,
                          "prompt": perturb(text, rng)})
     return rows
+
+
+def reopened_records(workspace, encoder: str):
+    """A fresh Engine on `workspace` (no encoder named): it must answer with `encoder`, the one the
+    workspace was scanned with, at that encoder's own threshold, and hold that encoder's index only."""
+    from engine import Engine
+    from engine.config import thresholds_for
+
+    later = Engine(workspace)
+    assert later.encoder_name == encoder and later.status().encoder == encoder
+    assert later.threshold == thresholds_for(encoder)[0]
+    with later.store.connect() as con:
+        assert con.execute("SELECT encoder FROM indexes").fetchall() == [(encoder,)]
+    return later
+

@@ -20,7 +20,7 @@ from engine.errors import EmbeddingError
 from engine.fingerprint import normalize
 from engine.static_model import STATIC_NAME, StaticEncoder
 from tests.conftest import write_jsonl
-from tests.engine.conftest import perturb, ring_traffic
+from tests.engine.conftest import perturb, reopened_records, ring_traffic
 
 
 def test_static_vectors_are_normalised_and_deterministic(static_encoder):
@@ -85,11 +85,8 @@ def test_workspace_records_encoder_and_recheck_drops_false_edges(tmp_path, stati
     scan = fast.scan()
     assert scan.edges > 0
     # A later engine with no encoder named answers with the one the workspace was scanned with.
-    later = Engine(tmp_path / "ws")
-    assert later.encoder_name == STATIC_NAME and later.status().encoder == STATIC_NAME
-    assert later.threshold == thresholds_for(STATIC_NAME)[0]
+    later = reopened_records(tmp_path / "ws", STATIC_NAME)
     with later.store.connect() as con:
-        assert con.execute("SELECT encoder FROM indexes").fetchall() == [(STATIC_NAME,)]
         assert _poem_edges(con) == 1, "the bag-of-pieces model takes two poems on different subjects for copies"
 
     recheck = Engine(tmp_path / "ws", encoder=static_encoder, config=EngineConfig())
