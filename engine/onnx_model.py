@@ -28,6 +28,7 @@ MiniLM, are imported only to build the model.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -74,14 +75,30 @@ def available_cores() -> int:
 
 
 class _QuietRoot(logging.Filter):
-    """Drops what is logged on the root logger itself while the quantizer runs.
-
-    onnxruntime's quantizer logs a line per tensor (and a hint meant for static quantisation) straight
-    on the root logger; named loggers, copyhound's included, are not filtered by the root's filters.
-    """
+    """Drops what is logged on the root logger itself (see `_quiet_libraries`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return False
+
+
+@contextlib.contextmanager
+def _quiet_libraries():
+    """Silence onnxruntime's optimizer and quantizer while they run.
+
+    They log a line per fusion and per tensor at INFO (the optimizer on loggers named after its modules,
+    the quantizer on the root logger itself, with a warning meant for static quantisation among them):
+    ~100 lines of noise on a CLI's stderr. INFO and below are disabled for the few seconds of the build,
+    and the root logger's own records dropped (named loggers, copyhound's included, keep their
+    warnings: a root logger's filters do not apply to records propagated from them).
+    """
+    quiet = _QuietRoot()
+    logging.disable(logging.INFO)
+    logging.getLogger().addFilter(quiet)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(quiet)
+        logging.disable(logging.NOTSET)
 
 
 def build_int8(source: Path, dest: Path) -> None:
@@ -122,20 +139,16 @@ def build_int8(source: Path, dest: Path) -> None:
                               input_names=names, output_names=["last_hidden_state"],
                               dynamic_axes={n: {0: "batch", 1: "pieces"} for n in names + ["last_hidden_state"]})
         exported = time.monotonic()
-        optimized = optimize_model(str(fp32), model_type="bert", num_heads=HEADS, hidden_size=HIDDEN)
-        fusions = optimized.get_fused_operator_statistics()
-        if fusions.get("Attention", 0) == 0:
-            log.warning("onnx encoder: the optimizer fused no attention block (%s); the model will be slower",
-                        fusions)
-        optimized.save_model_to_file(str(fused))
-        hint = _QuietRoot()
-        logging.getLogger().addFilter(hint)
-        try:
+        with _quiet_libraries():
+            optimized = optimize_model(str(fp32), model_type="bert", num_heads=HEADS, hidden_size=HIDDEN)
+            fusions = optimized.get_fused_operator_statistics()
+            optimized.save_model_to_file(str(fused))
             # DefaultTensorType: shape inference cannot type the outputs of the fused (contrib) operators.
             quantize_dynamic(str(fused), str(dest), per_channel=True, weight_type=QuantType.QInt8,
                              extra_options={"DefaultTensorType": 1})  # onnx.TensorProto.FLOAT
-        finally:
-            logging.getLogger().removeFilter(hint)
+        if fusions.get("Attention", 0) == 0:
+            log.warning("onnx encoder: the optimizer fused no attention block (%s); the model will be slower",
+                        fusions)
     log.info("built the int8 ONNX encoder in %.1f s (export %.1f s; fused %s attention blocks)",
              time.monotonic() - started, exported - started, fusions.get("Attention", 0))
 
