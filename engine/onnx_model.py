@@ -89,15 +89,20 @@ def _quiet_libraries():
     the quantizer on the root logger itself, with a warning meant for static quantisation among them):
     ~100 lines of noise on a CLI's stderr. INFO and below are disabled for the few seconds of the build,
     and the root logger's own records dropped (named loggers, copyhound's included, keep their
-    warnings: a root logger's filters do not apply to records propagated from them).
+    warnings: a root logger's filters do not apply to records propagated from them). The quantizer
+    calls `logging.warning`, which configures a stderr handler on a root logger that has none (a
+    library user's, a TUI's): a NullHandler stands there meanwhile.
     """
-    quiet = _QuietRoot()
+    root = logging.getLogger()
+    quiet, null = _QuietRoot(), logging.NullHandler()
     logging.disable(logging.INFO)
-    logging.getLogger().addFilter(quiet)
+    root.addFilter(quiet)
+    root.addHandler(null)
     try:
         yield
     finally:
-        logging.getLogger().removeFilter(quiet)
+        root.removeHandler(null)
+        root.removeFilter(quiet)
         logging.disable(logging.NOTSET)
 
 

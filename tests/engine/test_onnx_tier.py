@@ -159,3 +159,19 @@ def test_scan_with_onnx_records_the_encoder_and_finds_the_ring(tmp_path, onnx_en
     flagged = {a.account_id for a in later.accounts(limit=None, min_score=0.5)}
     assert {f"ring_{m}" for m in range(6)} <= flagged
     assert not any(a.startswith("org_") for a in flagged)
+
+
+def test_building_leaves_the_root_logger_as_it_was(monkeypatch):
+    """onnxruntime's quantizer calls logging.warning, which would give a handler-less root logger (a
+    library user's, a TUI's) a stderr handler for good."""
+    import logging
+
+    from engine.onnx_model import _quiet_libraries
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    with _quiet_libraries():
+        logging.warning("Please consider to run pre-processing before quantization.")
+        logging.getLogger("fusion_base").info("Fused Attention: 6")
+    assert root.handlers == [] and not root.filters
+    assert logging.root.manager.disable == logging.NOTSET  # INFO is enabled again
