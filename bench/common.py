@@ -146,6 +146,42 @@ def rss_mb() -> float | None:
     return kb / 1024 if kb else None
 
 
+def footprint_mb() -> float | None:
+    """This process's resident memory plus what its child processes hold of their own, in MB.
+
+    Forked workers (the template miner's tokenisers) share the parent's pages until they write to
+    them, and the parent's RSS already counts those, so a child adds its private pages only
+    (``Private_*`` of ``/proc/PID/smaps_rollup``; copied-on-write pages included).
+    """
+    kb = _rss_kb()
+    if kb is None:
+        return None
+    return (kb + sum(_private_kb(pid) for pid in _child_pids())) / 1024
+
+
+def _child_pids() -> list[int]:
+    pids: list[int] = []
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as fh:
+                pids.extend(int(p) for p in fh.read().split())
+    except OSError:
+        pass
+    return pids
+
+
+def _private_kb(pid: int) -> int:
+    total = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    total += int(line.split()[1])
+    except (OSError, ValueError):
+        pass  # the child exited between listing and reading
+    return total
+
+
 def _rss_kb() -> int | None:
     try:
         with open("/proc/self/status") as fh:

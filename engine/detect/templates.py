@@ -34,8 +34,10 @@ Approach (all heavy grouping in DuckDB, vector work in numpy, no per-pair Python
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -255,6 +257,7 @@ def mine_templates(
     weights: Sequence[float] | np.ndarray | None = None,
     chunk_size: int = 100_000,
     min_label_content: int = 8,
+    workers: int | None = None,
 ) -> TemplateMining:
     """Mine prompt templates from normalised prompts.
 
@@ -288,6 +291,8 @@ def mine_templates(
         min_label_content: mean tokens after the label a *label template* needs (see
             :func:`_label_templates`); 0 turns label templates off.
         chunk_size: prompts tokenised per batch (bounds Python-side memory).
+        workers: processes that tokenise chunks side by side (default: the CPU count, at most 4);
+            used only where there are at least two chunks per worker and ``fork`` is available.
 
     Returns:
         The templates, largest first, with ``template_id`` 0..k-1, and the assignment of prompts.
@@ -318,11 +323,9 @@ def mine_templates(
         ntok = np.empty(m, dtype=np.int64)
         text_hash = np.empty(m, dtype=np.int64)
         db.execute(f"CREATE TEMP TABLE {t_occ} (row BIGINT, pos INTEGER, h BIGINT)")
-        for c0 in range(0, m, chunk_size):
-            chunk = texts[c0 : c0 + chunk_size]
-            rows, pos, hv, nt, th = _chunk_ngrams(chunk, c0, n)
-            ntok[c0 : c0 + len(chunk)] = nt
-            text_hash[c0 : c0 + len(chunk)] = th
+        for c0, (rows, pos, hv, nt, th) in _tokenized_chunks(texts, n, chunk_size, workers):
+            ntok[c0 : c0 + len(nt)] = nt
+            text_hash[c0 : c0 + len(th)] = th
             batch = pa.table({"row": rows, "pos": pos, "h": hv})  # noqa: F841 (read by DuckDB)
             db.execute(f"INSERT INTO {t_occ} SELECT * FROM batch")
             del batch
@@ -352,13 +355,11 @@ def mine_templates(
             """
         )
         db.execute(f"DROP TABLE {t_occ}")
-        rc = _fetch_int32(
-            db, f"SELECT row, cid, min(pos) AS first, max(pos) AS last FROM {t_rc} GROUP BY row, cid ORDER BY row, cid",
-            ("row", "cid", "first", "last"))
+        rc = _fetch_pairs(db, t_rc, ntok, n)
         cls = db.execute(
             f"SELECT cid, any_value(df) AS df, count(*) AS nng FROM {t_ng} GROUP BY cid"
         ).fetchnumpy()
-        if len(rc["row"]) == 0:
+        if len(rc["cid"]) == 0:
             return empty
         n_cls = int(np.max(cls["cid"])) + 1
         df = np.zeros(n_cls, dtype=np.int64)
@@ -368,8 +369,7 @@ def mine_templates(
         ctx = _Ctx(
             rc_row=rc["row"],
             rc_cid=rc["cid"],
-            rc_first=rc["first"],
-            rc_last=rc["last"],
+            rc_ends=rc["ends"],
             df=df,
             nng=nng,
             ntok=ntok,
@@ -388,7 +388,7 @@ def mine_templates(
             nested_share=nested_share,
             m=m,
         )
-        log.debug("templates: %d (prompt, class) pairs, %d classes", len(ctx.rc_row), n_cls)
+        log.debug("templates: %d (prompt, class) pairs, %d classes", len(ctx.rc_cid), n_cls)
         # Largest postings first: template text occurs in every member, so it precedes content
         # reused by a few prompts; more specific sibling templates are split off inside _take.
         cand = np.flatnonzero(df >= min_prompts)
@@ -437,25 +437,70 @@ def mine_templates(
             db.close()
 
 
-def _fetch_int32(db: duckdb.DuckDBPyConnection, sql: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The query's integer columns as int32 arrays, converted batch by batch.
+# Bits of a (prompt, class) pair's `ends`: the class has an n-gram at the prompt's first token, at its last.
+_AT_START, _AT_END = np.uint8(1), np.uint8(2)
 
-    The (prompt, class) pairs are the miner's largest state (tens of millions at a million prompts);
-    int32 halves them, and converting each Arrow batch as it comes never holds the whole int64 result.
-    Prompt rows, class ids and token positions all fit in int32.
+
+def _fetch_pairs(db: duckdb.DuckDBPyConnection, t_rc: str, ntok: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """The (prompt row, class) pairs in (row, class) order: `row`, `cid` as int32, and `ends` (uint8 bits).
+
+    The pairs are the miner's largest state (57 per prompt at a million: 35M). The template test needs
+    of a pair's token positions only whether the class starts the prompt and whether it ends it, so two
+    bits replace the two int32 positions (16 -> 9 bytes a pair, and the rows go once grouped by class).
+    Each Arrow batch is converted as it comes, never holding the whole int64 result.
     """
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    parts: dict[str, list[np.ndarray]] = {"row": [], "cid": [], "ends": []}
+    sql = (f"SELECT row, cid, min(pos) = 0 AS at_start, max(pos) AS last FROM {t_rc} "
+           "GROUP BY row, cid ORDER BY row, cid")
     for batch in db.sql(sql).to_arrow_reader(1 << 22):
-        for j, name in enumerate(names):
-            parts[name].append(batch.column(j).to_numpy().astype(np.int32))
-    # One column at a time, its pieces let go as it is joined: all four joined at once held every
-    # pair twice for a moment.
+        row = batch.column(0).to_numpy().astype(np.int32)
+        ends = np.where(batch.column(2).to_numpy(zero_copy_only=False), _AT_START, np.uint8(0))
+        ends |= np.where(batch.column(3).to_numpy() + n == ntok[row], _AT_END, np.uint8(0))
+        parts["row"].append(row)
+        parts["cid"].append(batch.column(1).to_numpy().astype(np.int32))
+        parts["ends"].append(ends)
+    # One column at a time, its pieces let go as it is joined: all joined at once held every pair twice.
     out = {}
-    for name in names:
+    for name, dtype in (("row", np.int32), ("cid", np.int32), ("ends", np.uint8)):
         pieces = parts.pop(name)
-        out[name] = np.concatenate(pieces) if pieces else np.empty(0, np.int32)
+        out[name] = np.concatenate(pieces) if pieces else np.empty(0, dtype)
         del pieces
     return out
+
+
+# Texts of the mining run in progress, for the forked tokeniser processes: a fork shares them with the
+# parent instead of pickling millions of strings, and keeps its salted str hashes equal to the parent's.
+_FORK_TEXTS: Sequence[str] | None = None
+
+
+def _tokenize_range(task: tuple[int, int, int]) -> tuple[int, tuple]:
+    c0, c1, n = task
+    assert _FORK_TEXTS is not None
+    return c0, _chunk_ngrams(_FORK_TEXTS[c0:c1], c0, n)
+
+
+def _tokenized_chunks(texts: Sequence[str], n: int, chunk_size: int, workers: int | None) -> Iterator[tuple[int, tuple]]:
+    """(first row, `_chunk_ngrams` result) per chunk, in order; chunks tokenised by forked processes.
+
+    Tokenising is per-text Python (a regex and a str hash per token), 2/3 of the miner's time at a
+    million prompts and bound to one core by the GIL; the parent meanwhile loads the previous chunk into
+    DuckDB. The n-gram hashes rely on `hash(str)`, salted per process: forked workers inherit the salt,
+    spawned ones would not, so without `fork` (or with too few chunks to pay for a pool) it runs inline.
+    """
+    global _FORK_TEXTS
+    m = len(texts)
+    tasks = [(c0, min(c0 + chunk_size, m), n) for c0 in range(0, m, chunk_size)]
+    workers = min(os.cpu_count() or 1, 4) if workers is None else int(workers)
+    if workers < 2 or len(tasks) < 2 * workers or "fork" not in mp.get_all_start_methods():
+        for c0, c1, _ in tasks:
+            yield c0, _chunk_ngrams(texts[c0:c1], c0, n)
+        return
+    _FORK_TEXTS = texts
+    try:
+        with mp.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_tokenize_range, tasks)
+    finally:
+        _FORK_TEXTS = None
 
 
 # A field label opening a prompt: one to four words and a colon ("summarize:", "translate to french:",
@@ -501,19 +546,18 @@ def _label_templates(ctx: _Ctx, min_content: int) -> None:
         })
 
 
-def _stable_order_int32(keys: np.ndarray, ptr: np.ndarray, parts: int = 8) -> np.ndarray:
-    """``np.argsort(keys, kind="stable")`` as int32, sorted a range of keys at a time.
+def _grouped_by_key(keys: np.ndarray, ptr: np.ndarray, values: np.ndarray, parts: int = 8) -> np.ndarray:
+    """``values[np.argsort(keys, kind="stable")]``, sorted a range of keys at a time.
 
-    ``ptr``: offsets of each key value in the sorted order (cumulative counts). The whole argsort
-    would hold an int64 position for every pair next to the int32 copy (12 bytes a pair); one range
-    at a time holds an eighth of the int64 part. (The 10M scan's peak did not move with it: 16.0 GB.)
+    ``ptr``: offsets of each key value in the sorted order (cumulative counts). The whole argsort would
+    hold an int64 position for every pair next to the result; one key range at a time holds an eighth.
     """
-    out = np.empty(len(keys), dtype=np.int32)
+    out = np.empty(len(keys), dtype=values.dtype)
     bounds = np.searchsorted(ptr, np.linspace(0, len(keys), parts + 1)[1:-1])
     edges = np.unique(np.concatenate([[0], bounds, [len(ptr) - 1]]))
     for k0, k1 in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
         pos = np.flatnonzero((keys >= k0) & (keys < k1))
-        out[ptr[k0] : ptr[k1]] = pos[np.argsort(keys[pos], kind="stable")]
+        out[ptr[k0] : ptr[k1]] = values[pos[np.argsort(keys[pos], kind="stable")]]
     return out
 
 
@@ -524,17 +568,20 @@ class _Ctx:
         self.__dict__.update(kw)
         self.assigned = np.full(self.m, -1, dtype=np.int64)
         self.found: list[dict] = []
-        starts = np.searchsorted(self.rc_row, np.arange(self.m + 1))
-        self.row_ptr = starts
+        # Pairs come in (row, class) order: a row's pairs are rc_*[row_ptr[r]:row_ptr[r+1]], and a
+        # class's rows are cls_rows[cls_ptr[c]:cls_ptr[c+1]] (sorted); the row column itself then goes.
+        self.row_ptr = np.zeros(self.m + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.rc_row, minlength=self.m), out=self.row_ptr[1:])
         self.cls_ptr = np.zeros(len(self.df) + 1, dtype=np.int64)
         np.cumsum(np.bincount(self.rc_cid, minlength=len(self.df)), out=self.cls_ptr[1:])
-        self.by_cls = _stable_order_int32(self.rc_cid, self.cls_ptr)
+        self.cls_rows = _grouped_by_key(self.rc_cid, self.cls_ptr, self.rc_row)
+        del self.rc_row
         self.stamp = np.zeros(self.m, dtype=np.int64)
         self.stamp_no = 0
 
     def rows_of(self, c: int) -> np.ndarray:
         """Prompts holding class ``c`` (sorted)."""
-        return self.rc_row[self.by_cls[self.cls_ptr[c] : self.cls_ptr[c + 1]]]
+        return self.cls_rows[self.cls_ptr[c] : self.cls_ptr[c + 1]]
 
     def gather(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Indices into the pair arrays for these prompts, and each pair's member index."""
@@ -599,13 +646,14 @@ class _Ctx:
         if len(np.unique(owner[~in_cl][bigger])) >= 0.5 * len(members):
             log.debug("templates: reject (content) n=%d core=%d", len(members), c)
             return
-        big = np.iinfo(np.int64).max
-        first = np.full(len(members), big, dtype=np.int64)
-        last = np.full(len(members), -1, dtype=np.int64)
-        np.minimum.at(first, owner[in_cl], self.rc_first[idx][in_cl])
-        np.maximum.at(last, owner[in_cl], self.rc_last[idx][in_cl])
-        start_frac = float(np.mean(first == 0))
-        end_frac = float(np.mean(last + self.n == self.ntok[members]))
+        # A member starts (ends) with the template when one of its closure classes starts (ends) it.
+        ends = self.rc_ends[idx][in_cl]
+        at_start = np.zeros(len(members), dtype=bool)
+        at_end = np.zeros(len(members), dtype=bool)
+        at_start[owner[in_cl][(ends & _AT_START) > 0]] = True
+        at_end[owner[in_cl][(ends & _AT_END) > 0]] = True
+        start_frac = float(np.mean(at_start))
+        end_frac = float(np.mean(at_end))
         # Representative: a member of median length, so slots show typical content.
         lens = self.ntok[members]
         rep = int(members[np.argsort(lens, kind="stable")[len(lens) // 2]])

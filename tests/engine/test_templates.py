@@ -99,6 +99,21 @@ def test_synthetic_templates_recovered_exactly(
     assert tpl.n_prompts == len(want)
     assert tpl.slot_diversity == 1.0
     assert 0.0 < tpl.fixed_ratio < 1.0
+    # Which ends of the members the fixed text holds (the floating-anchor rule reads these).
+    ends = {"prefix": (1.0, 0.0), "suffix": (0.0, 1.0), "infix": (0.0, 0.0), "wrapper": (1.0, 1.0),
+            "multi": (1.0, 0.0)}
+    assert (tpl.start_anchored, tpl.end_anchored) == ends[kind]
+
+
+def test_forked_tokenisers_give_the_same_templates(synthetic) -> None:
+    """Chunks tokenised by two forked processes (their str hashes salted as the parent's) and
+    loaded in order give exactly the templates of one process."""
+    texts, _, res = synthetic
+    ids = np.arange(1000, 1000 + len(texts), dtype=np.int64)
+    forked = mine_templates(ids, texts, chunk_size=23, workers=2)
+    assert forked.templates == res.templates
+    for a, b in zip(forked.assignments, res.assignments, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_synthetic_nothing_else(synthetic) -> None:
