@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         assert ex["rows"] == len(rows)
         runs.append({"nprobe": nprobe, "spill": spill, "max_list": max_list, "join_s": round(seconds, 1),
                      "edges": edges, "pair_recall_top20": ex["pair_recall_top20"], "pair_recall_all": ex["pair_recall_all"],
+                     "pair_recall_top20_by_similarity": ex["pair_recall_top20_by_similarity"],
                      "pairs_top20": ex["pairs_top20"]})
         log.info("nprobe %d spill %.3f max_list %s: %.1f s, %d edges, top-20 recall %.4f", nprobe, spill, max_list,
                  seconds, edges, ex["pair_recall_top20"])
