@@ -2,12 +2,13 @@
 
 It is the same transformer as `MiniLMEncoder`, with the same tokenizer (at most 256 word pieces),
 mean pooling over the attention mask, L2 normalisation and long-prompt windows, so its vectors sit on
-MiniLM's cosine scale (mean cosine ~0.99 to MiniLM's own) and share its thresholds; int8 matrix products
-make it ~3x faster on a CPU. Unlike the static tier it keeps attention, so it ranks close neighbours as
-MiniLM does.
+MiniLM's cosine scale (mean cosine ~0.99 to MiniLM's own; its thresholds are MiniLM's but for a scan cut
+0.01 lower, see engine.config); int8 matrix products make it ~3.4x faster on a CPU (3,000 real prompts
+on two cores: 177 prompts/s against MiniLM's 52 in bf16 and 30 in fp32, bench/results/onnx_tier.json).
+Unlike the static tier it keeps attention, so it ranks close neighbours as MiniLM does.
 
 The int8 model is built on first use from the packaged weights (their sha256 checked first), in three
-steps that take ~15 s on two cores:
+steps that take ~11 s on two cores (bench/results/onnx_tier.json):
 
 1. export to ONNX with the TorchScript exporter (`dynamo=False`) and eager attention: onnxruntime's
    transformer optimizer recognises that graph and fuses the embeddings, the 6 attention blocks and the
@@ -177,11 +178,14 @@ class OnnxEncoder:
 
     name = ONNX_NAME
     dim = HIDDEN
-    # Prompts per onnxruntime call, after sorting by length so a batch pads little; 32 short prompts
-    # are a few milliseconds of work, enough to keep both cores' matrix products busy.
-    batch_size = 32
-    # Prompts per vector shard: ~10 s of work on two cores, as 2,048 are for the fp32 transformer.
-    shard_prompts = 4096
+    # Prompts per onnxruntime call: one. int8 activations are scaled per call, so in a batch a prompt's
+    # vector moves with its batch-mates (cosine down to 0.984 to itself alone); one at a time it depends
+    # on its text only, and it was also the fastest on 3,000 real prompts on two cores (batch 1 / 8 /
+    # 32 / 64: 177 / 165 / 161 / 154 prompts/s, bench/results/onnx_tier.json): nothing is padded.
+    batch_size = 1
+    # Prompts per vector shard: ~12 s of work on two cores (a killed embed loses at most that), as the
+    # engine's default 2,048 are ~20-40 s for MiniLM.
+    shard_prompts = 2048
 
     def __init__(self, cache_dir: Path, threads: int | None = None) -> None:
         from engine.embed import MODEL_SHA256, model_dir, verify_weights

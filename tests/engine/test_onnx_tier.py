@@ -64,16 +64,15 @@ def test_onnx_vectors_match_minilm(onnx_encoder, real_encoder, real_prompts):
     assert cos.min() >= MIN_COSINE
 
 
-def test_onnx_vectors_hardly_depend_on_the_batch(onnx_encoder, real_prompts):
-    """int8 dynamic quantisation scales activations per batch: a prompt's vector moves a little with its
-    batch-mates (measured: cosine >= 0.990 between batched and alone), far less than any cut's margin."""
-    texts = real_prompts[:64]
-    batched = onnx_encoder.encode(texts)
-    np.testing.assert_array_equal(batched, onnx_encoder.encode(texts))  # deterministic
-    alone = np.vstack([onnx_encoder.encode([t]) for t in texts[:16]])
-    cos = np.einsum("ij,ij->i", batched[:16], alone)
-    print(f"batched vs alone: min cosine {cos.min():.5f}")
-    assert cos.min() >= 0.98
+def test_onnx_vectors_do_not_depend_on_the_batch(onnx_encoder, real_prompts):
+    """int8 activations are scaled per onnxruntime call, so the encoder runs one prompt per call: a
+    prompt's vector is its text's alone, whatever else is encoded with it (batched, the same prompt
+    measured down to cosine 0.984 to itself alone)."""
+    texts = real_prompts[:32]
+    together = onnx_encoder.encode(texts)
+    alone = np.vstack([onnx_encoder.encode([t]) for t in texts])
+    np.testing.assert_array_equal(together, alone)
+    np.testing.assert_array_equal(together[::-1], onnx_encoder.encode(texts[::-1]))
 
 
 def test_onnx_finds_the_perturbed_copies_minilm_finds(onnx_encoder, real_encoder, organic):
