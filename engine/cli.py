@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="cpu or cuda (env COPYHOUND_DEVICE)")
     device.add_argument("--encoder", "-e", default=os.environ.get("COPYHOUND_ENCODER"),
                         help="minilm (all-MiniLM-L6-v2), onnx (the same model in int8 on onnxruntime, ~3x "
-                        "faster on CPU, same thresholds; pip install 'copyhound[onnx]') or static (the fast "
+                        "faster on CPU, MiniLM's who-else threshold, scan cut 0.83; pip install "
+                        "'copyhound[onnx]') or static (the fast "
                         "tier distilled from it, ~100x faster on CPU, own thresholds); default: the encoder "
                         "the workspace already uses, else minilm (env COPYHOUND_ENCODER)")
 
