@@ -149,7 +149,7 @@ def rss_mb() -> float | None:
 def footprint_mb() -> float | None:
     """This process's resident memory plus what its child processes hold of their own, in MB.
 
-    Forked workers (the template miner's tokenisers) share the parent's pages until they write to
+    Forked workers (a multiprocessing pool, Ray's local workers) share the parent's pages until they write to
     them, and the parent's RSS already counts those, so a child adds its private pages only
     (``Private_*`` of ``/proc/PID/smaps_rollup``; copied-on-write pages included).
     """

@@ -317,7 +317,7 @@ class ScanMemory:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            rss = footprint_mb()  # forked tokenisers of the template miner included
+            rss = footprint_mb()  # forked child processes' own pages included
             if rss is not None and rss > self.peaks.get(self.current, 0.0):
                 self.peaks[self.current] = round(rss, 1)
             time.sleep(0.05)

@@ -34,10 +34,8 @@ Approach (all heavy grouping in DuckDB, vector work in numpy, no per-pair Python
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
-import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -257,7 +255,6 @@ def mine_templates(
     weights: Sequence[float] | np.ndarray | None = None,
     chunk_size: int = 100_000,
     min_label_content: int = 8,
-    workers: int | None = None,
 ) -> TemplateMining:
     """Mine prompt templates from normalised prompts.
 
@@ -291,8 +288,6 @@ def mine_templates(
         min_label_content: mean tokens after the label a *label template* needs (see
             :func:`_label_templates`); 0 turns label templates off.
         chunk_size: prompts tokenised per batch (bounds Python-side memory).
-        workers: processes that tokenise chunks side by side (default: the CPU count, at most 4);
-            used only where there are at least two chunks per worker and ``fork`` is available.
 
     Returns:
         The templates, largest first, with ``template_id`` 0..k-1, and the assignment of prompts.
@@ -323,9 +318,11 @@ def mine_templates(
         ntok = np.empty(m, dtype=np.int64)
         text_hash = np.empty(m, dtype=np.int64)
         db.execute(f"CREATE TEMP TABLE {t_occ} (row BIGINT, pos INTEGER, h BIGINT)")
-        for c0, (rows, pos, hv, nt, th) in _tokenized_chunks(texts, n, chunk_size, workers):
-            ntok[c0 : c0 + len(nt)] = nt
-            text_hash[c0 : c0 + len(th)] = th
+        for c0 in range(0, m, chunk_size):
+            chunk = texts[c0 : c0 + chunk_size]
+            rows, pos, hv, nt, th = _chunk_ngrams(chunk, c0, n)
+            ntok[c0 : c0 + len(chunk)] = nt
+            text_hash[c0 : c0 + len(chunk)] = th
             batch = pa.table({"row": rows, "pos": pos, "h": hv})  # noqa: F841 (read by DuckDB)
             db.execute(f"INSERT INTO {t_occ} SELECT * FROM batch")
             del batch
@@ -466,41 +463,6 @@ def _fetch_pairs(db: duckdb.DuckDBPyConnection, t_rc: str, ntok: np.ndarray, n: 
         out[name] = np.concatenate(pieces) if pieces else np.empty(0, dtype)
         del pieces
     return out
-
-
-# Texts of the mining run in progress, for the forked tokeniser processes: a fork shares them with the
-# parent instead of pickling millions of strings, and keeps its salted str hashes equal to the parent's.
-_FORK_TEXTS: Sequence[str] | None = None
-
-
-def _tokenize_range(task: tuple[int, int, int]) -> tuple[int, tuple]:
-    c0, c1, n = task
-    assert _FORK_TEXTS is not None
-    return c0, _chunk_ngrams(_FORK_TEXTS[c0:c1], c0, n)
-
-
-def _tokenized_chunks(texts: Sequence[str], n: int, chunk_size: int, workers: int | None) -> Iterator[tuple[int, tuple]]:
-    """(first row, `_chunk_ngrams` result) per chunk, in order; chunks tokenised by forked processes.
-
-    Tokenising is per-text Python (a regex and a str hash per token), 2/3 of the miner's time at a
-    million prompts and bound to one core by the GIL; the parent meanwhile loads the previous chunk into
-    DuckDB. The n-gram hashes rely on `hash(str)`, salted per process: forked workers inherit the salt,
-    spawned ones would not, so without `fork` (or with too few chunks to pay for a pool) it runs inline.
-    """
-    global _FORK_TEXTS
-    m = len(texts)
-    tasks = [(c0, min(c0 + chunk_size, m), n) for c0 in range(0, m, chunk_size)]
-    workers = min(os.cpu_count() or 1, 4) if workers is None else int(workers)
-    if workers < 2 or len(tasks) < 2 * workers or "fork" not in mp.get_all_start_methods():
-        for c0, c1, _ in tasks:
-            yield c0, _chunk_ngrams(texts[c0:c1], c0, n)
-        return
-    _FORK_TEXTS = texts
-    try:
-        with mp.get_context("fork").Pool(workers) as pool:
-            yield from pool.imap(_tokenize_range, tasks)
-    finally:
-        _FORK_TEXTS = None
 
 
 # A field label opening a prompt: one to four words and a colon ("summarize:", "translate to french:",

@@ -105,17 +105,6 @@ def test_synthetic_templates_recovered_exactly(
     assert (tpl.start_anchored, tpl.end_anchored) == ends[kind]
 
 
-def test_forked_tokenisers_give_the_same_templates(synthetic) -> None:
-    """Chunks tokenised by two forked processes (their str hashes salted as the parent's) and
-    loaded in order give exactly the templates of one process."""
-    texts, _, res = synthetic
-    ids = np.arange(1000, 1000 + len(texts), dtype=np.int64)
-    forked = mine_templates(ids, texts, chunk_size=23, workers=2)
-    assert forked.templates == res.templates
-    for a, b in zip(forked.assignments, res.assignments, strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
 def test_synthetic_nothing_else(synthetic) -> None:
     _, truth, res = synthetic
     assert len(res.templates) == 5
