@@ -41,16 +41,22 @@ def static_encoder(tmp_path_factory) -> StaticEncoder:
     return StaticEncoder(tmp_path_factory.mktemp("static-cache"))
 
 
-@pytest.fixture(scope="session")
-def organic() -> list[str]:
-    rng = random.Random(5)
+def sample_corpora(counts: dict[str, int], seed: int, min_len: int = 1, max_len: int = 600) -> list[str]:
+    """`counts[name]` random prompts of each corpus file, `min_len`..`max_len` characters long."""
+    rng = random.Random(seed)
     texts: list[str] = []
-    for name in ("alpaca_5k.jsonl.gz", "sharegpt_first_turns.jsonl.gz"):
+    for name, n in counts.items():
         with gzip.open(corpus(name), "rt", encoding="utf-8") as fh:
             rows = [json.loads(line)["text"] for line in fh]
-        rows = [t for t in rows if 40 <= len(t) <= 600]
+        rows = [t for t in rows if t.strip() and min_len <= len(t) <= max_len]
         rng.shuffle(rows)
-        texts += rows[:100]
+        texts += rows[:n]
+    return texts
+
+
+@pytest.fixture(scope="session")
+def organic() -> list[str]:
+    texts = sample_corpora({"alpaca_5k.jsonl.gz": 100, "sharegpt_first_turns.jsonl.gz": 100}, seed=5, min_len=40)
     return list(dict.fromkeys(normalize(t) for t in texts))
 
 

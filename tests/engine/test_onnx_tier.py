@@ -8,7 +8,6 @@ with it records it. The model is built once per session (~10-15 s on two cores).
 
 from __future__ import annotations
 
-import gzip
 import json
 import random
 import shutil
@@ -23,8 +22,8 @@ from engine.embed import MODEL_NAME, MODEL_SHA256, make_encoder
 from engine.errors import EmbeddingError
 from engine.fingerprint import normalize
 from engine.onnx_model import ONNX_NAME, OnnxEncoder
-from tests.conftest import corpus, write_jsonl
-from tests.engine.conftest import perturb, reopened_records, ring_traffic
+from tests.conftest import write_jsonl
+from tests.engine.conftest import perturb, reopened_records, ring_traffic, sample_corpora
 
 # Lowest cosine to MiniLM's vector over the sample below: measured 0.981 (mean 0.993; MiniLM as
 # configured, bf16 on this 2-core AMD EPYC, which has native bf16). The same model quantised per tensor
@@ -40,17 +39,9 @@ def onnx_encoder(tmp_path_factory) -> OnnxEncoder:
 @pytest.fixture(scope="session")
 def real_prompts() -> list[str]:
     """250 real prompts: short requests, first chat turns, and role-play prompts, a few of them windowed."""
-    rng = random.Random(7)
-    texts: list[str] = []
-    for name, n in (("alpaca_5k.jsonl.gz", 100), ("sharegpt_first_turns.jsonl.gz", 100),
-                    ("awesome_chatgpt_prompts.jsonl.gz", 50)):
-        with gzip.open(corpus(name), "rt", encoding="utf-8") as fh:
-            rows = [json.loads(line)["text"] for line in fh]
-        # Up to ~2 windows each: longer prompts cost MiniLM seconds and test nothing more.
-        rows = [t for t in rows if t.strip() and len(t) <= 2500]
-        rng.shuffle(rows)
-        texts += rows[:n]
-    return texts
+    # Up to ~2 windows each: longer prompts cost MiniLM seconds and test nothing more.
+    return sample_corpora({"alpaca_5k.jsonl.gz": 100, "sharegpt_first_turns.jsonl.gz": 100,
+                           "awesome_chatgpt_prompts.jsonl.gz": 50}, seed=7, max_len=2500)
 
 
 def test_onnx_vectors_match_minilm(onnx_encoder, real_encoder, real_prompts):
