@@ -149,10 +149,9 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
         progress("families", 1, 1)
 
         t0 = time.monotonic()
-        texts = con.execute("SELECT prompt_id, normalized FROM prompts ORDER BY prompt_id").fetchnumpy()
-        mining = mine_templates(np.asarray(texts["prompt_id"], np.int64), list(texts["normalized"]),
-                                min_prompts=MIN_TEMPLATE_PROMPTS, con=con)
-        del texts  # millions of Python strings; scoring reads what it needs from DuckDB
+        texts = StoredTexts(con, con.execute("SELECT prompt_id FROM prompts ORDER BY prompt_id").fetchnumpy()
+                            ["prompt_id"].astype(np.int64))
+        mining = mine_templates(texts.prompt_ids, texts, min_prompts=MIN_TEMPLATE_PROMPTS, con=con)
         stage["templates"] = time.monotonic() - t0
         progress("templates", 1, 1)
 
@@ -181,6 +180,39 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     log.info("scan %d done in %.1f s: %s; %s", scan_id, time.monotonic() - started,
              ", ".join(f"{k} {v:.1f}s" for k, v in stage.items()), json.dumps(summary, default=str)[:300])
     return _summary(store, embedded, resumed=resumed, seconds=time.monotonic() - started, stage=stage, prompts=n)
+
+
+class StoredTexts:
+    """The normalised prompt texts, read from the store a range of prompt ids at a time.
+
+    The miner used to get all of them as one list: at 10M prompts ~6 GB of Python strings, held through
+    the whole mining stage and the largest single part of the scan's peak.
+    """
+
+    def __init__(self, con, prompt_ids: np.ndarray) -> None:
+        self._con = con
+        self.prompt_ids = prompt_ids  # sorted
+
+    def __len__(self) -> int:
+        return len(self.prompt_ids)
+
+    def chunks(self, size: int):
+        for c0 in range(0, len(self.prompt_ids), size):
+            lo, hi = self.prompt_ids[c0], self.prompt_ids[min(c0 + size, len(self.prompt_ids)) - 1]
+            got = self._con.execute(
+                "SELECT normalized FROM prompts WHERE prompt_id BETWEEN ? AND ? ORDER BY prompt_id", [int(lo), int(hi)]
+            ).fetchnumpy()["normalized"].tolist()
+            if len(got) != min(size, len(self.prompt_ids) - c0):
+                raise DetectionError(f"prompts changed during the scan (ids {lo}..{hi}); run scan again")
+            yield got
+
+    def text(self, row: int) -> str:
+        got = self._con.execute(
+            "SELECT normalized FROM prompts WHERE prompt_id = ?", [int(self.prompt_ids[row])]
+        ).fetchone()
+        if got is None:
+            raise DetectionError(f"prompt {self.prompt_ids[row]} vanished during the scan; run scan again")
+        return got[0]
 
 
 def _open_index(store: Store, encoder: Encoder):

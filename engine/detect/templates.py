@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import duckdb
 import numpy as np
@@ -44,7 +45,44 @@ import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Template", "TemplateMining", "mine_templates", "tokenize"]
+__all__ = ["PromptTexts", "Template", "TemplateMining", "mine_templates", "tokenize"]
+
+
+@runtime_checkable
+class PromptTexts(Protocol):
+    """Prompt texts read on demand, so the miner never holds them all.
+
+    At ten million prompts the texts as Python strings take ~6 GB, more than the miner's own state;
+    the miner reads them twice in order (tokenising, then label templates) and otherwise one
+    representative text per candidate template.
+    """
+
+    def __len__(self) -> int: ...
+
+    def chunks(self, size: int) -> Iterator[Sequence[str]]:
+        """The texts in row order, ``size`` at a time."""
+        ...
+
+    def text(self, row: int) -> str:
+        """The text of one row."""
+        ...
+
+
+class _InMemoryTexts:
+    """:class:`PromptTexts` over a list already in memory."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self._texts = texts
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def chunks(self, size: int) -> Iterator[Sequence[str]]:
+        for c0 in range(0, len(self._texts), size):
+            yield self._texts[c0 : c0 + size]
+
+    def text(self, row: int) -> str:
+        return self._texts[row]
 
 # Words (letters/digits/underscore runs) and single punctuation marks: template text such as
 # "question:" must split from the slot content that follows without a space.
@@ -240,7 +278,7 @@ def _anchor_layout(text: str, covered_tokens: np.ndarray) -> tuple[tuple[str, ..
 
 def mine_templates(
     prompt_ids: Sequence[int] | np.ndarray,
-    texts: Sequence[str],
+    texts: Sequence[str] | PromptTexts,
     *,
     min_prompts: int = 20,
     min_fixed_tokens: int = 4,
@@ -260,7 +298,8 @@ def mine_templates(
 
     Args:
         prompt_ids: int64 id per prompt (unique).
-        texts: normalised prompt text per prompt, parallel to ``prompt_ids``.
+        texts: normalised prompt text per prompt, parallel to ``prompt_ids``: a list, or a
+            :class:`PromptTexts` that reads them on demand (a store at millions of prompts).
         min_prompts: least number of prompts a template must hold; also the least number of
             prompts an n-gram must occur in to count as possibly fixed text.
         min_fixed_tokens: least number of fixed tokens a template must have.
@@ -293,6 +332,8 @@ def mine_templates(
         The templates, largest first, with ``template_id`` 0..k-1, and the assignment of prompts.
     """
     pids = np.asarray(prompt_ids, dtype=np.int64)
+    if not isinstance(texts, PromptTexts):
+        texts = _InMemoryTexts(texts)
     if len(pids) != len(texts):
         raise ValueError(f"prompt_ids ({len(pids)}) and texts ({len(texts)}) differ in length")
     n = int(ngram if ngram is not None else max(2, min_fixed_tokens))
@@ -318,14 +359,17 @@ def mine_templates(
         ntok = np.empty(m, dtype=np.int64)
         text_hash = np.empty(m, dtype=np.int64)
         db.execute(f"CREATE TEMP TABLE {t_occ} (row BIGINT, pos INTEGER, h BIGINT)")
-        for c0 in range(0, m, chunk_size):
-            chunk = texts[c0 : c0 + chunk_size]
+        c0 = 0
+        for chunk in texts.chunks(chunk_size):
             rows, pos, hv, nt, th = _chunk_ngrams(chunk, c0, n)
             ntok[c0 : c0 + len(chunk)] = nt
             text_hash[c0 : c0 + len(chunk)] = th
             batch = pa.table({"row": rows, "pos": pos, "h": hv})  # noqa: F841 (read by DuckDB)
             db.execute(f"INSERT INTO {t_occ} SELECT * FROM batch")
             del batch
+            c0 += len(chunk)
+        if c0 != m:
+            raise ValueError(f"the prompt texts gave {c0} rows, not the {m} prompt ids")
         log.debug("templates: %d prompts tokenised (n=%d)", m, n)
 
         # Frequent n-grams, grouped into classes of identical posting lists. The fingerprint is
@@ -372,6 +416,7 @@ def mine_templates(
             ntok=ntok,
             text_hash=text_hash,
             texts=texts,
+            chunk_size=chunk_size,
             db=db,
             t_focc=t_rc,
             n=n,
@@ -482,12 +527,14 @@ def _label_templates(ctx: _Ctx, min_content: int) -> None:
     """
     if min_content <= 0:
         return
-    free = np.flatnonzero(ctx.assigned < 0)
     groups: dict[str, list[int]] = {}
-    for r in free.tolist():
-        m = _LABEL_RE.match(ctx.texts[r])
-        if m:
-            groups.setdefault(" ".join(m.group(1).split()), []).append(r)
+    c0 = 0
+    for chunk in ctx.texts.chunks(ctx.chunk_size):
+        for r in np.flatnonzero(ctx.assigned[c0 : c0 + len(chunk)] < 0).tolist():
+            m = _LABEL_RE.match(chunk[r])
+            if m:
+                groups.setdefault(" ".join(m.group(1).split()), []).append(c0 + r)
+        c0 += len(chunk)
     for label, rows in sorted(groups.items()):
         if len(rows) < ctx.min_prompts:
             continue
@@ -625,7 +672,7 @@ class _Ctx:
         ).fetchnumpy()["pos"]
         pos = np.asarray(pos, dtype=np.int64)
         covered = np.unique((pos[:, None] + np.arange(self.n)[None, :]).ravel())
-        anchors, pattern, kind, fixed = _anchor_layout(self.texts[rep], covered)
+        anchors, pattern, kind, fixed = _anchor_layout(self.texts.text(rep), covered)
         # Longest anchor in tokens: runs of consecutive covered positions.
         runs = np.split(covered, np.flatnonzero(np.diff(covered) != 1) + 1) if len(covered) else []
         longest = max((len(r) for r in runs), default=0)

@@ -129,3 +129,23 @@ def test_families_read_in_chunks_equal_families_read_whole(dense_ids, monkeypatc
                              whole.sim_to_center.tolist(), strict=True):
         if pid != fid:
             assert sim == edge_sim[(min(pid, fid), max(pid, fid))]
+
+
+def test_stored_texts_stream_the_same_texts_the_miner_got_as_a_list(synth_workspace):
+    from engine.detect.templates import mine_templates
+    from engine.scan import StoredTexts
+
+    engine, _ = synth_workspace
+    with engine.store.connect() as con:
+        rows = con.execute("SELECT prompt_id, normalized FROM prompts ORDER BY prompt_id").fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        listed = [r[1] for r in rows]
+        stored = StoredTexts(con, ids)
+        # Odd chunk sizes cross id ranges anywhere; the last chunk is short.
+        assert [t for chunk in stored.chunks(37) for t in chunk] == listed
+        assert [stored.text(i) for i in (0, len(ids) // 2, len(ids) - 1)] == [listed[0], listed[len(ids) // 2],
+                                                                              listed[-1]]
+        from_store = mine_templates(ids, stored, min_prompts=5, con=con, chunk_size=333)
+        from_list = mine_templates(ids, listed, min_prompts=5, con=con, chunk_size=333)
+    assert from_store.templates and from_store.templates == from_list.templates
+    assert all(np.array_equal(a, b) for a, b in zip(from_store.assignments, from_list.assignments, strict=True))
