@@ -48,10 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import detect_eval  # noqa: E402
 from common import envelope, footprint_mb, percentiles, perturb, stage, table, write_results  # noqa: E402
 
+import index as faiss_index  # noqa: E402
 from engine import Engine, EngineConfig  # noqa: E402
-from engine.scan import MAX_NEIGHBORS  # noqa: E402
+from engine.scan import MAX_NEIGHBORS, SELFJOIN_BLOCK  # noqa: E402
 from engine.synth import SynthConfig, write_synth  # noqa: E402
-from engine.vectors import load_vectors  # noqa: E402
+from engine.vectors import load_vectors, open_index  # noqa: E402
 
 log = logging.getLogger("bench.scale")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -130,26 +131,49 @@ def side_by_side(eng: Engine, scan_stage: dict, threshold: float, sample: int, s
                         "prompts_in_families_not_centre": ch_removed,
                         "agreement_jaccard": round(len(removed_ids & in_family) / max(len(removed_ids | in_family), 1), 4)}
 
-    out["exact_sample"] = exact_sample(ids, vecs, edges, threshold, sample, seed)
+    out["exact_sample"] = exact_sample(ids, vecs, edges, threshold, sample, seed, plan=_join_plan(eng, vecs))
     return out
 
 
+def _join_plan(eng: Engine, vecs: np.ndarray):
+    """The scan's IVF partition, planned again with the scan's settings (None when the join was exact)."""
+    if len(vecs) <= faiss_index.EXACT_MAX:
+        return None
+    idx, _ = open_index(eng.store, eng.encoder.name, eng.encoder.dim)
+    centroids = faiss_index.ivf_centroids(idx)
+    if centroids is None:
+        return None
+    cfg = eng.config
+    return faiss_index.plan_ivf(vecs, nprobe=cfg.scan_nprobe, block_size=SELFJOIN_BLOCK, centroids=centroids,
+                                spill=cfg.scan_spill, max_list=int(cfg.scan_max_list) or None)
+
+
 def exact_sample(ids: np.ndarray, vecs: np.ndarray, edges, threshold: float, sample: int,
-                 seed: int, top: int = 20) -> dict:
+                 seed: int, top: int = 20, plan=None) -> dict:
     """Exact brute force for a sample of rows (each against every vector), against the scan's edges.
 
     The scan keeps at most MAX_NEIGHBORS edges per prompt on purpose (a prompt with thousands of
     near-copies says nothing more with all of them), so recall is measured on each sampled row's
-    ``top`` most similar exact neighbours: pairs the cap keeps; what is missing there is the IVF
-    partition's miss. ``pair_recall_all`` counts every exact pair, capped ones included.
+    ``top`` most similar exact neighbours. Those can still be dropped by the cap: an edge belongs to one
+    side, which keeps only its own most similar ones. ``pair_recall_all`` counts every exact pair.
+    With the join's IVF ``plan``, ``partition_recall_top{top}`` is the share of those pairs the
+    partition compares at all (the IVF's own recall, before the cap), and ``capped_top{top}`` the share
+    it compares that the edges lack: what the cap dropped.
     ``vecs`` may be float16 (converted a column chunk at a time, so 10M-exchange workspaces fit);
     ``edges`` is a dict of ``prompt_a``/``prompt_b`` arrays or a function of the sampled ids that
     returns one (so the caller can fetch only the sampled rows' edges).
     """
+    return sample_recall(exact_neighbours(ids, vecs, threshold, sample, seed, top), edges, plan)
+
+
+def exact_neighbours(ids: np.ndarray, vecs: np.ndarray, threshold: float, sample: int, seed: int,
+                     top: int = 20) -> dict:
+    """Brute force for ``sample`` random rows: every exact pair at ``threshold`` and each row's ``top``."""
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(ids), size=min(sample, len(ids)), replace=False))
     t0 = time.perf_counter()
-    all_pairs, top_pairs = set(), {}
+    all_pairs = set()
+    top_u, top_w, top_s = [], [], []
     cols = 262_144
     for start in range(0, len(rows), 512):
         part = rows[start : start + 512]
@@ -168,31 +192,50 @@ def exact_sample(ids: np.ndarray, vecs: np.ndarray, edges, threshold: float, sam
             best = np.lexsort((hit, -hs))[:top]
             for j in hit.tolist():
                 all_pairs.add((min(int(ids[i]), int(ids[j])), max(int(ids[i]), int(ids[j]))))
-            for j, sim in zip(hit[best].tolist(), hs[best].tolist(), strict=True):
-                top_pairs[(min(int(ids[i]), int(ids[j])), max(int(ids[i]), int(ids[j])))] = sim
-    brute_s = time.perf_counter() - t0
+            top_u.append(np.full(len(best), i, dtype=np.int64))
+            top_w.append(hit[best].astype(np.int64))
+            top_s.append(hs[best])
+    u, w = np.concatenate(top_u), np.concatenate(top_w)
+    # A pair two sampled rows share is counted once, as a set of (lower id, higher id) would.
+    key_a, key_b = np.minimum(ids[u], ids[w]), np.maximum(ids[u], ids[w])
+    _, first = np.unique(np.stack([key_a, key_b]), axis=1, return_index=True)
+    return {"ids": ids, "rows": rows, "threshold": threshold, "top": top, "all_pairs": all_pairs,
+            "u": u[first], "w": w[first], "sim": np.concatenate(top_s)[first],
+            "seconds": time.perf_counter() - t0}
+
+
+def sample_recall(ex: dict, edges, plan=None) -> dict:
+    """Recall of ``edges`` (and of the IVF ``plan``'s partition, when given) on an exact sample."""
+    ids, rows, top, threshold = ex["ids"], ex["rows"], ex["top"], ex["threshold"]
     if callable(edges):
         edges = edges(ids[rows])
     a = np.asarray(edges["prompt_a"], np.int64)
     b = np.asarray(edges["prompt_b"], np.int64)
     keep = np.isin(a, ids[rows]) | np.isin(b, ids[rows])
     found = set(zip(a[keep].tolist(), b[keep].tolist(), strict=True))
-    return {"rows": len(rows), "seconds": round(brute_s, 2),
-            "extrapolated_all_rows_s": round(brute_s * len(ids) / max(len(rows), 1), 1),
-            "pairs_exact": len(all_pairs),
-            "pair_recall_all": round(len(found & all_pairs) / max(len(all_pairs), 1), 4),
-            f"pairs_top{top}": len(top_pairs),
-            f"pair_recall_top{top}": round(len(found & top_pairs.keys()) / max(len(top_pairs), 1), 4),
-            f"pair_recall_top{top}_by_similarity": _recall_by_band(top_pairs, found, threshold),
-            "cap": MAX_NEIGHBORS}
+    top_keys = list(zip(np.minimum(ids[ex["u"]], ids[ex["w"]]).tolist(),
+                        np.maximum(ids[ex["u"]], ids[ex["w"]]).tolist(), strict=True))
+    in_edges = np.fromiter((p in found for p in top_keys), dtype=bool, count=len(top_keys))
+    out = {"rows": len(rows), "seconds": round(ex["seconds"], 2),
+           "extrapolated_all_rows_s": round(ex["seconds"] * len(ids) / max(len(rows), 1), 1),
+           "pairs_exact": len(ex["all_pairs"]),
+           "pair_recall_all": round(len(found & ex["all_pairs"]) / max(len(ex["all_pairs"]), 1), 4),
+           f"pairs_top{top}": len(top_keys),
+           f"pair_recall_top{top}": round(float(in_edges.mean()), 4) if len(top_keys) else None,
+           f"pair_recall_top{top}_by_similarity": _recall_by_band(ex["sim"], in_edges, threshold),
+           "cap": MAX_NEIGHBORS}
+    if plan is not None:
+        compared = plan.compares(ex["u"], ex["w"])
+        out[f"partition_recall_top{top}"] = round(float(compared.mean()), 4) if len(top_keys) else None
+        out[f"partition_recall_top{top}_by_similarity"] = _recall_by_band(ex["sim"], compared, threshold)
+        out[f"capped_top{top}"] = round(float((compared & ~in_edges).mean()), 4) if len(top_keys) else None
+    return out
 
 
-def _recall_by_band(pairs: dict, found: set, threshold: float) -> list[dict]:
+def _recall_by_band(sims: np.ndarray, hit: np.ndarray, threshold: float) -> list[dict]:
     """Recall of exact pairs by cosine band: misses of an IVF join sit near the cut, where pairs are
     loose paraphrases; the near-copies a campaign pastes score far above it."""
     cuts = [threshold, *[c for c in (0.85, 0.9, 0.95) if c > threshold], 1.0 + 1e-6]
-    sims = np.fromiter(pairs.values(), dtype=np.float64, count=len(pairs))
-    hit = np.fromiter((p in found for p in pairs), dtype=bool, count=len(pairs))
     out = []
     for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
         band = (sims >= lo) & (sims < hi)
@@ -287,7 +330,8 @@ def _exact_only(eng: Engine, args) -> dict:
                                   WHERE prompt_a IN (SELECT id FROM sampled) OR prompt_b IN (SELECT id FROM sampled)
                                """).fetchnumpy()
 
-    return exact_sample(ids, vecs, sampled_edges, eng.scan_threshold, args.exact_sample, args.seed)
+    return exact_sample(ids, vecs, sampled_edges, eng.scan_threshold, args.exact_sample, args.seed,
+                        plan=_join_plan(eng, vecs))
 
 
 class ScanMemory:

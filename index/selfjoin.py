@@ -155,6 +155,26 @@ class IvfPlan:
         """Whether some vectors are also candidates in a second list."""
         return self.spill_order is not None and len(self.spill_order) > 0
 
+    def compares(self, u: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Whether the join compares positions ``u[i]`` and ``w[i]`` at all (bool ``(m,)``).
+
+        A pair is compared when one side's own list probes the other's own or second list: the
+        partition's recall, before any threshold or cap. Benchmarks use it to tell a partition's misses
+        from what the cap drops, without running the join.
+        """
+        u = np.asarray(u, dtype=np.int64)
+        w = np.asarray(w, dtype=np.int64)
+
+        def probes(q: np.ndarray, c: np.ndarray) -> np.ndarray:
+            rows = self.probe[self.assign[q]]
+            hit = (rows == self.assign[c][:, None]).any(axis=1)
+            if self.second is not None:
+                sec = self.second[c]
+                hit |= (sec >= 0) & (rows == sec[:, None]).any(axis=1)
+            return hit
+
+        return probes(u, w) | probes(w, u)
+
     def spilled(self, lst: int) -> np.ndarray:
         """Positions (int64, ascending) of the vectors whose second list is ``lst``."""
         if self.spill_order is None:

@@ -328,3 +328,22 @@ def test_block_size_does_not_change_pairs(n: int, block_size: int, seed: int, th
     assert set(zip(one[0].tolist(), one[1].tolist(), strict=True)) == set(
         zip(many[0].tolist(), many[1].tolist(), strict=True)
     )
+
+
+@pytest.mark.parametrize("kw", [dict(spill=0.0), dict(spill=0.02), dict(spill=0.02, max_list=300)])
+def test_plan_compares_exactly_the_pairs_the_join_finds(make_clustered, pairs_of, kw) -> None:
+    """IvfPlan.compares (the partition's recall, used by the bench) agrees pair by pair with the join."""
+    x, ids = make_clustered(6000, 64, clusters=12, spread=0.6)
+    thr = 0.7
+    ref = brute_force_pairs(x, ids, thr)
+    plan = plan_ivf(x, nlist=32, nprobe=2, seed=1, **kw)
+    pos = {int(p): i for i, p in enumerate(ids)}
+    u = np.array([pos[int(a)] for a in ref.a])
+    w = np.array([pos[int(b)] for b in ref.b])
+    compared = plan.compares(u, w)
+    assert np.array_equal(compared, plan.compares(w, u))  # symmetric
+    assert 0.3 < compared.mean() < 0.99  # the partition misses some pairs, finds most
+    got = pairs_of(*_collect(self_join(x, ids, thr, method="ivf", nlist=32, nprobe=2, seed=1, block_size=700,
+                                       **kw))[:2])
+    predicted = pairs_of(ref.a[compared], ref.b[compared])
+    _assert_same_up_to_rounding(got ^ predicted, set(), x, ids, thr)
