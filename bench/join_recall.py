@@ -8,7 +8,7 @@ exact_neighbours), split into what the partition never compares (`partition_reca
 
     python bench/join_recall.py --workspace /tmp/scale/n1000000/ws --settings 8:0 8:0.03 8:0.05 12:0 16:0
     python bench/join_recall.py --workspace /tmp/scale/n3000000/ws --settings 8:0.05 8:0.05:400 --name join_recall_3m
-    python bench/join_recall.py --workspace /tmp/scale/n10000000/ws --settings 8:0.05 12:0.05 --partition-only
+    python bench/join_recall.py --workspace /tmp/scale/n10000000/ws --settings 8:0.05 12:0.05 8:0.05::8 --partition-only
 """
 
 from __future__ import annotations
@@ -33,17 +33,19 @@ from engine.vectors import load_vectors, open_index  # noqa: E402
 log = logging.getLogger("bench.join_recall")
 
 
-def _setting(text: str) -> tuple[int, float, int | None]:
+def _setting(text: str) -> tuple[int, float, int | None, int]:
     nprobe, _, rest = text.partition(":")
-    spill, _, max_list = rest.partition(":")
-    return int(nprobe), float(spill or 0.0), int(max_list) if max_list else None
+    spill, _, rest = rest.partition(":")
+    max_list, _, points = rest.partition(":")
+    return int(nprobe), float(spill or 0.0), int(max_list) if max_list else None, int(points or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workspace", type=Path, default=Path("/tmp/scale/n1000000/ws"))
-    ap.add_argument("--settings", nargs="+", type=_setting, default=[(8, 0.0, None), (8, 0.03, None), (8, 0.05, None), (12, 0.0, None)],
-                    metavar="NPROBE:SPILL[:MAX_LIST]", help="max_list splits bigger lists (index.plan_ivf)")
+    ap.add_argument("--settings", nargs="+", type=_setting, default=[(8, 0.0, None, 0), (8, 0.03, None, 0), (8, 0.05, None, 0), (12, 0.0, None, 0)],
+                    metavar="NPROBE:SPILL[:MAX_LIST[:POINTS]]",
+                    help="max_list splits bigger lists, POINTS = point probes (index.plan_ivf); empty MAX_LIST = none")
     ap.add_argument("--sample", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--name", default="join_recall")
@@ -64,14 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = ex["rows"]
     sampled = ids[rows]
     runs = []
-    for nprobe, spill, max_list in args.settings:
+    for nprobe, spill, max_list, points in args.settings:
         t0 = time.perf_counter()
         # The join's own partition, planned again (same arguments, so the same lists): the share of exact
         # pairs it compares at all tells the IVF's misses from what the cap drops.
         plan = faiss_index.plan_ivf(vecs, nprobe=nprobe, block_size=SELFJOIN_BLOCK, centroids=centroids,
-                                    spill=spill, max_list=max_list)
+                                    spill=spill, max_list=max_list, point_probes=points)
         plan_s = time.perf_counter() - t0
-        run = {"nprobe": nprobe, "spill": spill, "max_list": max_list, "plan_s": round(plan_s, 1)}
+        run = {"nprobe": nprobe, "spill": spill, "max_list": max_list, "point_probes": points,
+               "plan_s": round(plan_s, 1)}
         if args.partition_only:
             part = sample_recall(ex, {"prompt_a": [], "prompt_b": []}, plan)
         else:
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             edges, kept_a, kept_b = 0, [], []
             for block in faiss_index.self_join(vecs, ids, threshold, method="ivf", max_neighbors=MAX_NEIGHBORS,
                                                block_size=SELFJOIN_BLOCK, centroids=centroids, nprobe=nprobe,
-                                               spill=spill, max_list=max_list):
+                                               spill=spill, max_list=max_list, point_probes=points):
                 edges += len(block)
                 near = np.isin(block.a, sampled) | np.isin(block.b, sampled)
                 kept_a.append(block.a[near])
@@ -89,12 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             run.update({"join_s": round(seconds, 1), "edges": edges, "pair_recall_top20": part["pair_recall_top20"],
                         "pair_recall_all": part["pair_recall_all"], "capped_top20": part["capped_top20"],
                         "pair_recall_top20_by_similarity": part["pair_recall_top20_by_similarity"]})
-            log.info("nprobe %d spill %.3f max_list %s: %.1f s, %d edges, top-20 recall %.4f", nprobe, spill,
-                     max_list, seconds, edges, part["pair_recall_top20"])
+            log.info("nprobe %d spill %.3f max_list %s points %d: %.1f s, %d edges, top-20 recall %.4f", nprobe,
+                     spill, max_list, points, seconds, edges, part["pair_recall_top20"])
         run.update({"partition_recall_top20": part["partition_recall_top20"], "pairs_top20": part["pairs_top20"],
                     "partition_recall_top20_by_similarity": part["partition_recall_top20_by_similarity"]})
-        log.info("nprobe %d spill %.3f max_list %s: partition recall %.4f", nprobe, spill, max_list,
-                 part["partition_recall_top20"])
+        log.info("nprobe %d spill %.3f max_list %s points %d: partition recall %.4f", nprobe, spill, max_list,
+                 points, part["partition_recall_top20"])
         runs.append(run)
         _write(args, eng, ids, centroids, threshold, rows, runs)  # after each setting: a killed run keeps it
     return 0

@@ -145,7 +145,8 @@ def _join_plan(eng: Engine, vecs: np.ndarray):
         return None
     cfg = eng.config
     return faiss_index.plan_ivf(vecs, nprobe=cfg.scan_nprobe, block_size=SELFJOIN_BLOCK, centroids=centroids,
-                                spill=cfg.scan_spill, max_list=int(cfg.scan_max_list) or None)
+                                spill=cfg.scan_spill, max_list=int(cfg.scan_max_list) or None,
+                                point_probes=cfg.scan_point_probes)
 
 
 def exact_sample(ids: np.ndarray, vecs: np.ndarray, edges, threshold: float, sample: int,

@@ -173,7 +173,8 @@ class Engine(AnalystMixin):
         result = run_scan(self.store, self.encoder, cut, progress=progress, force=force,
                           embedded=embedded.embedded, recheck=checker,
                           crowd_radius=self.threshold, mapper=mapper, nprobe=self.config.scan_nprobe,
-                          spill=self.config.scan_spill, max_list=self.config.scan_max_list)
+                          spill=self.config.scan_spill, max_list=self.config.scan_max_list,
+                          point_probes=self.config.scan_point_probes)
         # Brought up to date here (about 2 s per million exchanges) so the first who-else after a nightly
         # scan is as fast as the rest.
         progress("sender index", 0, 1)

@@ -74,7 +74,9 @@ def _engine(args: argparse.Namespace, **kwargs):
                           scan_spill=(EngineConfig.scan_spill if getattr(args, "spill", None) is None
                                       else args.spill),
                           scan_max_list=(EngineConfig.scan_max_list if getattr(args, "max_list", None) is None
-                                         else args.max_list))
+                                         else args.max_list),
+                          scan_point_probes=(EngineConfig.scan_point_probes
+                                             if getattr(args, "point_probes", None) is None else args.point_probes))
     return Engine(workspace_from_env(args.workspace), config=config, **kwargs)
 
 

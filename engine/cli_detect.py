@@ -109,6 +109,13 @@ def _list_bound(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or more, not {value}")
+    return value
+
+
 def _margin(text: str) -> float:
     try:
         value = float(text)
@@ -140,6 +147,10 @@ def add_commands(sub, common, fmt, device) -> None:
                    help="past 200k prompts, IVF lists of more than N prompts are split for the join (default "
                    "%(default)s = off); keeps the join's cost linear in the number of prompts, but finds fewer "
                    "near-copies for the same time than more --nprobe (README, Scale)")
+    p.add_argument("--point-probes", type=_count, default=EngineConfig.scan_point_probes, metavar="P",
+                   help="past 200k prompts, each prompt is also joined with its own P nearest IVF lists (default "
+                   "%(default)s = off); finds the near-copies of prompts at the edge of their list, which a "
+                   "list's --nprobe misses more often the more prompts there are (README, Scale)")
     from engine.cli import add_ray_option
 
     add_ray_option(p)

@@ -46,6 +46,11 @@ DEFAULT_SPILL = 0.05
 # near-copies for the same time (bound 400: nprobe 8 0.883 in 256 s, nprobe 12 0.905 in 357 s; the
 # index's lists at nprobe 8: 0.935 in 554 s, measured while tests ran beside it).
 DEFAULT_MAX_LIST = 0
+# Nearest IVF lists of its own each prompt is also compared with in the scan's self-join (`scan
+# --point-probes`, 0 = off; index.selfjoin): a list's probes are the lists nearest its centroid, but a
+# prompt at the list's edge has near-copies in the lists nearest itself, and the more lists (the larger
+# N) the more such prompts. Measured in bench/results/join_recall_points*.json (README, Scale).
+DEFAULT_POINT_PROBES = 0
 # The fast tier's name as workspaces record it (engine.static_model builds it); kept here, where nothing
 # heavy is imported, so the CLI and config can name it without loading the model code.
 STATIC_NAME = "static-minilm-256"
@@ -101,4 +106,6 @@ class EngineConfig:
     scan_spill: float = DEFAULT_SPILL
     # Largest IVF list of the scan's self-join before it is split (0 = never split).
     scan_max_list: int = DEFAULT_MAX_LIST
+    # Each prompt's own nearest IVF lists it is also joined with (0 = off).
+    scan_point_probes: int = DEFAULT_POINT_PROBES
     extra: dict = field(default_factory=dict)

@@ -17,7 +17,13 @@ import pyarrow as pa
 
 import index as faiss_index
 from engine import vectors
-from engine.config import DEFAULT_MAX_LIST, DEFAULT_NPROBE, DEFAULT_SPILL, DEFAULT_THRESHOLD
+from engine.config import (
+    DEFAULT_MAX_LIST,
+    DEFAULT_NPROBE,
+    DEFAULT_POINT_PROBES,
+    DEFAULT_SPILL,
+    DEFAULT_THRESHOLD,
+)
 from engine.detect.families import build_families_streamed
 from engine.detect.templates import mine_templates
 from engine.embed import Encoder
@@ -52,7 +58,8 @@ def _state(store: Store, encoder: str) -> tuple[int, int]:
 def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: ProgressFn = no_progress,
              force: bool = False, embedded: int = 0, recheck=None,
              crowd_radius: float = DEFAULT_THRESHOLD, mapper=None, nprobe: int = DEFAULT_NPROBE,
-             spill: float = DEFAULT_SPILL, max_list: int = DEFAULT_MAX_LIST) -> ScanResult:
+             spill: float = DEFAULT_SPILL, max_list: int = DEFAULT_MAX_LIST,
+             point_probes: int = DEFAULT_POINT_PROBES) -> ScanResult:
     """Self-join the encoder's vectors at `threshold`, then rebuild every detection table.
 
     `recheck` (an `engine.recheck.Rechecker`, optional) confirms the self-join's candidate edges with
@@ -61,7 +68,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     `nprobe`: lists each IVF list is compared with (above `index.EXACT_MAX` prompts); more finds more
     of the pairs near the threshold, for more time (see README, "Scale"); `spill`: margin
     within which a prompt is also a candidate in its second-nearest list (`index.selfjoin`, 0 = off);
-    `max_list`: lists of more prompts are split for the join (0 = never), so its cost stays linear in N.
+    `max_list`: lists of more prompts are split for the join (0 = never), so its cost stays linear in N;
+    `point_probes`: each prompt is also joined with its own nearest lists (0 = off).
     """
     started = time.monotonic()
     stage: dict[str, float] = {}
@@ -78,7 +86,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     # and a killed one resumes only with the plan its committed blocks belong to.
     join = "exact" if n <= faiss_index.EXACT_MAX else "ivf"
     ivf = (f"ivf/nprobe={int(nprobe)}" + (f"/spill={spill:g}" if spill > 0 else "")
-           + (f"/maxlist={int(max_list)}" if max_list else ""))
+           + (f"/maxlist={int(max_list)}" if max_list else "")
+           + (f"/points={int(point_probes)}" if point_probes else ""))
     method = ("exact" if join == "exact" else ivf) + ("+recheck" if recheck is not None else "")
     same_input = (last is not None and last[7] == encoder.name and last[1] == n and last[2] == max_shard
                   and abs(last[5] - threshold) < 1e-6 and last[6] == method)
@@ -112,7 +121,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     blocks = faiss_index.self_join(vecs, ids, threshold, start_block=start_block, max_neighbors=MAX_NEIGHBORS,
                                    block_size=SELFJOIN_BLOCK, mapper=mapper or faiss_index.local_map,
                                    centroids=centroids, nprobe=nprobe, method=join,
-                                   spill=spill, max_list=int(max_list) or None)
+                                   spill=spill, max_list=int(max_list) or None,
+                                   point_probes=int(point_probes))
     joined = 0
     for block in blocks:
         with store.connect() as con:

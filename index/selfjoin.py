@@ -42,6 +42,15 @@ Two strategies:
     "``w``'s side finds ``u``" widened to ``list(u)`` or ``second(u)`` in
     ``probe(list(w))``.
 
+    *Point probes* (``point_probes = p > 0``): a list's probes are the lists
+    nearest its *centroid*, but a vector near the list's edge has near-copies
+    in lists nearest *itself*, which its list may not probe; the more lists
+    (the larger n), the more such vectors. Each vector is then also compared
+    with the members (and spilled candidates) of its own ``p`` nearest lists,
+    as a FAISS IVF search probes per query. A side's probe set becomes
+    ``S(v) = probe(list(v))`` plus ``v``'s own nearest lists, and everything
+    above holds with ``S`` in place of ``probe(list(.))``.
+
 ``max_neighbors`` (optional) bounds the output on pathological data such as
 thousands of identical prompts (which would otherwise give a quadratic number
 of edges): each vector keeps only its ``max_neighbors`` most similar *owned*
@@ -135,6 +144,8 @@ class IvfPlan:
     #: spilled positions sorted by second list, and offsets per list (like order/starts).
     spill_order: np.ndarray | None = None
     spill_starts: np.ndarray | None = None
+    #: int32 ``(n, p)`` each vector's own ``p`` nearest lists (``point_probes``), None when off.
+    point_probe: np.ndarray | None = None
 
     @property
     def nlist(self) -> int:
@@ -166,7 +177,7 @@ class IvfPlan:
         w = np.asarray(w, dtype=np.int64)
 
         def probes(q: np.ndarray, c: np.ndarray) -> np.ndarray:
-            rows = self.probe[self.assign[q]]
+            rows = self.probes_of(q)
             hit = (rows == self.assign[c][:, None]).any(axis=1)
             if self.second is not None:
                 sec = self.second[c]
@@ -174,6 +185,14 @@ class IvfPlan:
             return hit
 
         return probes(u, w) | probes(w, u)
+
+    def probes_of(self, pos: np.ndarray) -> np.ndarray:
+        """The lists each position's side compares it with: its list's probes, and its own nearest lists
+        when point probes are on (int64 ``(m, nprobe [+ p])``, repeats possible)."""
+        rows = self.probe[self.assign[pos]]
+        if self.point_probe is None:
+            return rows
+        return np.concatenate([rows, self.point_probe[pos].astype(np.int64)], axis=1)
 
     def spilled(self, lst: int) -> np.ndarray:
         """Positions (int64, ascending) of the vectors whose second list is ``lst``."""
@@ -373,6 +392,7 @@ def plan_ivf(
     centroids: np.ndarray | None = None,
     spill: float = 0.0,
     max_list: int | None = None,
+    point_probes: int = 0,
 ) -> IvfPlan:
     """Cluster ``vectors`` (float ``(n, d)``) into lists and group lists into blocks.
 
@@ -382,8 +402,12 @@ def plan_ivf(
     index's) skips k-means: the vectors are assigned to those lists. ``spill``
     (inner-product margin, 0 = off): see the module docstring. ``max_list``
     (optional): a list with more members is split by a small k-means of its
-    own into ``ceil(size / max_list)`` lists (see :func:`_split_lists`).
+    own into ``ceil(size / max_list)`` lists (see :func:`_split_lists`). ``point_probes``
+    (0 = off): each vector is also compared with the members of its own ``point_probes`` nearest
+    lists (module docstring).
     """
+    if point_probes < 0:
+        raise ValueError(f"point_probes must be >= 0, got {point_probes}")
     if spill < 0:
         raise ValueError(f"spill must be >= 0, got {spill}")
     if max_list is not None and max_list < 1:
@@ -423,21 +447,28 @@ def plan_ivf(
 
     assign = np.zeros(n, dtype=np.int64)
     second = np.full(n, -1, dtype=np.int64)
+    point_probe = None
     if nlist > 1:
         quantizer = faiss.IndexFlatIP(d)
         quantizer.add(centroids)
-        k = 2 if spill > 0 else 1
+        k = min(nlist, max(2 if spill > 0 else 1, point_probes))
+        if point_probes:
+            point_probe = np.empty((n, min(point_probes, nlist)), dtype=np.int32)
         for c0 in range(0, n, _ASSIGN_CHUNK):
             c1 = min(n, c0 + _ASSIGN_CHUNK)
             dist, nearest = quantizer.search(_f32(vectors[c0:c1]), k)
             assign[c0:c1] = nearest[:, 0]
-            if k == 2:
+            if spill > 0:
                 close = (dist[:, 0] - dist[:, 1] <= spill) & (nearest[:, 1] >= 0) & (nearest[:, 1] != nearest[:, 0])
                 second[c0:c1] = np.where(close, nearest[:, 1], -1)
+            if point_probe is not None:
+                point_probe[c0:c1] = nearest[:, : point_probe.shape[1]]
     if max_list is not None and n and np.bincount(assign, minlength=nlist).max() > max_list:
         centroids, assign, second = _split_lists(vectors, centroids, assign, max_list, spill, seed)
         nlist = len(centroids)
         nprobe = max(1, min(asked_probe, nlist))
+        if point_probes:  # nearest lists among the split ones: one more pass over the vectors
+            point_probe = _nearest_lists(vectors, centroids, min(point_probes, nlist))
     if nlist > 1:
         quantizer = faiss.IndexFlatIP(d)
         quantizer.add(centroids)
@@ -483,7 +514,19 @@ def plan_ivf(
         second=second,
         spill_order=spill_order,
         spill_starts=spill_starts,
+        point_probe=point_probe,
     )
+
+
+def _nearest_lists(vectors: np.ndarray, centroids: np.ndarray, k: int) -> np.ndarray:
+    """int32 ``(n, k)``: each vector's ``k`` nearest centroids, nearest first."""
+    quantizer = faiss.IndexFlatIP(centroids.shape[1])
+    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    out = np.empty((vectors.shape[0], k), dtype=np.int32)
+    for c0 in range(0, vectors.shape[0], _ASSIGN_CHUNK):
+        c1 = min(vectors.shape[0], c0 + _ASSIGN_CHUNK)
+        out[c0:c1] = quantizer.search(_f32(vectors[c0:c1]), k)[1]
+    return out
 
 
 def _split_lists(
@@ -573,37 +616,86 @@ def _ivf_block(shared: tuple, blk: int) -> EdgeBlock:
             extra = np.concatenate([plan.spilled(int(m)) for m in probe_lists])
             # A vector whose own list is probed is a candidate already: once is enough.
             cpos = np.concatenate([cpos, extra[~np.isin(plan.assign[extra], probe_lists)]])
-        # Which candidates' own lists probe this one: one lookup per candidate, not per pair found.
-        cprobe = plan.probe[plan.assign[cpos]]
-        sees_lst = (cprobe == lst).any(axis=1)
         # Owners as indexes into qpos, so the cap counts pairs per owner cheaply.
-        own_u: list[np.ndarray] = []
-        own_w: list[np.ndarray] = []
-        own_s: list[np.ndarray] = []
-        for s0 in range(0, qpos.size, _TILE_ROWS):
-            qp = qpos[s0 : s0 + _TILE_ROWS]
-            q = _f32(vectors[qp])
-            second = plan.second[qp] if plan.spills else None
-            cols = max(1, _TILE_ELEMS // qp.size)
-            for c0 in range(0, cpos.size, cols):
-                c1 = min(cpos.size, c0 + cols)
-                cp = cpos[c0:c1]
-                sim = q @ _f32(vectors[cp]).T
-                owned = _owned(sim, thr, qp, cp, sees_lst[c0:c1], second, cprobe[c0:c1])
-                if max_neighbors is not None:
-                    _trim_heavy_rows(owned, sim, thr, max_neighbors)
-                qi, ci = np.nonzero(owned)
-                own_u.append(qi.astype(np.int64) + s0)
-                own_w.append(cp[ci])
-                own_s.append(sim[qi, ci])
-        lu, w, s = _cap(np.concatenate(own_u), np.concatenate(own_w), np.concatenate(own_s), max_neighbors, 0,
-                        qpos.size)
+        found: tuple[list, list, list] = ([], [], [])
+        _join_tiles(vectors, thr, plan, lst, qpos, np.arange(qpos.size), cpos, None, max_neighbors, found)
+        if plan.point_probe is not None:
+            for q_idx, cand, pair_ok in _point_probe_work(plan, qpos, probe_lists):
+                _join_tiles(vectors, thr, plan, lst, qpos[q_idx], q_idx, cand, pair_ok, max_neighbors, found)
+        lu, w, s = _cap(np.concatenate(found[0]), np.concatenate(found[1]), np.concatenate(found[2]),
+                        max_neighbors, 0, qpos.size)
         pos_u.append(qpos[lu])
         pos_w.append(w)
         sims.append(s)
     block = _edge_block(blk, pos_u, pos_w, sims, ids)
     log.debug("ivf block %d/%d: %d edges", blk + 1, plan.nblocks, len(block))
     return block
+
+
+def _join_tiles(vectors: np.ndarray, thr: np.float32, plan: IvfPlan, lst: int, qpos: np.ndarray, q_idx: np.ndarray,
+                cpos: np.ndarray, pair_ok: np.ndarray | None, max_neighbors: int | None,
+                found: tuple[list, list, list]) -> None:
+    """Append to ``found`` the near pairs (query index, candidate position, sim) this side emits.
+
+    ``qpos``: query positions, all of list ``lst``; ``q_idx``: their indexes among the list's members
+    (the cap's owners); ``pair_ok`` (optional, bool ``(len(qpos), len(cpos))``): pairs allowed at all.
+    """
+    # Which lists each candidate's side compares it with: one lookup per candidate, not per pair found.
+    cprobe = plan.probes_of(cpos)
+    sees_lst = (cprobe == lst).any(axis=1)
+    for s0 in range(0, qpos.size, _TILE_ROWS):
+        qp = qpos[s0 : s0 + _TILE_ROWS]
+        q = _f32(vectors[qp])
+        second = plan.second[qp] if plan.spills else None
+        cols = max(1, _TILE_ELEMS // qp.size)
+        for c0 in range(0, cpos.size, cols):
+            c1 = min(cpos.size, c0 + cols)
+            cp = cpos[c0:c1]
+            sim = q @ _f32(vectors[cp]).T
+            owned = _owned(sim, thr, qp, cp, sees_lst[c0:c1], second, cprobe[c0:c1])
+            if pair_ok is not None:
+                owned &= pair_ok[s0 : s0 + _TILE_ROWS, c0:c1]
+            if max_neighbors is not None:
+                _trim_heavy_rows(owned, sim, thr, max_neighbors)
+            qi, ci = np.nonzero(owned)
+            found[0].append(q_idx[qi + s0])
+            found[1].append(cp[ci])
+            found[2].append(sim[qi, ci])
+
+
+def _point_probe_work(plan: IvfPlan, qpos: np.ndarray, probe_lists: np.ndarray):
+    """The comparisons point probes add for one list's queries: per extra list, (query indexes, candidates,
+    allowed pairs).
+
+    A query's extra lists are its own nearest lists that its list does not probe. Each (query, candidate)
+    pair is compared once: a candidate whose own or second list is probed was compared already, and a
+    candidate spilled into an extra list is left to its own list when that is an extra list of the query too.
+    """
+    pp = plan.point_probe[qpos].astype(np.int64)
+    extra = np.where(np.isin(pp, probe_lists), -1, pp)  # the query's extra lists, -1 elsewhere
+    qi, col = np.nonzero(extra >= 0)
+    if not qi.size:
+        return
+    lists = extra[qi, col]
+    order = np.argsort(lists, kind="stable")
+    qi, lists = qi[order], lists[order]
+    bounds = np.flatnonzero(np.diff(lists)) + 1
+    for q_idx, m in zip(np.split(qi, bounds), lists[np.r_[0, bounds]].tolist(), strict=True):
+        members = plan.members(m)
+        if plan.spills:
+            members = members[~np.isin(plan.second[members], probe_lists)]
+            spilled = plan.spilled(m)
+            spilled = spilled[~np.isin(plan.assign[spilled], probe_lists)]
+        else:
+            spilled = np.empty(0, dtype=np.int64)
+        if members.size + spilled.size == 0:
+            continue
+        cand = np.concatenate([members, spilled])
+        pair_ok = np.ones((q_idx.size, cand.size), dtype=bool)
+        if spilled.size:
+            own_list = plan.assign[spilled]
+            pair_ok[:, members.size :] = ~(extra[q_idx][:, :, None] == own_list[None, None, :]).any(axis=1)
+        yield q_idx, cand, pair_ok
 
 
 def _owned(sim: np.ndarray, thr: np.float32, qp: np.ndarray, cp: np.ndarray, sees_lst: np.ndarray,
@@ -689,6 +781,7 @@ def self_join(
     centroids: np.ndarray | None = None,
     spill: float = 0.0,
     max_list: int | None = None,
+    point_probes: int = 0,
 ) -> Iterator[EdgeBlock]:
     """Yield all pairs of rows whose inner product is ``>= threshold``.
 
@@ -712,6 +805,8 @@ def self_join(
     which a vector is also a candidate in its second-nearest list (module
     docstring); pass the same value to resume. ``max_list`` (``ivf`` only):
     lists with more members are split (:func:`plan_ivf`); same value to resume.
+    ``point_probes`` (``ivf`` only, 0 = off): each vector is also compared with
+    its own nearest lists (module docstring); same value to resume.
 
     Arguments are validated (and for ``ivf`` the k-means plan is computed)
     when this function is called; the tiles are computed lazily as blocks are
@@ -736,10 +831,11 @@ def self_join(
         return mapper(_exact_block, (vectors, ids, thr, block_size, max_neighbors), range(start_block, nblocks))
     if method == "ivf":
         plan = plan_ivf(vectors, nlist=nlist, nprobe=nprobe, block_size=block_size, seed=seed, centroids=centroids,
-                        spill=spill, max_list=max_list)
+                        spill=spill, max_list=max_list, point_probes=point_probes)
         _check_start(start_block, plan.nblocks)
-        log.info("self-join ivf: n=%d, nlist=%d, nprobe=%d, spill %.3f (%d vectors), %d blocks", vectors.shape[0],
-                 plan.nlist, plan.probe.shape[1], spill, len(plan.spill_order), plan.nblocks)
+        log.info("self-join ivf: n=%d, nlist=%d, nprobe=%d, spill %.3f (%d vectors), point probes %d, %d blocks",
+                 vectors.shape[0], plan.nlist, plan.probe.shape[1], spill, len(plan.spill_order), point_probes,
+                 plan.nblocks)
         return mapper(_ivf_block, (vectors, ids, thr, plan, max_neighbors), range(start_block, plan.nblocks))
     raise ValueError(f"method must be 'auto', 'exact' or 'ivf', got {method!r}")
 

@@ -1,4 +1,5 @@
-"""The IVF self-join's nprobe, spill and list bound: more probes or spilling find a superset, all lists the exact edges.
+"""The IVF self-join's nprobe, spill, list bound and point probes: more probes, spilling or point probes find a
+superset, all lists the exact edges.
 
 Real DuckDB and FAISS with the static fast tier; the exact-join size limit is lowered so a few
 thousand prompts take the IVF path that millions take.
@@ -25,10 +26,10 @@ def _method(engine: Engine) -> str:
 def test_more_probes_find_more_edges_and_all_lists_find_the_exact_ones(tmp_path, static_encoder, monkeypatch):
     traffic = write_synth(SynthConfig(exchanges=8000, seed=4), tmp_path / "traffic.jsonl").path
 
-    def engine(nprobe: int, spill: float = 0.0, max_list: int = 0) -> Engine:
+    def engine(nprobe: int, spill: float = 0.0, max_list: int = 0, points: int = 0) -> Engine:
         return Engine(tmp_path / "ws", encoder=static_encoder,
                       config=EngineConfig(encoder="static", scan_nprobe=nprobe, scan_spill=spill,
-                                          scan_max_list=max_list))
+                                          scan_max_list=max_list, scan_point_probes=points))
 
     engine(1).ingest([traffic])
     exact = _edges(engine(1).scan() and engine(1))
@@ -45,6 +46,10 @@ def test_more_probes_find_more_edges_and_all_lists_find_the_exact_ones(tmp_path,
     assert _method(spilled) == "ivf/nprobe=1/spill=0.05"
     boundary = _edges(spilled)
     assert few < boundary <= exact
+    pointed = engine(1, spill=0.05, points=3)  # and each prompt also joins in its own 3 nearest lists
+    pointed.scan()
+    assert _method(pointed) == "ivf/nprobe=1/spill=0.05/points=3"
+    assert boundary < _edges(pointed) <= exact
     split = engine(4, spill=0.05, max_list=16)  # lists of more than 16 prompts split for the join
     split.scan()
     assert _method(split) == "ivf/nprobe=4/spill=0.05/maxlist=16"

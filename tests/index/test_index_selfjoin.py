@@ -330,9 +330,12 @@ def test_block_size_does_not_change_pairs(n: int, block_size: int, seed: int, th
     )
 
 
-@pytest.mark.parametrize("kw", [dict(spill=0.0), dict(spill=0.02), dict(spill=0.02, max_list=300)])
+@pytest.mark.parametrize("kw", [dict(spill=0.0), dict(spill=0.02), dict(spill=0.02, max_list=300),
+                                dict(point_probes=3), dict(spill=0.02, point_probes=3),
+                                dict(spill=0.02, max_list=300, point_probes=2)])
 def test_plan_compares_exactly_the_pairs_the_join_finds(make_clustered, pairs_of, kw) -> None:
-    """IvfPlan.compares (the partition's recall, used by the bench) agrees pair by pair with the join."""
+    """IvfPlan.compares (the partition's recall, used by the bench) agrees pair by pair with the join, whose
+    output is well formed (no pair twice, across blocks too) however lists, spills and point probes overlap."""
     x, ids = make_clustered(6000, 64, clusters=12, spread=0.6)
     thr = 0.7
     ref = brute_force_pairs(x, ids, thr)
@@ -342,8 +345,27 @@ def test_plan_compares_exactly_the_pairs_the_join_finds(make_clustered, pairs_of
     w = np.array([pos[int(b)] for b in ref.b])
     compared = plan.compares(u, w)
     assert np.array_equal(compared, plan.compares(w, u))  # symmetric
-    assert 0.3 < compared.mean() < 0.99  # the partition misses some pairs, finds most
-    got = pairs_of(*_collect(self_join(x, ids, thr, method="ivf", nlist=32, nprobe=2, seed=1, block_size=700,
-                                       **kw))[:2])
+    assert 0.3 < compared.mean() < 0.999  # the partition misses some pairs, finds most
+    a, b, s = _collect(self_join(x, ids, thr, method="ivf", nlist=32, nprobe=2, seed=1, block_size=700, **kw))
+    _check_wellformed(a, b, s, thr)
+    got = pairs_of(a, b)
     predicted = pairs_of(ref.a[compared], ref.b[compared])
     _assert_same_up_to_rounding(got ^ predicted, set(), x, ids, thr)
+
+
+def test_point_probes_find_the_pairs_a_lists_probes_miss(make_clustered, pairs_of) -> None:
+    """Each vector probing its own nearest lists raises recall over the same nprobe, with or without spill."""
+    x, ids = make_clustered(8000, 64, clusters=12, spread=0.6)
+    thr = 0.7
+    want = pairs_of(*_collect([brute_force_pairs(x, ids, thr)])[:2])
+    kw = dict(method="ivf", nlist=64, nprobe=2, block_size=900, seed=1)
+    recall = {}
+    for spill, pp in ((0.0, 0), (0.0, 2), (0.02, 0), (0.02, 2)):
+        got = pairs_of(*_collect(self_join(x, ids, thr, spill=spill, point_probes=pp, **kw))[:2])
+        _assert_same_up_to_rounding(got - want, set(), x, ids, thr)
+        recall[spill, pp] = len(got & want) / len(want)
+    assert recall[0.0, 2] > recall[0.0, 0] + 0.03 and recall[0.02, 2] > recall[0.02, 0]
+    plan = plan_ivf(x, nlist=64, nprobe=2, seed=1, point_probes=2)
+    assert plan.point_probe.shape == (len(x), 2) and (plan.point_probe[:, 0] == plan.assign).all()
+    with pytest.raises(ValueError):
+        plan_ivf(x, nlist=64, point_probes=-1)
