@@ -49,7 +49,9 @@ DEFAULT_MAX_LIST = 0
 # Nearest IVF lists of its own each prompt is also compared with in the scan's self-join (`scan
 # --point-probes`, 0 = off; index.selfjoin): a list's probes are the lists nearest its centroid, but a
 # prompt at the list's edge has near-copies in the lists nearest itself, and the more lists (the larger
-# N) the more such prompts. Measured in bench/results/join_recall_points*.json (README, Scale).
+# N) the more such prompts. Off: at 10M 8 point probes compare 0.982 of the pairs against 0.915
+# (bench/results/join_partition_10m.json), but as built 4 of them triple the join at 1M
+# (bench/results/join_points_1m.json; README, "Join recall at 10M").
 DEFAULT_POINT_PROBES = 0
 # The fast tier's name as workspaces record it (engine.static_model builds it); kept here, where nothing
 # heavy is imported, so the CLI and config can name it without loading the model code.
