@@ -169,8 +169,9 @@ class IvfPlan:
     def compares(self, u: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Whether the join compares positions ``u[i]`` and ``w[i]`` at all (bool ``(m,)``).
 
-        A pair is compared when one side's own list probes the other's own or second list: the
-        partition's recall, before any threshold or cap. Benchmarks use it to tell a partition's misses
+        A pair is compared when one side's probe set (:meth:`probes_of`: its list's probes, plus its own
+        nearest lists with point probes) holds the other's own or second list: the partition's recall,
+        before any threshold or cap. Benchmarks use it to tell a partition's misses
         from what the cap drops, without running the join.
         """
         u = np.asarray(u, dtype=np.int64)
@@ -449,14 +450,10 @@ def plan_ivf(
     second = np.full(n, -1, dtype=np.int64)
     point_probe = None
     if nlist > 1:
-        quantizer = faiss.IndexFlatIP(d)
-        quantizer.add(centroids)
         k = min(nlist, max(2 if spill > 0 else 1, point_probes))
         if point_probes:
             point_probe = np.empty((n, min(point_probes, nlist)), dtype=np.int32)
-        for c0 in range(0, n, _ASSIGN_CHUNK):
-            c1 = min(n, c0 + _ASSIGN_CHUNK)
-            dist, nearest = quantizer.search(_f32(vectors[c0:c1]), k)
+        for c0, c1, dist, nearest in _nearest_centroids(vectors, centroids, k):
             assign[c0:c1] = nearest[:, 0]
             if spill > 0:
                 close = (dist[:, 0] - dist[:, 1] <= spill) & (nearest[:, 1] >= 0) & (nearest[:, 1] != nearest[:, 0])
@@ -468,7 +465,9 @@ def plan_ivf(
         nlist = len(centroids)
         nprobe = max(1, min(asked_probe, nlist))
         if point_probes:  # nearest lists among the split ones: one more pass over the vectors
-            point_probe = _nearest_lists(vectors, centroids, min(point_probes, nlist))
+            point_probe = np.empty((n, min(point_probes, nlist)), dtype=np.int32)
+            for c0, c1, _, nearest in _nearest_centroids(vectors, centroids, point_probe.shape[1]):
+                point_probe[c0:c1] = nearest
     if nlist > 1:
         quantizer = faiss.IndexFlatIP(d)
         quantizer.add(centroids)
@@ -518,15 +517,14 @@ def plan_ivf(
     )
 
 
-def _nearest_lists(vectors: np.ndarray, centroids: np.ndarray, k: int) -> np.ndarray:
-    """int32 ``(n, k)``: each vector's ``k`` nearest centroids, nearest first."""
+def _nearest_centroids(vectors: np.ndarray, centroids: np.ndarray, k: int):
+    """Per chunk of rows, ``(c0, c1, sims, nearest)``: each row's ``k`` nearest centroids, nearest first."""
     quantizer = faiss.IndexFlatIP(centroids.shape[1])
     quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    out = np.empty((vectors.shape[0], k), dtype=np.int32)
     for c0 in range(0, vectors.shape[0], _ASSIGN_CHUNK):
         c1 = min(vectors.shape[0], c0 + _ASSIGN_CHUNK)
-        out[c0:c1] = quantizer.search(_f32(vectors[c0:c1]), k)[1]
-    return out
+        dist, nearest = quantizer.search(_f32(vectors[c0:c1]), k)
+        yield c0, c1, dist, nearest
 
 
 def _split_lists(
