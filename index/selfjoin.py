@@ -49,13 +49,21 @@ Two strategies:
     with the members (and spilled candidates) of its own ``p`` nearest lists,
     as a FAISS IVF search probes per query. A side's probe set becomes
     ``S(v) = probe(list(v))`` plus ``v``'s own nearest lists, and everything
-    above holds with ``S`` in place of ``probe(list(.))``.
+    above holds with ``S`` in place of ``probe(list(.))``. The comparisons
+    this adds are made in a second pass of each list ``L``: one product of
+    ``L``'s candidates with every vector that has ``L`` among its nearest
+    lists while its own list does not probe ``L`` (thousands of queries from
+    many lists), so the added cost is the added arithmetic, about
+    ``extra lists / nprobe`` of the join. What each side emits there is
+    decided per near pair by the same rule.
 
 ``max_neighbors`` (optional) bounds the output on pathological data such as
 thousands of identical prompts (which would otherwise give a quadratic number
 of edges): each vector keeps only its ``max_neighbors`` most similar *owned*
-pairs (ties broken by input order). The total number of edges is then at most
-``n * max_neighbors``, but a vector can still appear in more edges (owned by
+pairs (ties broken by input order), in its own list's pass and again in
+each point-probe pass it is a query in. The total number of edges is then at
+most ``n * max_neighbors`` (times ``1 +`` the average number of extra lists
+with point probes), but a vector can still appear in more edges (owned by
 others). Within a group of mutual copies every vector keeps an edge to a later
 member, so the group stays connected for union-find/connected-components.
 
@@ -146,6 +154,10 @@ class IvfPlan:
     spill_starts: np.ndarray | None = None
     #: int32 ``(n, p)`` each vector's own ``p`` nearest lists (``point_probes``), None when off.
     point_probe: np.ndarray | None = None
+    #: positions grouped by each of their nearest lists their own list does not probe, and offsets per
+    #: list (like order/starts; :meth:`probed_from`).
+    point_order: np.ndarray | None = None
+    point_starts: np.ndarray | None = None
 
     @property
     def nlist(self) -> int:
@@ -194,6 +206,13 @@ class IvfPlan:
         if self.point_probe is None:
             return rows
         return np.concatenate([rows, self.point_probe[pos].astype(np.int64)], axis=1)
+
+    def probed_from(self, lst: int) -> np.ndarray:
+        """Positions (int64, ascending) that have ``lst`` among their own nearest lists although their list
+        does not probe it: the queries point probes add to ``lst`` (empty when point probes are off)."""
+        if self.point_order is None:
+            return np.empty(0, dtype=np.int64)
+        return self.point_order[self.point_starts[lst] : self.point_starts[lst + 1]]
 
     def spilled(self, lst: int) -> np.ndarray:
         """Positions (int64, ascending) of the vectors whose second list is ``lst``."""
@@ -499,10 +518,11 @@ def plan_ivf(
     block_lists.append(nlist)
     if n == 0:
         block_lists = [0]
+    point_order = point_starts = None
+    if point_probe is not None:
+        point_order, point_starts = _group_by_list(*_point_probe_extras(point_probe, probe, assign), nlist)
     spilled = np.flatnonzero(second >= 0)
-    spill_order = spilled[np.argsort(second[spilled], kind="stable")].astype(np.int64, copy=False)
-    spill_starts = np.zeros(nlist + 1, dtype=np.int64)
-    np.cumsum(np.bincount(second[spilled], minlength=nlist), out=spill_starts[1:])
+    spill_order, spill_starts = _group_by_list(spilled.astype(np.int64, copy=False), second[spilled], nlist)
     return IvfPlan(
         centroids=centroids,
         assign=assign,
@@ -514,7 +534,31 @@ def plan_ivf(
         spill_order=spill_order,
         spill_starts=spill_starts,
         point_probe=point_probe,
+        point_order=point_order,
+        point_starts=point_starts,
     )
+
+
+def _point_probe_extras(point_probe: np.ndarray, probe: np.ndarray, assign: np.ndarray):
+    """(positions, lists): each vector's nearest lists that its own list does not probe, in position order."""
+    pos_parts, list_parts = [], []
+    for c0 in range(0, len(assign), _ASSIGN_CHUNK):
+        pp = point_probe[c0 : c0 + _ASSIGN_CHUNK]
+        probed = (pp[:, :, None] == probe[assign[c0 : c0 + _ASSIGN_CHUNK]][:, None, :]).any(axis=2)
+        row, col = np.nonzero(~probed)
+        pos_parts.append(row + c0)
+        list_parts.append(pp[row, col])
+    if not pos_parts:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(pos_parts).astype(np.int64, copy=False), np.concatenate(list_parts).astype(np.int64)
+
+
+def _group_by_list(pos: np.ndarray, lists: np.ndarray, nlist: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions sorted by list (stable, so ascending within a list) and each list's offsets."""
+    grouped = pos[np.argsort(lists, kind="stable")]
+    starts = np.zeros(nlist + 1, dtype=np.int64)
+    np.cumsum(np.bincount(lists, minlength=nlist), out=starts[1:])
+    return grouped, starts
 
 
 def _nearest_centroids(vectors: np.ndarray, centroids: np.ndarray, k: int):
@@ -606,38 +650,44 @@ def _ivf_block(shared: tuple, blk: int) -> EdgeBlock:
     sims: list[np.ndarray] = []
     for lst in range(int(plan.block_lists[blk]), int(plan.block_lists[blk + 1])):
         qpos = plan.members(lst)
-        if qpos.size == 0:
-            continue
-        probe_lists = np.unique(plan.probe[lst])  # duplicates only when padded
-        cpos = np.concatenate([plan.members(int(m)) for m in probe_lists])
-        if plan.spills:
-            extra = np.concatenate([plan.spilled(int(m)) for m in probe_lists])
-            # A vector whose own list is probed is a candidate already: once is enough.
-            cpos = np.concatenate([cpos, extra[~np.isin(plan.assign[extra], probe_lists)]])
-        # Owners as indexes into qpos, so the cap counts pairs per owner cheaply.
-        found: tuple[list, list, list] = ([], [], [])
-        _join_tiles(vectors, thr, plan, lst, qpos, np.arange(qpos.size), cpos, None, max_neighbors, found)
+        if qpos.size:
+            probe_lists = np.unique(plan.probe[lst])  # duplicates only when padded
+            cpos = np.concatenate([plan.members(int(m)) for m in probe_lists])
+            if plan.spills:
+                extra = np.concatenate([plan.spilled(int(m)) for m in probe_lists])
+                # A vector whose own list is probed is a candidate already: once is enough.
+                cpos = np.concatenate([cpos, extra[~np.isin(plan.assign[extra], probe_lists)]])
+            # Owners as indexes into qpos, so the cap counts pairs per owner cheaply.
+            found: tuple[list, list, list] = ([], [], [])
+            _join_tiles(vectors, thr, plan, lst, qpos, cpos, max_neighbors, found)
+            _append_capped(found, qpos, max_neighbors, pos_u, pos_w, sims)
         if plan.point_probe is not None:
-            for q_idx, cand, pair_ok in _point_probe_work(plan, qpos, probe_lists):
-                _join_tiles(vectors, thr, plan, lst, qpos[q_idx], q_idx, cand, pair_ok, max_neighbors, found)
-        lu, w, s = _cap(np.concatenate(found[0]), np.concatenate(found[1]), np.concatenate(found[2]),
-                        max_neighbors, 0, qpos.size)
-        pos_u.append(qpos[lu])
-        pos_w.append(w)
-        sims.append(s)
+            queries = plan.probed_from(lst)
+            if queries.size:
+                found = ([], [], [])
+                _point_probe_pass(vectors, thr, plan, lst, queries, max_neighbors, found)
+                _append_capped(found, queries, max_neighbors, pos_u, pos_w, sims)
     block = _edge_block(blk, pos_u, pos_w, sims, ids)
     log.debug("ivf block %d/%d: %d edges", blk + 1, plan.nblocks, len(block))
     return block
 
 
-def _join_tiles(vectors: np.ndarray, thr: np.float32, plan: IvfPlan, lst: int, qpos: np.ndarray, q_idx: np.ndarray,
-                cpos: np.ndarray, pair_ok: np.ndarray | None, max_neighbors: int | None,
-                found: tuple[list, list, list]) -> None:
-    """Append to ``found`` the near pairs (query index, candidate position, sim) this side emits.
+def _append_capped(found: tuple[list, list, list], qpos: np.ndarray, max_neighbors: int | None,
+                   pos_u: list, pos_w: list, sims: list) -> None:
+    """Cap one pass's pairs per owner (``found[0]`` indexes ``qpos``) and append them as positions."""
+    if not found[0]:
+        return
+    lu, w, s = _cap(np.concatenate(found[0]), np.concatenate(found[1]), np.concatenate(found[2]),
+                    max_neighbors, 0, qpos.size)
+    pos_u.append(qpos[lu])
+    pos_w.append(w)
+    sims.append(s)
 
-    ``qpos``: query positions, all of list ``lst``; ``q_idx``: their indexes among the list's members
-    (the cap's owners); ``pair_ok`` (optional, bool ``(len(qpos), len(cpos))``): pairs allowed at all.
-    """
+
+def _join_tiles(vectors: np.ndarray, thr: np.float32, plan: IvfPlan, lst: int, qpos: np.ndarray, cpos: np.ndarray,
+                max_neighbors: int | None, found: tuple[list, list, list]) -> None:
+    """Append to ``found`` the near pairs (query index in ``qpos``, candidate position, sim) list ``lst``'s
+    side emits; ``qpos``: the list's members, ``cpos``: its candidates."""
     # Which lists each candidate's side compares it with: one lookup per candidate, not per pair found.
     cprobe = plan.probes_of(cpos)
     sees_lst = (cprobe == lst).any(axis=1)
@@ -651,49 +701,73 @@ def _join_tiles(vectors: np.ndarray, thr: np.float32, plan: IvfPlan, lst: int, q
             cp = cpos[c0:c1]
             sim = q @ _f32(vectors[cp]).T
             owned = _owned(sim, thr, qp, cp, sees_lst[c0:c1], second, cprobe[c0:c1])
-            if pair_ok is not None:
-                owned &= pair_ok[s0 : s0 + _TILE_ROWS, c0:c1]
             if max_neighbors is not None:
                 _trim_heavy_rows(owned, sim, thr, max_neighbors)
             qi, ci = np.nonzero(owned)
-            found[0].append(q_idx[qi + s0])
+            found[0].append(qi + s0)
             found[1].append(cp[ci])
             found[2].append(sim[qi, ci])
 
 
-def _point_probe_work(plan: IvfPlan, qpos: np.ndarray, probe_lists: np.ndarray):
-    """The comparisons point probes add for one list's queries: per extra list, (query indexes, candidates,
-    allowed pairs).
+def _point_probe_pass(vectors: np.ndarray, thr: np.float32, plan: IvfPlan, lst: int, queries: np.ndarray,
+                      max_neighbors: int | None, found: tuple[list, list, list]) -> None:
+    """Append to ``found`` the pairs point probes add in list ``lst``: (index in ``queries``, candidate, sim).
 
-    A query's extra lists are its own nearest lists that its list does not probe. Each (query, candidate)
-    pair is compared once: a candidate whose own or second list is probed was compared already, and a
-    candidate spilled into an extra list is left to its own list when that is an extra list of the query too.
+    ``queries`` are the vectors from other lists that have ``lst`` among their own nearest lists although
+    their list does not probe it; they are compared with ``lst``'s members and spilled candidates in one
+    matrix product, rather than one small product per query list (whose Python overhead tripled the join).
+    Queries come from many lists, so which pairs this side may emit is decided per near pair, not per tile:
+    near pairs are few, and each takes a few dozen integer comparisons.
     """
-    pp = plan.point_probe[qpos].astype(np.int64)
-    extra = np.where(np.isin(pp, probe_lists), -1, pp)  # the query's extra lists, -1 elsewhere
-    qi, col = np.nonzero(extra >= 0)
-    if not qi.size:
+    members = plan.members(lst)
+    cand = np.concatenate([members, plan.spilled(lst)]) if plan.spills else members
+    if not cand.size:
         return
-    lists = extra[qi, col]
-    order = np.argsort(lists, kind="stable")
-    qi, lists = qi[order], lists[order]
-    bounds = np.flatnonzero(np.diff(lists)) + 1
-    for q_idx, m in zip(np.split(qi, bounds), lists[np.r_[0, bounds]].tolist(), strict=True):
-        members = plan.members(m)
-        if plan.spills:
-            members = members[~np.isin(plan.second[members], probe_lists)]
-            spilled = plan.spilled(m)
-            spilled = spilled[~np.isin(plan.assign[spilled], probe_lists)]
-        else:
-            spilled = np.empty(0, dtype=np.int64)
-        if members.size + spilled.size == 0:
-            continue
-        cand = np.concatenate([members, spilled])
-        pair_ok = np.ones((q_idx.size, cand.size), dtype=bool)
-        if spilled.size:
-            own_list = plan.assign[spilled]
-            pair_ok[:, members.size :] = ~(extra[q_idx][:, :, None] == own_list[None, None, :]).any(axis=1)
-        yield q_idx, cand, pair_ok
+    cprobe = plan.probes_of(cand)
+    for s0 in range(0, queries.size, _TILE_ROWS):
+        qp = queries[s0 : s0 + _TILE_ROWS]
+        q = _f32(vectors[qp])
+        qlist = plan.assign[qp]
+        cols = max(1, _TILE_ELEMS // qp.size)
+        for c0 in range(0, cand.size, cols):
+            c1 = min(cand.size, c0 + cols)
+            sim = q @ _f32(vectors[cand[c0:c1]]).T
+            qi, ci = np.nonzero(sim >= thr)
+            if not qi.size:
+                continue
+            ci += c0
+            keep = _point_probe_owned(plan, qp[qi], qlist[qi], cand[ci], ci < members.size, cprobe[ci])
+            qi, ci = qi[keep], ci[keep]
+            # Capped per tile as well as per pass, so a dense cluster never piles up pairs in memory.
+            qi, w, s = _cap(qi, cand[ci], sim[qi, ci - c0], max_neighbors, 0, qp.size)
+            found[0].append(qi + s0)
+            found[1].append(w)
+            found[2].append(s)
+
+
+def _point_probe_owned(plan: IvfPlan, u: np.ndarray, ulist: np.ndarray, w: np.ndarray, w_member: np.ndarray,
+                       wprobe: np.ndarray) -> np.ndarray:
+    """Which near pairs ``(u[i], w[i])`` of a point-probe pass are new and emitted from ``u``'s side.
+
+    ``u``'s list does not probe this pass's list ``L`` (that is why ``u`` is here). A member ``w`` of ``L``
+    was compared already when ``w``'s second list is probed by ``u``'s list; a ``w`` spilled into ``L``
+    when its own list is probed by ``u``'s list, or is one of ``u``'s nearest lists (then ``w`` meets ``u``
+    as a member there). Of the pairs left, ``u`` emits those with ``u`` before ``w`` or that ``w``'s side
+    never compares (neither ``list(u)`` nor ``second(u)`` in ``S(w)``): the module docstring's rule.
+    """
+    uprobe = plan.probe[ulist]
+    if plan.spills:
+        sec = plan.second[w]
+        seen = w_member & (sec >= 0) & (uprobe == sec[:, None]).any(axis=1)
+        wlist = plan.assign[w]
+        seen |= ~w_member & ((uprobe == wlist[:, None]).any(axis=1)
+                             | (plan.point_probe[u] == wlist[:, None]).any(axis=1))
+        usec = plan.second[u]
+        w_sees = (wprobe == ulist[:, None]).any(axis=1) | ((usec >= 0) & (wprobe == usec[:, None]).any(axis=1))
+    else:
+        seen = np.zeros(u.size, dtype=bool)
+        w_sees = (wprobe == ulist[:, None]).any(axis=1)
+    return ~seen & ((u < w) | ~w_sees)
 
 
 def _owned(sim: np.ndarray, thr: np.float32, qp: np.ndarray, cp: np.ndarray, sees_lst: np.ndarray,

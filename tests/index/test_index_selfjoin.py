@@ -225,7 +225,8 @@ def test_ivf_plan_is_deterministic(make_clustered) -> None:
     assert (p1.probe[:, 0] == np.arange(32)).all()
 
 
-def test_max_neighbors_caps_exact_copies(pairs_of) -> None:
+@pytest.mark.parametrize("point_probes", [0, 3])
+def test_max_neighbors_caps_exact_copies(pairs_of, point_probes) -> None:
     rng = np.random.default_rng(4)
     base = rng.standard_normal((1, 32)).astype(np.float32)
     base /= np.linalg.norm(base)
@@ -234,13 +235,17 @@ def test_max_neighbors_caps_exact_copies(pairs_of) -> None:
     x = np.concatenate([np.repeat(base, 300, axis=0), other])  # 300 identical prompts
     ids = np.arange(x.shape[0], dtype=np.int64)[::-1].copy()
     for method in ("exact", "ivf"):
-        uncapped = _collect(self_join(x, ids, 0.95, method=method, nlist=4, nprobe=2))
+        kw = dict(point_probes=point_probes) if method == "ivf" else {}
+        uncapped = _collect(self_join(x, ids, 0.95, method=method, nlist=4, nprobe=2, **kw))
         assert uncapped[0].size >= 300 * 299 // 2
         a, b, s = _collect(
-            self_join(x, ids, 0.95, method=method, block_size=64, nlist=4, nprobe=2, max_neighbors=3)
+            self_join(x, ids, 0.95, method=method, block_size=64, nlist=4, nprobe=2, max_neighbors=3, **kw)
         )
         _check_wellformed(a, b, s, 0.95)
-        assert a.size <= 3 * x.shape[0]
+        # Each owner keeps 3 pairs per pass: its list's, and one per extra list with point probes.
+        passes = 1 + (plan_ivf(x, nlist=4, nprobe=2, point_probes=point_probes).point_order.size / x.shape[0]
+                      if method == "ivf" and point_probes else 0)
+        assert a.size <= 3 * x.shape[0] * passes
         assert pairs_of(a, b) <= pairs_of(uncapped[0], uncapped[1])
         # The 300 copies stay one connected component.
         assert _components(ids[:300], a, b) == 1
@@ -369,3 +374,38 @@ def test_point_probes_find_the_pairs_a_lists_probes_miss(make_clustered, pairs_o
     assert plan.point_probe.shape == (len(x), 2) and (plan.point_probe[:, 0] == plan.assign).all()
     with pytest.raises(ValueError):
         plan_ivf(x, nlist=64, point_probes=-1)
+
+
+def test_point_probe_pass_caps_a_dense_cluster_in_another_list(pairs_of) -> None:
+    """300 copies in one list, 50 near-copies of them in a list that does not probe it: only point probes
+    join the two groups, and their pass keeps each owner's top max_neighbors pairs, not all 15,000."""
+    rng = np.random.default_rng(11)
+    d = 32
+    a = rng.standard_normal(d).astype(np.float32)
+    a /= np.linalg.norm(a)
+    tilt = rng.standard_normal(d).astype(np.float32)
+    tilt -= (tilt @ a) * a
+    tilt /= np.linalg.norm(tilt)
+    near = a * np.float32(0.97) + tilt * np.float32(np.sqrt(1 - 0.97**2))  # cosine 0.97 to the copies
+    centroids = np.stack([a - 0.05 * tilt, a + 0.3 * tilt, -a]).astype(np.float32)
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    noise = rng.standard_normal((50, d)).astype(np.float32) * np.float32(0.002)
+    x = np.concatenate([np.repeat(a[None], 300, axis=0), near + noise, -a[None] + noise[:20]]).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.arange(len(x), dtype=np.int64)
+    kw = dict(method="ivf", nprobe=1, centroids=centroids, block_size=100)
+    plan = plan_ivf(x, nprobe=1, centroids=centroids, point_probes=2)
+    assert (plan.assign[:300] == 0).all() and (plan.assign[300:350] == 1).all()
+    plain = pairs_of(*_collect(self_join(x, ids, 0.95, **kw))[:2])
+    assert not any(u < 300 <= w < 350 for u, w in plain)  # lists 0 and 1 never meet without point probes
+    uncapped = _collect(self_join(x, ids, 0.95, point_probes=2, **kw))
+    cross = {(u, w) for u, w in pairs_of(*uncapped[:2]) if u < 300 <= w < 350}
+    assert len(cross) == 300 * 50
+    got_a, got_b, got_s = _collect(self_join(x, ids, 0.95, point_probes=2, max_neighbors=3, **kw))
+    _check_wellformed(got_a, got_b, got_s, 0.95)
+    got = pairs_of(got_a, got_b)
+    assert got <= pairs_of(*uncapped[:2])
+    kept_cross = {(u, w) for u, w in got if u < 300 <= w < 350}
+    # 350 owners, 3 pairs each in their own list's pass and in their one point-probe pass.
+    assert 0 < len(kept_cross) <= 2 * 3 * 350
+    assert _components(ids[:350], got_a, got_b) == 1
