@@ -60,11 +60,11 @@ Two strategies:
 ``max_neighbors`` (optional) bounds the output on pathological data such as
 thousands of identical prompts (which would otherwise give a quadratic number
 of edges): each vector keeps only its ``max_neighbors`` most similar *owned*
-pairs (ties broken by input order), in its own list's pass and again in
-each point-probe pass it is a query in. The total number of edges is then at
-most ``n * max_neighbors`` (times ``1 +`` the average number of extra lists
-with point probes), but a vector can still appear in more edges (owned by
-others). Within a group of mutual copies every vector keeps an edge to a later
+pairs (ties broken by input order). With point probes it keeps that many
+in its own list's pass and again as many over its point-probe passes
+together (each keeps ``ceil(max_neighbors / p)``). The total number of
+edges is then at most ``n * max_neighbors`` (twice that with point probes),
+but a vector can still appear in more edges (owned by others). Within a group of mutual copies every vector keeps an edge to a later
 member, so the group stays connected for union-find/connected-components.
 
 Input vectors are float32 or float16 ``(n, d)`` arrays (an ``np.memmap`` is
@@ -665,11 +665,25 @@ def _ivf_block(shared: tuple, blk: int) -> EdgeBlock:
             queries = plan.probed_from(lst)
             if queries.size:
                 found = ([], [], [])
-                _point_probe_pass(vectors, thr, plan, lst, queries, max_neighbors, found)
-                _append_capped(found, queries, max_neighbors, pos_u, pos_w, sims)
+                cap = _point_probe_cap(max_neighbors, plan)
+                _point_probe_pass(vectors, thr, plan, lst, queries, cap, found)
+                _append_capped(found, queries, cap, pos_u, pos_w, sims)
     block = _edge_block(blk, pos_u, pos_w, sims, ids)
     log.debug("ivf block %d/%d: %d edges", blk + 1, plan.nblocks, len(block))
     return block
+
+
+def _point_probe_cap(max_neighbors: int | None, plan: IvfPlan) -> int | None:
+    """Pairs an owner keeps per point-probe pass: its passes (at most ``p``, one per nearest list its list
+    does not probe) together keep no more than ``max_neighbors``, as its own list's pass does.
+
+    A prompt's dense cluster of copies sits mostly in its own list; with the full cap in every pass, the
+    passes re-listed the cluster's tail (8 point probes at 1M: 46% more edges for 0.07 points of top-20
+    recall more than this cap).
+    """
+    if max_neighbors is None:
+        return None
+    return -(-max_neighbors // plan.point_probe.shape[1])
 
 
 def _append_capped(found: tuple[list, list, list], qpos: np.ndarray, max_neighbors: int | None,
