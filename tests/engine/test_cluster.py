@@ -62,7 +62,8 @@ def test_ray_scan_equals_local_scan(join, tmp_path, monkeypatch, local_cluster, 
     for mode, address in (("local", None), ("ray", "auto")):
         ws = tmp_path / mode
         # One probe in the IVF case, so the spilled prompts are what finds the cross-list pairs.
-        # Lists of more than 16 prompts are split, so the Ray blocks come from a split plan too.
+        # Lists of more than 16 prompts are split, so the Ray blocks come from a split plan too, and the
+        # default point probes add their second pass per list.
         config = EngineConfig(encoder="static", ray_address=address, shard_size=64,
                               scan_nprobe=8 if join == "exact" else 1, scan_max_list=16)
         # The distilled table is shared, not distilled twice: the workspace cache gets a copy.
@@ -76,7 +77,7 @@ def test_ray_scan_equals_local_scan(join, tmp_path, monkeypatch, local_cluster, 
         results[mode] = _tables(engine)
         with engine.store.connect() as con:
             method = con.execute("SELECT method FROM scan_runs ORDER BY scan_id DESC LIMIT 1").fetchone()[0]
-        assert method == ("exact" if join == "exact" else "ivf/nprobe=1/spill=0.05/maxlist=16")
+        assert method == ("exact" if join == "exact" else "ivf/nprobe=1/spill=0.05/maxlist=16/points=8")
         if mode == "ray":
             with engine.store.connect() as con:
                 shards = con.execute("SELECT count(*) FROM embedding_shards WHERE encoder = ?", [STATIC_NAME]).fetchone()[0]
