@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_WORKSPACE = Path("copyhound-data")
+# DuckDB's memory limit (it spills to the workspace's tmp/ past it, except where a query cannot spill):
+# the environment variable overrides the default for every engine, the CLI's and the TUI's included.
+MEMORY_ENV = "COPYHOUND_DUCKDB_MEMORY"
+DEFAULT_DUCKDB_MEMORY = "4GB"
 
 # Prompts longer than this many characters are refused at ingest: nothing a person types is this long,
 # and one 50 MB "prompt" would stall a batch. The limit is generous on purpose (about 50k tokens).
@@ -101,7 +105,7 @@ class EngineConfig:
     # None: the encoder's own default (ENCODER_THRESHOLDS).
     threshold: float | None = None
     scan_threshold: float | None = None
-    duckdb_memory_limit: str = "4GB"
+    duckdb_memory_limit: str = field(default_factory=lambda: os.environ.get(MEMORY_ENV) or DEFAULT_DUCKDB_MEMORY)
     # IVF lists each list of the scan's self-join is compared with (past the exact-join size).
     scan_nprobe: int = DEFAULT_NPROBE
     # Second-list margin of the scan's IVF self-join (0 = off).

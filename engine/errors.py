@@ -46,5 +46,9 @@ class DetectionError(CopyhoundError):
     """Scan or detection could not run (nothing embedded, inconsistent state)."""
 
 
+class ResourceError(CopyhoundError):
+    """DuckDB ran out of memory under its limit, or the workspace's disk is full; committed work is kept."""
+
+
 class ClusterError(CopyhoundError):
     """A Ray cluster could not be reached, or Ray is not installed."""

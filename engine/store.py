@@ -20,12 +20,17 @@ from pathlib import Path
 
 import duckdb
 
-from engine.errors import WorkspaceBusyError, WorkspaceError
+from engine.config import DEFAULT_DUCKDB_MEMORY, MEMORY_ENV
+from engine.errors import ResourceError, WorkspaceBusyError, WorkspaceError
 from engine.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "copyhound.duckdb"
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
 _LOCK_PATTERNS = ("could not set lock", "conflicting lock", "database is locked")
 
 
@@ -33,7 +38,7 @@ class Store:
     """Paths of one workspace and short-lived DuckDB connections to its database."""
 
     def __init__(
-        self, root: Path, *, create: bool = True, busy_timeout: float = 15.0, memory_limit: str = "4GB"
+        self, root: Path, *, create: bool = True, busy_timeout: float = 15.0, memory_limit: str = DEFAULT_DUCKDB_MEMORY
     ) -> None:
         self.root = Path(root)
         self.busy_timeout = busy_timeout
@@ -96,7 +101,11 @@ class Store:
                 delay = min(delay * 2, 1.0)
         try:
             con.execute("SET TimeZone = 'UTC'")
-            con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            try:
+                con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            except duckdb.Error as err:
+                raise ResourceError(f"DuckDB memory limit {self.memory_limit!r} ({MEMORY_ENV}) is not a size "
+                                    f"DuckDB accepts, such as 4GB or 500MB: {_first_line(err)}") from err
             # All connections of this process share one DuckDB instance, and once it has spilled, setting
             # temp_directory again (even to the same folder) fails: a connection opened while another is
             # in a transaction (the scan reads vectors again inside its own) must leave it alone.
@@ -105,6 +114,17 @@ class Store:
                 con.execute(f"SET temp_directory = '{spill}'")
             con.execute("SET preserve_insertion_order = true")
             yield con
+        except duckdb.OutOfMemoryException as err:
+            # DuckDB spills to tmp/ where it can; what it cannot spill (some window and hash aggregates) fails.
+            raise ResourceError(
+                f"{self.db_path}: DuckDB ran out of memory under its limit of {self.memory_limit} "
+                f"({_first_line(err)}); committed work is kept: set {MEMORY_ENV}=8GB (or more) and run the "
+                "command again") from err
+        except duckdb.IOException as err:
+            if "space left" not in str(err).lower():
+                raise
+            raise ResourceError(f"{self.root}: the disk is full ({_first_line(err)}); committed work is kept: "
+                                "free some space and run the command again") from err
         finally:
             con.close()
 
