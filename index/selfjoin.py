@@ -750,7 +750,7 @@ def _point_probe_pass(vectors: np.ndarray, thr: np.float32, plan: IvfPlan, lst: 
             if not qi.size:
                 continue
             ci += c0
-            keep = _point_probe_owned(plan, qp[qi], qlist[qi], cand[ci], ci < members.size, cprobe[ci])
+            keep = _point_probe_owned(plan, qp[qi], qlist[qi], cand[ci], ci < members.size, cprobe, ci)
             qi, ci = qi[keep], ci[keep]
             # Capped per tile as well as per pass, so a dense cluster never piles up pairs in memory.
             qi, w, s = _cap(qi, cand[ci], sim[qi, ci - c0], max_neighbors, 0, qp.size)
@@ -760,28 +760,32 @@ def _point_probe_pass(vectors: np.ndarray, thr: np.float32, plan: IvfPlan, lst: 
 
 
 def _point_probe_owned(plan: IvfPlan, u: np.ndarray, ulist: np.ndarray, w: np.ndarray, w_member: np.ndarray,
-                       wprobe: np.ndarray) -> np.ndarray:
+                       cprobe: np.ndarray, ci: np.ndarray) -> np.ndarray:
     """Which near pairs ``(u[i], w[i])`` of a point-probe pass are new and emitted from ``u``'s side.
 
     ``u``'s list does not probe this pass's list ``L`` (that is why ``u`` is here). A member ``w`` of ``L``
     was compared already when ``w``'s second list is probed by ``u``'s list; a ``w`` spilled into ``L``
     when its own list is probed by ``u``'s list, or is one of ``u``'s nearest lists (then ``w`` meets ``u``
     as a member there). Of the pairs left, ``u`` emits those with ``u`` before ``w`` or that ``w``'s side
-    never compares (neither ``list(u)`` nor ``second(u)`` in ``S(w)``): the module docstring's rule.
+    never compares (neither ``list(u)`` nor ``second(u)`` in ``S(w)``, ``S(w) = cprobe[ci]``): the module
+    docstring's rule. Each test runs only on the pairs it can change, the near pairs being many.
     """
-    uprobe = plan.probe[ulist]
+    keep = np.ones(u.size, dtype=bool)
     if plan.spills:
         sec = plan.second[w]
-        seen = w_member & (sec >= 0) & (uprobe == sec[:, None]).any(axis=1)
-        wlist = plan.assign[w]
-        seen |= ~w_member & ((uprobe == wlist[:, None]).any(axis=1)
-                             | (plan.point_probe[u] == wlist[:, None]).any(axis=1))
-        usec = plan.second[u]
-        w_sees = (wprobe == ulist[:, None]).any(axis=1) | ((usec >= 0) & (wprobe == usec[:, None]).any(axis=1))
-    else:
-        seen = np.zeros(u.size, dtype=bool)
-        w_sees = (wprobe == ulist[:, None]).any(axis=1)
-    return ~seen & ((u < w) | ~w_sees)
+        rows = np.flatnonzero(w_member & (sec >= 0))
+        keep[rows] = ~(plan.probe[ulist[rows]] == sec[rows, None]).any(axis=1)
+        rows = np.flatnonzero(~w_member)
+        wlist = plan.assign[w[rows]][:, None]
+        keep[rows] = ~((plan.probe[ulist[rows]] == wlist).any(axis=1) | (plan.point_probe[u[rows]] == wlist).any(axis=1))
+    rows = np.flatnonzero(keep & (u > w))  # only these can be left to w's side
+    wprobe = cprobe[ci[rows]]
+    w_sees = (wprobe == ulist[rows, None]).any(axis=1)
+    if plan.spills:
+        usec = plan.second[u[rows]]
+        w_sees |= (usec >= 0) & (wprobe == usec[:, None]).any(axis=1)
+    keep[rows] = ~w_sees
+    return keep
 
 
 def _owned(sim: np.ndarray, thr: np.float32, qp: np.ndarray, cp: np.ndarray, sees_lst: np.ndarray,
