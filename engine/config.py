@@ -54,7 +54,7 @@ DEFAULT_MAX_LIST = 0
 # --point-probes`, 0 = off; index.selfjoin): a list's probes are the lists nearest its centroid, but a
 # prompt at the list's edge has near-copies in the lists nearest itself, and the more lists (the larger
 # N) the more such prompts. Without them the join compares 0.915 of the top-20 exact pairs at 10M, with
-# 8 of them 0.982 (bench/results/join_partition_10m.json); at 1M 8 cost 1.6x the join for top-20 recall
+# 8 of them 0.982 (bench/results/join_partition_10m.json); at 1M 8 cost 1.8x the join for top-20 recall
 # 0.955 -> 0.984 (bench/results/join_points_pass_1m.json; README, "Join recall at 10M").
 DEFAULT_POINT_PROBES = 8
 # The fast tier's name as workspaces record it (engine.static_model builds it); kept here, where nothing

@@ -27,10 +27,6 @@ from engine.migrations import MIGRATIONS
 log = logging.getLogger(__name__)
 
 DB_NAME = "copyhound.duckdb"
-def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-
-
 _LOCK_PATTERNS = ("could not set lock", "conflicting lock", "database is locked")
 
 
@@ -89,7 +85,7 @@ class Store:
             except duckdb.Error as err:
                 text = str(err)
                 if not any(p in text.lower() for p in _LOCK_PATTERNS):
-                    raise WorkspaceError(f"cannot open {self.db_path}: {text.splitlines()[0]}") from err
+                    raise WorkspaceError(f"cannot open {self.db_path}: {_first_line(err)}") from err
                 if time.monotonic() >= deadline:
                     pid = re.search(r"PID (\d+)", text)
                     holder = f" by process {pid.group(1)}" if pid else ""
@@ -171,3 +167,9 @@ def file_sha256(path: Path) -> str:
         while chunk := fh.read(8 * 1024 * 1024):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _first_line(err: Exception) -> str:
+    """The first line of a DuckDB error, for one-line messages (its text often runs over several)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
