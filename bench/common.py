@@ -94,7 +94,7 @@ def _version(module: str) -> str | None:
 def machine_info(*, gpu: bool = False) -> dict[str, Any]:
     """CPU model, cores, RAM, python and library versions; with ``gpu=True`` also the CUDA device."""
     try:
-        from engine.embed import cpu_has_bf16
+        from engine.encoders.base import cpu_has_bf16
 
         bf16 = cpu_has_bf16()
     except Exception:  # noqa: BLE001
@@ -386,7 +386,7 @@ def percentiles(values, qs=(50, 90, 99)) -> dict[str, float | None]:
 
 # ---------------------------------------------------------------------------------- evasion
 # How an evader perturbs a copied prompt to dodge exact matching. Homoglyphs, zero-width characters,
-# case and spacing are undone by engine.fingerprint.normalize; typos, greetings, sign-offs and
+# case and spacing are undone by engine.ingest.fingerprint.normalize; typos, greetings, sign-offs and
 # punctuation survive it and are what the embedding threshold has to absorb.
 GREETINGS = (
     "Hi!",

@@ -5,7 +5,7 @@ Usage (on a machine with CUDA; never run by the tests)::
     python bench/gpu_embed.py --prompts 100000 [--dtype bf16|fp16|fp32] [--batch 512]
     python bench/gpu_embed.py --device cpu --prompts 500     # smoke test of the script without a GPU
 
-1. ``engine.synth`` writes ``--prompts`` exchanges; their distinct normalised prompts are embedded.
+1. ``synth.generator`` writes ``--prompts`` exchanges; their distinct normalised prompts are embedded.
 2. ``MiniLMEncoder(device="cuda")`` embeds them in the chosen precision: ``bf16`` is the encoder's own
    ``torch.autocast`` (its default on CUDA), ``fp16`` casts the model's weights to half (the encoder's
    autocast only knows bf16), ``fp32`` disables both. Prompts/s excludes model load and a warm-up batch
@@ -39,8 +39,8 @@ log = logging.getLogger("bench.gpu_embed")
 
 
 def synth_prompts(n: int, seed: int) -> list[str]:
-    from engine.fingerprint import normalize
-    from engine.synth import SynthConfig, write_synth
+    from engine.ingest.fingerprint import normalize
+    from synth import SynthConfig, write_synth
 
     with tempfile.TemporaryDirectory(prefix="copyhound-gpu-", dir="/tmp") as tmp:
         path = Path(tmp) / "traffic.jsonl"
@@ -51,7 +51,7 @@ def synth_prompts(n: int, seed: int) -> list[str]:
 
 
 def make_encoder(device: str, dtype: str, batch: int):
-    from engine.embed import MiniLMEncoder
+    from engine.encoders.minilm import MiniLMEncoder
 
     enc = MiniLMEncoder(device=device, batch_size=batch, bf16=(dtype == "bf16"))
     if dtype == "fp16":

@@ -27,8 +27,8 @@ from scale import exact_neighbours, sample_recall  # noqa: E402
 
 import index as faiss_index  # noqa: E402
 from engine import Engine  # noqa: E402
-from engine.scan import MAX_NEIGHBORS, SELFJOIN_BLOCK  # noqa: E402
-from engine.vectors import load_vectors, open_index  # noqa: E402
+from engine.scan.pipeline import MAX_NEIGHBORS, SELFJOIN_BLOCK  # noqa: E402
+from engine.store.vectors import load_vectors, open_index  # noqa: E402
 
 log = logging.getLogger("bench.join_recall")
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import envelope, stage, stage_table, table, write_results  # noqa: E402
 from threshold import read  # noqa: E402
 
-from engine.fingerprint import normalize  # noqa: E402
+from engine.ingest.fingerprint import normalize  # noqa: E402
 
 log = logging.getLogger("bench.onnx_tier")
 
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
-    from engine.embed import MiniLMEncoder
-    from engine.onnx_model import OnnxEncoder
+    from engine.encoders.minilm import MiniLMEncoder
+    from engine.encoders.onnx import OnnxEncoder
 
     stages = []
     with stage("load_prompts", unit="prompts") as st:

@@ -6,7 +6,7 @@ Usage::
     python bench/pipeline.py --prompts 10000 --no-embed-sizes 1000000     # or --stages-only-1m
     python bench/pipeline.py --prompts 100000 --embed-sample 2000 --fast-vectors
 
-``--prompts N`` is the number of exchanges (rows) ``engine.synth`` generates; synthetic traffic repeats
+``--prompts N`` is the number of exchanges (rows) ``synth.generator`` generates; synthetic traffic repeats
 prompts across accounts, so the number of distinct prompts embedded is smaller (about 0.7 N) and is
 reported as ``distinct_prompts``. For each N, in a temp workspace under /tmp:
 
@@ -58,9 +58,9 @@ from common import envelope, percentiles, perturb, stage, stage_table, table, wr
 
 import index as faiss_index  # noqa: E402
 from engine import Engine, EngineConfig  # noqa: E402
-from engine import vectors as engine_vectors  # noqa: E402
 from engine.config import DEFAULT_THRESHOLD  # noqa: E402
-from engine.fingerprint import fingerprint, normalize  # noqa: E402
+from engine.ingest.fingerprint import fingerprint, normalize  # noqa: E402
+from engine.store import vectors as engine_vectors  # noqa: E402
 
 log = logging.getLogger("bench.pipeline")
 
@@ -70,19 +70,19 @@ N_QUERIES = 200
 
 # ------------------------------------------------------------------------------ helpers
 def wait_for_synth(timeout: float = 600.0):
-    """engine.synth is being written by someone else; poll until it imports (or give up)."""
+    """synth.generator is being written by someone else; poll until it imports (or give up)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            from engine.synth import SynthConfig, write_synth
+            from synth import SynthConfig, write_synth
 
             return SynthConfig, write_synth
         except ImportError as err:
             if time.monotonic() > deadline:
                 raise SystemExit(
-                    f"engine.synth is still not importable after {timeout:.0f} s: {err}"
+                    f"synth.generator is still not importable after {timeout:.0f} s: {err}"
                 ) from err
-            log.warning("engine.synth not importable yet (%s); retrying in 15 s", err)
+            log.warning("synth.generator not importable yet (%s); retrying in 15 s", err)
             time.sleep(15)
 
 
@@ -246,7 +246,7 @@ def run_full(n: int, args, workdir: Path) -> dict:
     figures: dict = {}
 
     with stage("model_load") as st:
-        from engine.embed import MiniLMEncoder
+        from engine.encoders.minilm import MiniLMEncoder
 
         minilm = MiniLMEncoder(device="cpu") if standin else eng.encoder
     st.extra["bf16"] = getattr(minilm, "bf16", None)

@@ -50,9 +50,9 @@ from common import envelope, footprint_mb, percentiles, perturb, stage, table, w
 
 import index as faiss_index  # noqa: E402
 from engine import Engine, EngineConfig  # noqa: E402
-from engine.scan import MAX_NEIGHBORS, SELFJOIN_BLOCK  # noqa: E402
-from engine.synth import SynthConfig, write_synth  # noqa: E402
-from engine.vectors import load_vectors, open_index  # noqa: E402
+from engine.scan.pipeline import MAX_NEIGHBORS, SELFJOIN_BLOCK  # noqa: E402
+from engine.store.vectors import load_vectors, open_index  # noqa: E402
+from synth import SynthConfig, write_synth  # noqa: E402
 
 log = logging.getLogger("bench.scale")
 RESULTS = Path(__file__).resolve().parent / "results"

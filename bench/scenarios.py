@@ -3,7 +3,7 @@
 Two scenarios, each written as ``<dir>/traffic.jsonl`` and ``<dir>/traffic.truth.json``; the truth
 has the shape of ``copyhound synth``'s (``campaigns``, ``viral``, ``single_app``, ``accounts``):
 
-* ``synth``: ``engine.synth.write_synth`` traffic (its own generator and truth).
+* ``synth``: ``synth.generator.write_synth`` traffic (its own generator and truth).
 * ``demo``: the same generator with ``copyhound demo``'s seed: exactly the demo's traffic.
 * ``corpora``: organic traffic made from the real prompt corpora in ``../shared/corpora`` and planted
   campaigns made from corpora that the organic traffic does *not* use, so that no campaign prompt
@@ -411,7 +411,7 @@ def _write(out_dir: Path, b: _Builder, seed: int) -> dict:
 
 def build_synth(out_dir: Path, *, exchanges: int = 20_000, seed: int = 1) -> dict:
     """``copyhound synth`` traffic (``exchanges`` rows, ``seed``) and its own truth file."""
-    from engine.synth import SynthConfig, write_synth
+    from synth import SynthConfig, write_synth
 
     out_dir.mkdir(parents=True, exist_ok=True)
     res = write_synth(SynthConfig(exchanges=exchanges, seed=seed), out_dir / "traffic.jsonl")
@@ -420,7 +420,7 @@ def build_synth(out_dir: Path, *, exchanges: int = 20_000, seed: int = 1) -> dic
 
 def build_demo(out_dir: Path) -> dict:
     """The traffic of ``copyhound demo`` (its size and seed), with its truth."""
-    from engine.demo import DEMO_SEED
+    from engine.cli.demo import DEMO_SEED
 
     return build_synth(out_dir, exchanges=20_000, seed=DEMO_SEED)
 

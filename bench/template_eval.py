@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from engine.detect.templates import mine_templates  # noqa: E402
 
 try:  # the real normaliser, when it exists
-    from engine.fingerprint import normalize  # type: ignore[import-not-found]  # noqa: E402
+    from engine.ingest.fingerprint import normalize  # type: ignore[import-not-found]  # noqa: E402
 except ImportError:  # stand-in: lowercase + whitespace collapse
 
     def normalize(text: str) -> str:

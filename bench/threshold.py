@@ -4,7 +4,7 @@ Usage::
 
     python bench/threshold.py [--pool 900] [--copies 600] [--msrp 250] [--jailbreaks 120] [--device cpu]
 
-Everything is embedded as the engine embeds it: ``engine.fingerprint.normalize`` first, then the real
+Everything is embedded as the engine embeds it: ``engine.ingest.fingerprint.normalize`` first, then the real
 ``engine.embed.MiniLMEncoder`` (windowed for long prompts). Corpora come from ``../shared/corpora``
 (see its README). Distributions measured:
 
@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CORPORA, envelope, perturb, stage, stage_table, table, write_results  # noqa: E402
 
 from engine.config import DEFAULT_THRESHOLD  # noqa: E402
-from engine.fingerprint import normalize  # noqa: E402
+from engine.ingest.fingerprint import normalize  # noqa: E402
 
 log = logging.getLogger("bench.threshold")
 
@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # ------------------------------------------------------------------ embed
     with stage("model_load") as st:
-        from engine.embed import MODEL_NAME, encoder_name, make_encoder
+        from engine.encoders.base import MODEL_NAME
+        from engine.encoders.registry import encoder_name, make_encoder
 
         enc = make_encoder(args.encoder, device=args.device, cache_dir=Path("bench/.cache"))
         static = encoder_name(args.encoder) != MODEL_NAME

@@ -37,8 +37,8 @@ def _encoder(standin: bool):
 
 
 def build(n: int, out: Path, standin: bool) -> Path:
-    from engine.demo import DEMO_SEED
-    from engine.synth import SynthConfig, write_synth
+    from engine.cli.demo import DEMO_SEED
+    from synth import SynthConfig, write_synth
 
     result = write_synth(SynthConfig(exchanges=n, seed=DEMO_SEED), out.with_suffix(".jsonl.gz"))
     engine = Engine(out, encoder=_encoder(standin))

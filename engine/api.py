@@ -8,13 +8,11 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine import vectors
-from engine.analyst import AnalystMixin
 from engine.config import EngineConfig, thresholds_for
-from engine.embed import MODEL_NAME, Encoder, encoder_name, make_encoder
+from engine.encoders.base import MODEL_NAME, Encoder
+from engine.encoders.registry import encoder_name, make_encoder
 from engine.errors import IndexStateError, QueryError
-from engine.ingest import Ingestor
-from engine.lookup import nearest_prompt_rows, prepare_queries, who_else_rows
+from engine.ingest.loader import Ingestor
 from engine.models import (
     AccountScore,
     EmbedResult,
@@ -28,9 +26,12 @@ from engine.models import (
     WorkspaceStatus,
 )
 from engine.progress import ProgressFn, no_progress
-from engine.senders import SenderIndex
-from engine.store import Store
-from engine.views import account_scores, families, rings, templates
+from engine.query.analyst import AnalystMixin
+from engine.query.findings import account_scores, families, rings, templates
+from engine.query.senders import SenderIndex
+from engine.query.who_else import nearest_prompt_rows, prepare_queries, who_else_rows
+from engine.store import vectors
+from engine.store.workspace import Store
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 class Engine(AnalystMixin):
     """A workspace folder and everything that can be done with it.
 
-    The engine holds no open database connection between calls (see `engine.store`), so it is safe to
+    The engine holds no open database connection between calls (see `engine.store.workspace`), so it is safe to
     keep one open in a long-lived TUI while batch jobs write to the same workspace.
     """
 
@@ -124,7 +125,7 @@ class Engine(AnalystMixin):
         on_error: str = "fail",
         progress: ProgressFn = no_progress,
     ) -> IngestResult:
-        """Load exchange files; see `engine.ingest`. Raises IngestError naming FILE:LINE."""
+        """Load exchange files; see `engine.ingest.loader`. Raises IngestError naming FILE:LINE."""
         ingestor = Ingestor(self.store, mapping=mapping, on_error=on_error,
                             batch_rows=self.config.ingest_batch_rows, progress=progress)
         return IngestResult(tuple(ingestor.ingest(Path(p)) for p in paths))
@@ -135,7 +136,7 @@ class Engine(AnalystMixin):
         enc = self.encoder
         shard_size = max(self.config.shard_size, getattr(enc, "shard_prompts", 0))
         if self.config.ray_address:
-            from engine.cluster import RAY_SHARD_SIZE, RayEncoder, connect
+            from engine.scan.ray import RAY_SHARD_SIZE, RayEncoder, connect
 
             connect(self.config.ray_address)
             enc, shard_size = RayEncoder(enc), max(shard_size, RAY_SHARD_SIZE)
@@ -152,14 +153,14 @@ class Engine(AnalystMixin):
         """Embed what is new, self-join, and recompute families, templates, links, rings and scores.
 
         `recheck`: with a fast-tier encoder, confirm each near-copy edge with the transformer (MiniLM
-        embeds only the prompts that have a candidate edge; see `engine.recheck`).
+        embeds only the prompts that have a candidate edge; see `engine.scan.recheck`).
         """
-        from engine.scan import run_scan
+        from engine.scan.pipeline import run_scan
 
         embedded = self.embed(progress=progress)
         checker = None
         if recheck and self.encoder_name != MODEL_NAME:
-            from engine.recheck import Rechecker
+            from engine.scan.recheck import Rechecker
 
             checker = Rechecker(self.store, make_encoder(MODEL_NAME, device=self.config.device),
                                 thresholds_for(MODEL_NAME)[1], shard_size=self.config.shard_size)
@@ -167,7 +168,7 @@ class Engine(AnalystMixin):
         cut = self.threshold if checker is not None and self.config.scan_threshold is None else self.scan_threshold
         mapper = None
         if self.config.ray_address:
-            from engine.cluster import parallel_map
+            from engine.scan.ray import parallel_map
 
             mapper = parallel_map
         result = run_scan(self.store, self.encoder, cut, progress=progress, force=force,

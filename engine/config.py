@@ -32,7 +32,7 @@ SCAN_THRESHOLD = 0.84
 # Each encoder has its own cosine scale, so its own (who-else, scan) thresholds. The static fast tier's
 # are the cuts that keep the same share of perturbed copies as MiniLM's defaults (97.7% and 94.7%), read
 # off `bench/threshold.py --encoder static` (bench/results/threshold_static.json, vectors centred on the
-# fixed reference, see engine.static_model). At those cuts the static model also passes 7% of the hardest unrelated pairs
+# fixed reference, see engine.encoders.static). At those cuts the static model also passes 7% of the hardest unrelated pairs
 # (MiniLM: 0%): its edges are candidates, which `scan --recheck` confirms with the transformer.
 # IVF lists each list of the scan's self-join is compared with; `scan --nprobe` overrides. 8 keeps the
 # 1M join near 100 s on two cores; see README "Scale" for the recall it buys.
@@ -57,10 +57,10 @@ DEFAULT_MAX_LIST = 0
 # 8 of them 0.982 (bench/results/join_partition_10m.json); at 1M 8 cost 1.8x the join for top-20 recall
 # 0.955 -> 0.984 (bench/results/join_points_pass_1m.json; README, "Join recall at 10M").
 DEFAULT_POINT_PROBES = 8
-# The fast tier's name as workspaces record it (engine.static_model builds it); kept here, where nothing
+# The fast tier's name as workspaces record it (engine.encoders.static builds it); kept here, where nothing
 # heavy is imported, so the CLI and config can name it without loading the model code.
 STATIC_NAME = "static-minilm-256"
-# The int8 ONNX tier's recorded name (engine.onnx_model builds it): the same model, quantised.
+# The int8 ONNX tier's recorded name (engine.encoders.onnx builds it): the same model, quantised.
 ONNX_NAME = "all-MiniLM-L6-v2-onnx-int8"
 ENCODER_THRESHOLDS = {
     "all-MiniLM-L6-v2": (DEFAULT_THRESHOLD, SCAN_THRESHOLD),

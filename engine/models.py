@@ -1,4 +1,6 @@
-"""Frozen result dataclasses returned by the Engine: they carry their evidence, not just counts."""
+"""Frozen result dataclasses returned by the Engine: they carry their evidence, not just counts.
+
+One module for every result type, so `engine/__init__.py` can export them all from one place."""
 
 from __future__ import annotations
 
@@ -201,3 +203,227 @@ class ScanResult(Record):
     resumed: bool
     seconds: float
     stage_seconds: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- the analyst read side (engine.query.analyst)
+# What the TUI's screens show; each result carries its evidence (which accounts, which prompts, how similar,
+# when), never just counts, so a screen renders from one result and an export writes the same objects out.
+
+MARK_KINDS = ("account", "ring")
+MARK_LABELS = ("suspicious", "benign", "confirmed")
+
+
+@dataclass(frozen=True)
+class Mark(Record):
+    """An analyst's triage label on an account or ring; the latest mark of a target is the one shown."""
+
+    target_kind: str  # "account" | "ring"
+    target_id: str
+    label: str  # "suspicious" | "benign" | "confirmed"
+    note: str
+    created: datetime | None
+
+
+@dataclass(frozen=True)
+class Timeline(Record):
+    """Exchange counts per equal time bucket, one series per label, all over the same buckets.
+
+    `start` and `bucket_seconds` place bucket i at [start + i*bucket_seconds, start + (i+1)*bucket_seconds).
+    """
+
+    start: datetime | None
+    bucket_seconds: float
+    labels: tuple[str, ...]
+    counts: tuple[tuple[int, ...], ...]  # aligned with labels; each of length n_buckets
+
+    @property
+    def n_buckets(self) -> int:
+        return len(self.counts[0]) if self.counts else 0
+
+    def series(self, label: str) -> tuple[int, ...]:
+        return self.counts[self.labels.index(label)]
+
+
+@dataclass(frozen=True)
+class Overview(Record):
+    """Workspace figures, the strongest rings and accounts, and flagged activity against all traffic."""
+
+    status: WorkspaceStatus
+    top_rings: tuple[Ring, ...]
+    top_accounts: tuple[AccountScore, ...]
+    top_families: tuple[Family, ...]  # sent by the most accounts
+    activity: Timeline  # labels ("all traffic", "flagged accounts")
+    flag_score: float
+    n_flagged: int
+    marks: tuple[Mark, ...]  # latest marks of the accounts and rings listed
+
+    def mark_of(self, kind: str, target_id: object) -> Mark | None:
+        return _find_mark(self.marks, kind, target_id)
+
+
+@dataclass(frozen=True)
+class AccountPage(Record):
+    """One page of accounts by descending score (LIMIT/OFFSET), with the total and their marks."""
+
+    rows: tuple[AccountScore, ...]
+    total: int
+    offset: int
+    marks: tuple[Mark, ...]
+
+    def mark_of(self, account_id: str) -> Mark | None:
+        return _find_mark(self.marks, "account", account_id)
+
+
+@dataclass(frozen=True)
+class PromptAccount(Record):
+    """One account that sent the prompt or a near-copy of it (a `matches` edge at the scan threshold)."""
+
+    account_id: str
+    n_exchanges: int  # its exchanges carrying the prompt or a near-copy
+    max_similarity: float
+    exact: bool  # sent the same normalised text
+    first_seen: datetime | None
+    last_seen: datetime | None
+    score: float | None  # its own account score (None: not scored)
+    ring_id: int | None
+    mark: str | None  # latest mark label
+
+
+@dataclass(frozen=True)
+class PromptView(Record):
+    """A stored prompt, its family and template, and every account that sent a near-copy (one page)."""
+
+    prompt_id: int
+    text: str
+    n_exchanges: int
+    n_accounts: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    family_id: int | None
+    family_center: str | None
+    family_prompts: int
+    template_id: int | None
+    template_pattern: str | None
+    n_near_copies: int  # distinct stored prompts that are near-copies (itself excluded)
+    accounts: tuple[PromptAccount, ...]
+    total_accounts: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class PromptGroup(Record):
+    """An account's prompts of one family (and template): how many, when, and how widely the family is sent."""
+
+    family_id: int | None
+    template_id: int | None
+    template_pattern: str | None
+    example_prompt_id: int
+    example: str
+    n_prompts: int
+    n_exchanges: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    family_accounts: int  # accounts in the workspace that sent this family
+
+
+@dataclass(frozen=True)
+class LinkedAccount(Record):
+    """An account linked to another (table account_links) and the families both sent."""
+
+    account_id: str
+    weight: float
+    n_shared: int
+    shared_families: tuple[int, ...]
+    evidence: str  # the link's raw JSON evidence, as the scorer wrote it
+    score: float | None
+    ring_id: int | None
+    mark: str | None
+
+
+@dataclass(frozen=True)
+class AccountView(Record):
+    account_id: str
+    n_exchanges: int
+    n_prompts: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    score: AccountScore | None  # None: never scored
+    groups: tuple[PromptGroup, ...]  # one page, largest first
+    total_groups: int
+    offset: int
+    links: tuple[LinkedAccount, ...]
+    timeline: Timeline
+    mark: Mark | None
+
+    @property
+    def signals(self) -> tuple[Signal, ...]:
+        return self.score.signals if self.score else ()
+
+
+@dataclass(frozen=True)
+class SharedFamily(Record):
+    family_id: int  # = the prompt id of its centre (families are stars around one prompt)
+    center: str
+    n_members: int  # ring members that sent it
+    n_prompts: int
+    n_exchanges: int
+
+
+@dataclass(frozen=True)
+class TemplateSplit(Record):
+    """How ring members split a template: distinct prompts of it each sent, aligned with `RingView.members`.
+
+    `overlap` = 1 - distinct/sum: 0 when no two members sent the same prompt (coverage split), near 1
+    when they all sent the same ones.
+    """
+
+    template_id: int
+    pattern: str
+    template_prompts: int  # the template's prompts in the whole workspace
+    per_member: tuple[int, ...]
+    distinct_prompts: int  # distinct prompts of it the ring sent
+
+    @property
+    def overlap(self) -> float:
+        total = sum(self.per_member)
+        return 0.0 if total == 0 else round(1.0 - self.distinct_prompts / total, 4)
+
+    @property
+    def coverage(self) -> float:
+        return 0.0 if not self.template_prompts else round(self.distinct_prompts / self.template_prompts, 4)
+
+
+@dataclass(frozen=True)
+class RingView(Record):
+    ring: Ring
+    members: tuple[AccountScore, ...]  # by descending score
+    shared_families: tuple[SharedFamily, ...]
+    template_splits: tuple[TemplateSplit, ...]
+    timeline: Timeline  # one series per member (labels = account ids), same buckets
+    mark: Mark | None
+    member_marks: tuple[Mark, ...]
+
+    def mark_of(self, account_id: str) -> Mark | None:
+        return _find_mark(self.member_marks, "account", account_id)
+
+
+@dataclass(frozen=True)
+class EvidenceExport(Record):
+    """An evidence bundle written under WORKSPACE/exports/: the folder, its files and what they hold."""
+
+    target_kind: str
+    target_id: str
+    path: str  # the bundle folder
+    files: tuple[str, ...]
+    n_accounts: int
+    n_exchanges: int
+    n_families: int
+    n_signals: int
+
+
+def _find_mark(marks: tuple[Mark, ...], kind: str, target_id: object) -> Mark | None:
+    key = str(target_id)
+    for m in marks:
+        if m.target_kind == kind and m.target_id == key:
+            return m
+    return None

@@ -48,7 +48,7 @@ def fake_encoder() -> FakeEncoder:
 
 @pytest.fixture(scope="session")
 def real_encoder():
-    from engine.embed import MiniLMEncoder
+    from engine.encoders.minilm import MiniLMEncoder
 
     return MiniLMEncoder()
 

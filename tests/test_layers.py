@@ -53,7 +53,7 @@ def test_cli_reaches_the_tui_through_its_entry_point():
     # engine may not import tui, so `copyhound tui` resolves the front end from installed metadata.
     import pytest
 
-    from engine.cli_analyst import load_frontend
+    from engine.cli.analyst import load_frontend
     from engine.errors import CopyhoundError
     from tui.app import run
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.positions import IdPositions
+from engine.store.positions import IdPositions
 
 log = logging.getLogger(__name__)
 

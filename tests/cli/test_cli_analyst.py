@@ -1,4 +1,4 @@
-"""`copyhound marks` and `copyhound export` (engine.cli_analyst), run through an argparse parser."""
+"""`copyhound marks` and `copyhound export` (engine.cli.analyst), run through an argparse parser."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fixed_workspace import RING, build_fixed_workspace  # noqa: E402
 
-from engine.cli_analyst import add_commands  # noqa: E402
+from engine.cli.analyst import add_commands  # noqa: E402
 
 
 def _run(argv: list[str]) -> int:

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from engine.fingerprint import normalize
-from engine.static_model import StaticEncoder
+from engine.encoders.static import StaticEncoder
+from engine.ingest.fingerprint import normalize
 from tests.conftest import corpus
 
 GREETINGS = ("hi! ", "hello, ", "hey there. ", "good morning! ")

@@ -1,4 +1,4 @@
-"""The analyst read side (engine.analyst) on the fixed workspace of tests/tui: views, marks, export."""
+"""The analyst read side (engine.query.analyst) on the fixed workspace of tests/tui: views, marks, export."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import pytest
 import ray
 
 from engine import Engine, EngineConfig
-from engine.static_model import STATIC_NAME
+from engine.encoders.static import STATIC_NAME
 from tests.conftest import write_jsonl
 from tests.engine.conftest import ring_traffic
 
@@ -39,8 +39,8 @@ def _tables(engine: Engine) -> dict:
 
 @pytest.mark.parametrize("join", ["exact", "ivf"])
 def test_ray_scan_equals_local_scan(join, tmp_path, monkeypatch, local_cluster, static_encoder, organic):
-    import engine.cluster as cluster
-    import engine.scan as scan_module
+    import engine.scan.pipeline as scan_module
+    import engine.scan.ray as cluster
     import index as faiss_index
 
     if join == "ivf":  # the exact-join size limit lowered, so this small workspace takes the IVF path
@@ -93,7 +93,7 @@ def test_ray_scan_equals_local_scan(join, tmp_path, monkeypatch, local_cluster, 
 
 
 def test_ray_vectors_equal_local_vectors(local_cluster, static_encoder, organic):
-    from engine.cluster import RayEncoder
+    from engine.scan.ray import RayEncoder
 
     texts = organic[:300]
     np.testing.assert_array_equal(RayEncoder(static_encoder, batch_size=64).encode(texts), static_encoder.encode(texts))

@@ -6,7 +6,7 @@ import duckdb
 import numpy as np
 
 from engine.detect.crowding import family_crowds
-from engine.migrations import MIGRATIONS
+from engine.store.migrations import MIGRATIONS
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from engine import Engine, EngineConfig
-from engine.embed import WINDOW_WORDS, EmbeddingError, split_windows, verify_weights
-from engine.vectors import embed_pending, load_vectors
+from engine.encoders.base import WINDOW_WORDS, split_windows, verify_weights
+from engine.errors import EmbeddingError
+from engine.store.vectors import embed_pending, load_vectors
 from tests.conftest import write_jsonl
 
 

@@ -15,10 +15,10 @@ import pytest
 
 from engine import Engine
 from engine.config import EngineConfig, thresholds_for
-from engine.embed import MODEL_NAME
+from engine.encoders.base import MODEL_NAME
+from engine.encoders.static import STATIC_NAME, StaticEncoder
 from engine.errors import EmbeddingError
-from engine.fingerprint import normalize
-from engine.static_model import STATIC_NAME, StaticEncoder
+from engine.ingest.fingerprint import normalize
 from tests.conftest import write_jsonl
 from tests.engine.conftest import perturb, reopened_records, ring_traffic
 
@@ -64,7 +64,7 @@ def test_cached_table_is_verified(tmp_path, static_encoder):
     (cache / f"{STATIC_NAME}.json").write_text(json.dumps({"sha256": "0" * 64, "source_sha256": "1" * 64}))
     with pytest.raises(EmbeddingError, match="distilled from other weights"):
         StaticEncoder(cache)
-    from engine.embed import MODEL_SHA256
+    from engine.encoders.base import MODEL_SHA256
 
     (cache / f"{STATIC_NAME}.json").write_text(json.dumps({"sha256": "0" * 64, "source_sha256": MODEL_SHA256}))
     with pytest.raises(EmbeddingError, match="corrupt"):

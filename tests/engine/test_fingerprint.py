@@ -1,4 +1,4 @@
-"""Tests for engine.fingerprint: normalisation, fingerprints and junk detection."""
+"""Tests for engine.ingest.fingerprint: normalisation, fingerprints and junk detection."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.confusables import LETTERS, PUNCTUATION
-from engine.fingerprint import (
+from engine.ingest.confusables import LETTERS, PUNCTUATION
+from engine.ingest.fingerprint import (
     _normalize_general,
     fingerprint,
     fingerprint_many,

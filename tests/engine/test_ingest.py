@@ -13,7 +13,7 @@ import pytest
 
 from engine import Engine
 from engine.errors import IngestError
-from engine.ingest import Ingestor
+from engine.ingest.loader import Ingestor
 from tests.conftest import write_jsonl
 
 GOOD = [

@@ -18,10 +18,11 @@ import pytest
 
 from engine import Engine
 from engine.config import EngineConfig, thresholds_for
-from engine.embed import MODEL_NAME, MODEL_SHA256, make_encoder
+from engine.encoders.base import MODEL_NAME, MODEL_SHA256
+from engine.encoders.onnx import ONNX_NAME, OnnxEncoder
+from engine.encoders.registry import make_encoder
 from engine.errors import EmbeddingError
-from engine.fingerprint import normalize
-from engine.onnx_model import ONNX_NAME, OnnxEncoder
+from engine.ingest.fingerprint import normalize
 from tests.conftest import write_jsonl
 from tests.engine.conftest import perturb, reopened_records, ring_traffic, sample_corpora
 
@@ -112,7 +113,7 @@ def test_cached_model_is_verified(tmp_path, onnx_encoder):
 
     # A file its sidecar vouches for that is not a model: onnxruntime's refusal becomes one line.
     model.write_bytes(b"not an onnx model")
-    from engine.store import file_sha256
+    from engine.files import file_sha256
 
     meta.write_text(json.dumps({**sidecar, "sha256": file_sha256(model), "source_sha256": MODEL_SHA256}))
     with pytest.raises(EmbeddingError, match="onnxruntime cannot load it.*delete it") as err:
@@ -127,7 +128,7 @@ def test_missing_onnxruntime_names_the_pip_command(tmp_path, monkeypatch):
 
 
 def test_ray_actor_rebuilds_the_same_encoder(onnx_encoder, real_prompts):
-    from engine.cluster import _EncodeActor, _encoder_spec
+    from engine.scan.ray import _EncodeActor, _encoder_spec
 
     kind, payload = _encoder_spec(onnx_encoder)
     assert kind == "onnx"
@@ -156,7 +157,7 @@ def test_building_leaves_the_root_logger_as_it_was(monkeypatch):
     library user's, a TUI's) a stderr handler for good."""
     import logging
 
-    from engine.onnx_model import _quiet_libraries
+    from engine.encoders.onnx import _quiet_libraries
 
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [])

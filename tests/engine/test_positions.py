@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.positions import IdPositions
+from engine.store.positions import IdPositions
 
 
 @pytest.mark.parametrize("ids", [

@@ -56,7 +56,7 @@ def test_links_and_rings():
 def test_no_shared_content_no_links():
     import duckdb
 
-    from engine.migrations import MIGRATIONS
+    from engine.store.migrations import MIGRATIONS
 
     con = duckdb.connect()
     for m in MIGRATIONS:

@@ -10,8 +10,8 @@ import pytest
 import index as faiss_index
 from engine import Engine, EngineConfig
 from engine.detect.families import build_families, build_families_streamed
-from engine.synth import SynthConfig, write_synth
-from engine.vectors import load_vectors
+from engine.store.vectors import load_vectors
+from synth import SynthConfig, write_synth
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_killed_scan_resumes_and_a_second_scan_changes_nothing(synth_workspace, 
             if calls["n"] == 1:
                 raise KeyboardInterrupt
 
-    import engine.scan as scan_module
+    import engine.scan.pipeline as scan_module
 
     monkeypatch.setattr(scan_module, "SELFJOIN_BLOCK", 256)
     with pytest.raises(KeyboardInterrupt):
@@ -133,7 +133,7 @@ def test_families_read_in_chunks_equal_families_read_whole(dense_ids, monkeypatc
 
 def test_stored_texts_stream_the_same_texts_the_miner_got_as_a_list(synth_workspace):
     from engine.detect.templates import mine_templates
-    from engine.scan import StoredTexts
+    from engine.scan.pipeline import StoredTexts
 
     engine, _ = synth_workspace
     with engine.store.connect() as con:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import index as faiss_index
 from engine import Engine
 from engine.config import EngineConfig
-from engine.synth import SynthConfig, write_synth
+from synth import SynthConfig, write_synth
 
 
 def _edges(engine: Engine) -> set[tuple[int, int]]:

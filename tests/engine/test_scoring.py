@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from engine.migrations import MIGRATIONS
 from engine.models import Signal
+from engine.store.migrations import MIGRATIONS
 
 DIM = 64
 

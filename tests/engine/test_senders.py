@@ -16,9 +16,9 @@ import pytest
 import index as faiss_index
 from engine import Engine
 from engine.config import EngineConfig
-from engine.fingerprint import fingerprint, normalize
-from engine.senders import DIR_NAME
-from engine.synth import SynthConfig, write_synth
+from engine.ingest.fingerprint import fingerprint, normalize
+from engine.query.senders import DIR_NAME
+from synth import SynthConfig, write_synth
 from tests.conftest import write_jsonl
 from tests.engine.conftest import perturb
 

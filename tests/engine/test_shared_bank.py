@@ -20,7 +20,7 @@ import pytest
 
 from engine import Engine
 from engine.config import EngineConfig
-from engine.fingerprint import normalize
+from engine.ingest.fingerprint import normalize
 from tests.conftest import corpus, write_jsonl
 from tests.engine.conftest import perturb
 

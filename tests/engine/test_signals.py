@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from engine.detect import signals as sg
 from engine.detect.elicitation import EXEMPLARS, score_elicitation, split_sentences
-from engine.migrations import MIGRATIONS
+from engine.store.migrations import MIGRATIONS
 from tests.engine.test_scoring import FakeEncoder
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from engine.config import MEMORY_ENV
 from engine.errors import ResourceError
-from engine.store import Store
+from engine.store.workspace import Store
 
 
 def test_a_second_connection_opens_after_the_first_spilled(tmp_path):

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from engine import synth_vocab as V
-from engine.synth import (
+from synth import vocab as V
+from synth.generator import (
     COLUMNS,
     KINDS,
     SynthConfig,

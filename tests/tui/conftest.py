@@ -51,7 +51,7 @@ def fixed_app_factory(fixed_ws) -> Callable:
 def real_workspace(tmp_path_factory) -> tuple[Path, dict]:
     """A scanned workspace from synth traffic (real model), and its ground truth."""
     from engine import Engine
-    from engine.synth import SynthConfig, write_synth
+    from synth import SynthConfig, write_synth
 
     root = tmp_path_factory.mktemp("real")
     result = write_synth(SynthConfig(exchanges=REAL_EXCHANGES, seed=1), root / "traffic.jsonl.gz")

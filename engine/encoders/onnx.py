@@ -19,7 +19,7 @@ steps that take ~11 s on two cores (bench/results/onnx_tier.json):
    mean cosine 0.957, min 0.850), one per channel keeps them close (mean 0.993, min 0.981).
 
 The built model is cached in the workspace (``models/<name>.onnx``) beside a JSON sidecar holding its
-sha256 and the sha256 of the weights it came from, both checked at load (`engine.model_cache`): the
+sha256 and the sha256 of the weights it came from, both checked at load (`engine.encoders.cache`): the
 cached file is what every vector of the workspace was made with, so a rebuild with another onnxruntime
 cannot drift the index.
 
@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import ONNX_NAME
+from engine.encoders.cache import check_cached, write_cached
 from engine.errors import EmbeddingError
-from engine.model_cache import check_cached, write_cached
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class OnnxEncoder:
     shard_prompts = 2048
 
     def __init__(self, cache_dir: Path, threads: int | None = None) -> None:
-        from engine.embed import MODEL_SHA256, model_dir, verify_weights
+        from engine.encoders.base import MODEL_SHA256, model_dir, verify_weights
 
         _onnxruntime()
         source = model_dir()
@@ -200,7 +200,7 @@ class OnnxEncoder:
     @classmethod
     def from_model_bytes(cls, model: bytes, threads: int | None = None) -> OnnxEncoder:
         """An encoder over a model already loaded and checked: a Ray actor gets the driver's."""
-        from engine.embed import model_dir
+        from engine.encoders.base import model_dir
 
         self = cls.__new__(cls)
         self._cache_dir = None
@@ -253,6 +253,6 @@ class OnnxEncoder:
         return out
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        from engine.embed import encode_windowed
+        from engine.encoders.base import encode_windowed
 
         return encode_windowed(self._encode_batch, texts, self.dim)

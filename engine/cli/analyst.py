@@ -1,4 +1,4 @@
-"""CLI verbs of the analyst side: `tui`, `marks`, `export`. Wired in by engine.cli via `add_commands`.
+"""CLI verbs of the analyst side: `tui`, `marks`, `export`. Wired in by engine.cli.main via `add_commands`.
 
 Imports flow tui -> engine, never back, so `copyhound tui` cannot import the TUI package: the TUI
 registers itself under the `copyhound.frontends` entry-point group (see pyproject.toml) and this command
@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-from engine.output import write_rows
+from engine.cli.common import open_engine
+from engine.cli.output import write_rows
 
 MARK_COLUMNS = ("target_kind", "target_id", "label", "note", "created")
 EXPORT_COLUMNS = ("target_kind", "target_id", "path", "n_accounts", "n_exchanges", "n_families", "n_signals")
-
-
-def _engine(args: argparse.Namespace, **kwargs):
-    from engine.cli import _engine as engine_for
-
-    return engine_for(args, **kwargs)
 
 
 FRONTEND_GROUP = "copyhound.frontends"
@@ -39,12 +34,12 @@ def load_frontend(name: str):
 
 def cmd_tui(args: argparse.Namespace) -> int:
     launch = load_frontend("tui")
-    launch(_engine(args, create=False))
+    launch(open_engine(args, create=False))
     return 0
 
 
 def cmd_marks(args: argparse.Namespace) -> int:
-    engine = _engine(args, create=False)
+    engine = open_engine(args, create=False)
     if args.label:
         if not (args.kind and args.target):
             from engine.errors import QueryError
@@ -59,7 +54,7 @@ def cmd_marks(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    result = _engine(args, create=False).export_evidence(args.kind, args.target)
+    result = open_engine(args, create=False).export_evidence(args.kind, args.target)
     write_rows([result.to_dict()], EXPORT_COLUMNS, args.format, title="evidence bundle")
     return 0
 

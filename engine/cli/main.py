@@ -15,73 +15,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.cli.analyst import add_commands as add_analyst_commands
+from engine.cli.common import add_ray_option, open_engine, progress_bar
+from engine.cli.detect import add_commands as add_detection_commands
+from engine.cli.output import FORMATS, write_rows
 from engine.config import (
     DEFAULT_THRESHOLD,
     ONNX_NAME,
     STATIC_NAME,
-    EngineConfig,
     thresholds_for,
-    workspace_from_env,
 )
 from engine.errors import CopyhoundError, QueryError
-from engine.output import FORMATS, write_rows
 
 log = logging.getLogger("copyhound")
 
 WHO_ELSE_COLUMNS = ("query_index", "query", "account_id", "n_matches", "max_similarity", "first_seen",
                     "last_seen", "exact", "example")
-
-
-# ---------------------------------------------------------------------- helpers
-class StderrProgress:
-    """A rich progress bar on stderr (silent when stderr is not a terminal, except for log lines)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._progress = None
-        self._tasks: dict[str, int] = {}
-
-    def __enter__(self) -> StderrProgress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-            self._progress.start()
-        return self
-
-    def __call__(self, stage: str, done: int, total: int | None) -> None:
-        if self._progress is None:
-            return
-        if stage not in self._tasks:
-            self._tasks[stage] = self._progress.add_task(stage, total=total)
-        self._progress.update(self._tasks[stage], completed=done, total=total)
-
-    def __exit__(self, *exc) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-
-def _engine(args: argparse.Namespace, **kwargs):
-    from engine import Engine
-
-    config = EngineConfig(device=getattr(args, "device", "cpu") or "cpu",
-                          encoder=getattr(args, "encoder", None),
-                          ray_address=getattr(args, "ray", None),
-                          threshold=getattr(args, "threshold", None),
-                          scan_nprobe=getattr(args, "nprobe", None) or EngineConfig.scan_nprobe,
-                          scan_spill=(EngineConfig.scan_spill if getattr(args, "spill", None) is None
-                                      else args.spill),
-                          scan_max_list=(EngineConfig.scan_max_list if getattr(args, "max_list", None) is None
-                                         else args.max_list),
-                          scan_point_probes=(EngineConfig.scan_point_probes
-                                             if getattr(args, "point_probes", None) is None else args.point_probes))
-    return Engine(workspace_from_env(args.workspace), config=config, **kwargs)
-
-
-def _progress(args: argparse.Namespace) -> StderrProgress:
-    return StderrProgress(enabled=not args.quiet and sys.stderr.isatty())
 
 
 def _parse_map(items: list[str] | None) -> dict[str, str]:
@@ -100,8 +49,8 @@ def _write(args, rows: list[dict], columns, title: str | None = None) -> None:
 
 # ---------------------------------------------------------------------- commands
 def cmd_ingest(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    with _progress(args) as progress:
+    engine = open_engine(args)
+    with progress_bar(args) as progress:
         result = engine.ingest(args.files, mapping=_parse_map(args.map), on_error=args.on_error,
                                progress=progress)
     rows = [f.to_dict() for f in result.files]
@@ -111,8 +60,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    with _progress(args) as progress:
+    engine = open_engine(args)
+    with progress_bar(args) as progress:
         result = engine.embed(progress=progress, factory=args.factory)
     _write(args, [result.to_dict()], ("encoder", "embedded", "already_embedded", "shards_written",
                                       "index_count", "index_factory", "prompts_per_second", "seconds"),
@@ -154,7 +103,7 @@ def cmd_who_else(args: argparse.Namespace) -> int:
     if bool(args.prompt) == bool(args.input):
         raise QueryError("give either a PROMPT or --input FILE")
     queries = [args.prompt] if args.prompt else _read_queries(args.input)
-    engine = _engine(args)
+    engine = open_engine(args)
     result = engine.who_else(queries, threshold=args.threshold)
     if result.unindexed_prompts:
         log.warning("%d stored prompts are not embedded yet and were not searched: run `copyhound embed`",
@@ -173,7 +122,7 @@ def _short(text: str, width: int) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    engine = _engine(args, create=False)
+    engine = open_engine(args, create=False)
     status = engine.status().to_dict()
     status.pop("extra", None)
     _write(args, [status], tuple(status), title="workspace")
@@ -181,9 +130,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from engine.synth import SynthConfig, write_synth
+    from synth import SynthConfig, write_synth
 
-    with _progress(args) as progress:
+    with progress_bar(args) as progress:
         result = write_synth(SynthConfig(exchanges=args.exchanges, seed=args.seed), Path(args.out),
                              progress=lambda done, total: progress("synth", done, total))
     rows = [{"campaign_id": c.campaign_id, "kind": c.kind, "accounts": len(c.accounts),
@@ -195,21 +144,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from engine.demo import run_demo
+    from engine.cli.demo import run_demo
 
     workspace = Path(args.workspace or "copyhound-demo")
-    with _progress(args) as progress:
+    with progress_bar(args) as progress:
         run_demo(workspace, exchanges=args.exchanges, out=sys.stdout, progress=progress, encoder=args.encoder)
     return 0
 
 
 # ---------------------------------------------------------------------- parser
-def add_ray_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ray", metavar="ADDRESS", default=os.environ.get("COPYHOUND_RAY"),
-                   help="embed and self-join on a Ray cluster: auto (the cluster this machine is part of), "
-                   "ray://HOST:10001, or local (start one here); needs copyhound[ray] (env COPYHOUND_RAY)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--workspace", "-w", default=None,
@@ -281,17 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exchanges", "-n", type=int, default=20_000)
     p.set_defaults(func=cmd_demo)
 
-    _add_detection_commands(sub, common, fmt, device)
-    return parser
-
-
-def _add_detection_commands(sub, common, fmt, device) -> None:
-    """Detection verbs live in engine.cli_detect to keep this file readable."""
-    from engine.cli_analyst import add_commands as add_analyst_commands
-    from engine.cli_detect import add_commands
-
-    add_commands(sub, common, fmt, device)
+    add_detection_commands(sub, common, fmt, device)
     add_analyst_commands(sub, common, fmt)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

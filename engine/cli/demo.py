@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from engine.output import write_rows
+from engine.cli.output import write_rows
 from engine.progress import ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def run_demo(workspace: Path, *, exchanges: int = 20_000, out: TextIO, progress:
     """Generate (once), ingest, embed, scan; print a summary and one who-else of a planted ring."""
     from engine import Engine
     from engine.config import EngineConfig
-    from engine.synth import SynthConfig, write_synth
+    from synth import SynthConfig, write_synth
 
     started = time.monotonic()
     workspace.mkdir(parents=True, exist_ok=True)

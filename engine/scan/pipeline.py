@@ -16,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 
 import index as faiss_index
-from engine import vectors
 from engine.config import (
     DEFAULT_MAX_LIST,
     DEFAULT_NPROBE,
@@ -26,11 +25,12 @@ from engine.config import (
 )
 from engine.detect.families import build_families_streamed
 from engine.detect.templates import mine_templates
-from engine.embed import Encoder
+from engine.encoders.base import Encoder
 from engine.errors import DetectionError, IndexStateError
 from engine.models import ScanResult
 from engine.progress import ProgressFn, no_progress
-from engine.store import Store
+from engine.store import vectors
+from engine.store.workspace import Store
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,9 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
              point_probes: int = DEFAULT_POINT_PROBES) -> ScanResult:
     """Self-join the encoder's vectors at `threshold`, then rebuild every detection table.
 
-    `recheck` (an `engine.recheck.Rechecker`, optional) confirms the self-join's candidate edges with
+    `recheck` (an `engine.scan.recheck.Rechecker`, optional) confirms the self-join's candidate edges with
     the transformer before families are built; `crowd_radius` is the encoder's who-else threshold;
-    `mapper` computes the self-join's blocks elsewhere (`engine.cluster.parallel_map`), same blocks.
+    `mapper` computes the self-join's blocks elsewhere (`engine.scan.ray.parallel_map`), same blocks.
     `nprobe`: lists each IVF list is compared with (above `index.EXACT_MAX` prompts); more finds more
     of the pairs near the threshold, for more time (see README, "Scale"); `spill`: margin
     within which a prompt is also a candidate in its second-nearest list (`index.selfjoin`, 0 = off);

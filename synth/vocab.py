@@ -1,8 +1,8 @@
-"""Word lists and prompt templates for :mod:`engine.synth`.
+"""Word lists and prompt templates for :mod:`synth.generator`.
 
 Everything here is written in code on purpose: the generator must run with no data files and no
 network, and the lists are small enough to read. Templates use ``{slot}`` fields; a slot is either a
-tuple of strings here or a generator function in ``engine.synth`` (``passage``, ``code``, numbers).
+tuple of strings here or a generator function in ``synth.generator`` (``passage``, ``code``, numbers).
 Slots may carry a numeric suffix (``{city2}``) to draw a second, independent value from ``city``.
 """
 
@@ -540,7 +540,7 @@ SIGNOFFS = (
     "Thanks a lot.", "Cheers", "ty", "Please help.",
 )
 
-# --- passages: sentence templates composed into a bank at import of engine.synth ----------------
+# --- passages: sentence templates composed into a bank at import of synth.generator ----------------
 
 # Lower case: the sentence bank capitalises the first letter of each sentence.
 ORG = (

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import EmbeddingError
-from engine.store import file_sha256
+from engine.files import file_sha256
 
 
 def check_cached(path: Path, meta_path: Path, source_sha: str, *, made: str, redo: str) -> dict | None:

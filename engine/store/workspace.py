@@ -9,7 +9,6 @@ nothing is corrupted and nothing waits forever.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -22,7 +21,7 @@ import duckdb
 
 from engine.config import DEFAULT_DUCKDB_MEMORY, MEMORY_ENV
 from engine.errors import ResourceError, WorkspaceBusyError, WorkspaceError
-from engine.migrations import MIGRATIONS
+from engine.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
@@ -158,15 +157,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in 8 MiB chunks (ingested files, model weights, the static table)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _first_line(err: Exception) -> str:

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from engine.embed import Encoder
+from engine.encoders.base import Encoder
 from engine.errors import ClusterError
 
 log = logging.getLogger(__name__)
@@ -82,15 +82,15 @@ class _EncodeActor:
     def __init__(self, spec: tuple[str, object]) -> None:
         kind, payload = spec
         if kind == "static":
-            from engine.static_model import StaticEncoder
+            from engine.encoders.static import StaticEncoder
 
             self.encoder = StaticEncoder.from_table(*payload)
         elif kind == "onnx":
-            from engine.onnx_model import OnnxEncoder
+            from engine.encoders.onnx import OnnxEncoder
 
             self.encoder = OnnxEncoder.from_model_bytes(payload)
         else:
-            from engine.embed import MiniLMEncoder
+            from engine.encoders.minilm import MiniLMEncoder
 
             self.encoder = MiniLMEncoder(device=str(payload))
 

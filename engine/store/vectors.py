@@ -20,10 +20,10 @@ import numpy as np
 import pyarrow as pa
 
 import index as faiss_index
-from engine.embed import Encoder
+from engine.encoders.base import Encoder
 from engine.errors import EmbeddingError, IndexStateError
 from engine.progress import ProgressFn, no_progress
-from engine.store import Store
+from engine.store.workspace import Store
 
 log = logging.getLogger(__name__)
 

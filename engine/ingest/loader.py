@@ -27,10 +27,11 @@ import pyarrow as pa
 
 from engine.config import MAX_PROMPT_CHARS
 from engine.errors import IngestError
-from engine.fingerprint import fingerprint, junk_reason, normalize
+from engine.files import file_sha256
+from engine.ingest.fingerprint import fingerprint, junk_reason, normalize
 from engine.models import FileIngest
 from engine.progress import ProgressFn, no_progress
-from engine.store import Store, file_sha256
+from engine.store.workspace import Store
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import synth_vocab as V
+from synth import vocab as V
 
 log = logging.getLogger(__name__)
 

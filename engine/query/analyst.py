@@ -24,10 +24,12 @@ from pathlib import Path
 
 import duckdb
 
-from engine.analyst_models import (
+from engine.errors import QueryError
+from engine.models import (
     MARK_KINDS,
     MARK_LABELS,
     AccountPage,
+    AccountScore,
     AccountView,
     EvidenceExport,
     LinkedAccount,
@@ -41,9 +43,7 @@ from engine.analyst_models import (
     TemplateSplit,
     Timeline,
 )
-from engine.errors import QueryError
-from engine.models import AccountScore
-from engine.views import account_scores, families, rings
+from engine.query.findings import account_scores, families, rings
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ _EPOCH = datetime(1970, 1, 1)
 class AnalystMixin:
     """Methods the TUI pivots through; mixed into `engine.Engine` (uses `self.store`)."""
 
-    store: object  # engine.store.Store, set by Engine.__init__
+    store: object  # engine.store.workspace.Store, set by Engine.__init__
 
     # ------------------------------------------------------------------ overview
     def overview(self, *, limit: int = 10, buckets: int = 60, flag_score: float = FLAG_SCORE) -> Overview:

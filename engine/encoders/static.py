@@ -41,8 +41,8 @@ import numpy as np
 from scipy import sparse
 
 from engine.config import STATIC_NAME
+from engine.encoders.cache import check_cached, write_cached
 from engine.errors import EmbeddingError
-from engine.model_cache import check_cached, write_cached
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class StaticEncoder:
     shard_prompts = 65_536
 
     def __init__(self, cache_dir: Path) -> None:
-        from engine.embed import MODEL_SHA256, model_dir, verify_weights
+        from engine.encoders.base import MODEL_SHA256, model_dir, verify_weights
 
         source = model_dir()
         self._cache_dir = Path(cache_dir)
@@ -109,7 +109,7 @@ class StaticEncoder:
     def from_table(cls, table: np.ndarray, centre: np.ndarray | None = None,
                    direction: np.ndarray | None = None) -> StaticEncoder:
         """An encoder over a table (and centre) already loaded and checked: a Ray actor gets the driver's."""
-        from engine.embed import model_dir
+        from engine.encoders.base import model_dir
 
         self = cls.__new__(cls)
         self.table = np.asarray(table, np.float32)
@@ -162,7 +162,7 @@ class StaticEncoder:
         subtracted and the first principal direction projected out. Both come from a fixed reference,
         never from the traffic being scanned: a campaign that is most of a workspace's traffic would
         otherwise *be* the mean and the main direction, and removing them would erase its copies'
-        likeness. The reference is the organic traffic of `engine.synth` at a fixed seed
+        likeness. The reference is the organic traffic of `synth.generator` at a fixed seed
         (`REFERENCE_EXCHANGES` exchanges): generic English requests, generated in-process, the same
         on every machine. Measured on real prompts (bench/threshold.py): at the cut keeping 95% of
         perturbed copies, the hardest unrelated pairs that pass fall from 23% to about 6%, as much as
@@ -173,7 +173,7 @@ class StaticEncoder:
         if not path.exists():
             mean, direction, n = self._fit_reference()
             tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            tmp.write_text(json.dumps({"reference": f"engine.synth organic prompts, {REFERENCE_EXCHANGES} "
+            tmp.write_text(json.dumps({"reference": f"synth.generator organic prompts, {REFERENCE_EXCHANGES} "
                                        "exchanges, seed 0", "prompts": n, "mean": mean.tolist(),
                                        "direction": direction.tolist()}))
             os.replace(tmp, path)
@@ -190,8 +190,8 @@ class StaticEncoder:
     def _fit_reference(self) -> tuple[np.ndarray, np.ndarray, int]:
         import tempfile
 
-        from engine.fingerprint import normalize
-        from engine.synth import SynthConfig, write_synth
+        from engine.ingest.fingerprint import normalize
+        from synth import SynthConfig, write_synth
 
         with tempfile.TemporaryDirectory() as tmp:
             run = write_synth(SynthConfig(exchanges=REFERENCE_EXCHANGES, seed=0), Path(tmp) / "reference.jsonl")

@@ -3,7 +3,7 @@
 A stored prompt matches a query when its normalised text is identical (always, whatever the threshold:
 an exact copy must never be missed because of an index approximation) or when the cosine of their
 embeddings is at least the threshold. Matches are then grouped per (query, account) over the sender
-index (`engine.senders`), which finds a prompt's exchanges without scanning the exchanges table.
+index (`engine.query.senders`), which finds a prompt's exchanges without scanning the exchanges table.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pyarrow as pa
 
 import index as faiss_index
 from engine.errors import QueryError
-from engine.fingerprint import fingerprint, normalize
+from engine.ingest.fingerprint import fingerprint, normalize
 from engine.models import PromptMatch, WhoElseRow
-from engine.senders import NO_TS_FIRST, NO_TS_LAST, SenderIndex, datetimes
+from engine.query.senders import NO_TS_FIRST, NO_TS_LAST, SenderIndex, datetimes
 
 log = logging.getLogger(__name__)
 

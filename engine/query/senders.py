@@ -29,7 +29,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from engine.store import Store
+from engine.store.workspace import Store
 
 log = logging.getLogger(__name__)
 

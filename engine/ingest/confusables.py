@@ -1,4 +1,4 @@
-"""Lookalike-character tables for :mod:`engine.fingerprint`.
+"""Lookalike-character tables for :mod:`engine.ingest.fingerprint`.
 
 Pure data, kept apart from the code so the lists can grow without touching the logic.
 Entries were picked by hand from Unicode's confusables.txt (UTS #39), limited to characters

@@ -1,6 +1,6 @@
 """The transformer re-check of a fast-tier scan's near-copy edges.
 
-The static fast tier (`engine.static_model`) finds nearly every near-copy the transformer finds, but
+The static fast tier (`engine.encoders.static`) finds nearly every near-copy the transformer finds, but
 also passes pairs of unrelated prompts that share many words (bench/results/threshold_static.json:
 7% of the hardest unrelated pairs of real prompts at its scan threshold, none for MiniLM). The re-check keeps an edge
 only when all-MiniLM-L6-v2 agrees (cosine >= MiniLM's scan threshold) and stores MiniLM's cosine as
@@ -16,11 +16,11 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from engine import vectors
-from engine.embed import Encoder
-from engine.positions import IdPositions
+from engine.encoders.base import Encoder
 from engine.progress import ProgressFn, no_progress
-from engine.store import Store
+from engine.store import vectors
+from engine.store.positions import IdPositions
+from engine.store.workspace import Store
 
 log = logging.getLogger(__name__)
 

@@ -5,20 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine.cli.common import add_ray_option, open_engine, progress_bar
+from engine.cli.output import write_rows
 from engine.config import EngineConfig
-from engine.output import write_rows
-
-
-def _engine(args):
-    from engine.cli import _engine as make
-
-    return make(args)
-
-
-def _progress(args):
-    from engine.cli import _progress as make
-
-    return make(args)
 
 
 def _signals_text(signals, limit: int = 3) -> str:
@@ -27,8 +16,8 @@ def _signals_text(signals, limit: int = 3) -> str:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    with _progress(args) as progress:
+    engine = open_engine(args)
+    with progress_bar(args) as progress:
         result = engine.scan(progress=progress, force=args.force, recheck=args.recheck)
     row = result.to_dict()
     row["stage_seconds"] = {k: round(v, 2) for k, v in result.stage_seconds.items()}
@@ -38,7 +27,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts(args: argparse.Namespace) -> int:
-    accounts = _engine(args).accounts(limit=args.limit or None, min_score=args.min_score)
+    accounts = open_engine(args).accounts(limit=args.limit or None, min_score=args.min_score)
     rows = []
     for a in accounts:
         row = a.to_dict()
@@ -51,7 +40,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
 
 
 def cmd_rings(args: argparse.Namespace) -> int:
-    rings = _engine(args).rings(limit=args.limit or None)
+    rings = open_engine(args).rings(limit=args.limit or None)
     rows = []
     for r in rings:
         row = r.to_dict()
@@ -66,14 +55,14 @@ def cmd_rings(args: argparse.Namespace) -> int:
 
 
 def cmd_families(args: argparse.Namespace) -> int:
-    fams = _engine(args).families(limit=args.limit or None, min_accounts=args.min_accounts)
+    fams = open_engine(args).families(limit=args.limit or None, min_accounts=args.min_accounts)
     write_rows([f.to_dict() for f in fams], ("family_id", "n_accounts", "n_prompts", "n_exchanges", "first_seen",
                                             "last_seen", "center_text"), args.format, title="near-copy families")
     return 0
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
-    temps = _engine(args).templates(limit=args.limit or None)
+    temps = open_engine(args).templates(limit=args.limit or None)
     write_rows([t.to_dict() for t in temps], ("template_id", "kind", "n_accounts", "n_prompts", "n_exchanges",
                                              "slot_diversity", "fixed_ratio", "pattern"), args.format,
                title="templates")
@@ -81,9 +70,9 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.report import write_report
+    from engine.query.report import write_report
 
-    path = write_report(_engine(args), Path(args.out), top=args.top)
+    path = write_report(open_engine(args), Path(args.out), top=args.top)
     print(path)
     return 0
 
@@ -152,8 +141,6 @@ def add_commands(sub, common, fmt, device) -> None:
                    "%(default)s, 0 = off); finds the near-copies of prompts at the edge of their list, which a "
                    "list's --nprobe misses more often the more prompts there are (at 1M exchanges 8 took 1.8x "
                    "the join of none; README, Scale)")
-    from engine.cli import add_ray_option
-
     add_ray_option(p)
     p.set_defaults(func=cmd_scan)
 

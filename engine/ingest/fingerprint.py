@@ -13,7 +13,7 @@ Pipeline for text that is not pure ASCII (pure ASCII takes an equivalent shortcu
    space, fold lookalike punctuation (one table, applied by a regex substitution);
 2. Unicode NFKC (fullwidth, mathematical alphanumerics, ligatures, ellipsis, superscripts);
 3. the same translation again, for the few characters NFKC itself emits (U+2011 -> U+2010);
-4. homoglyph fold (:data:`engine.confusables.LETTERS`) under the script rules below;
+4. homoglyph fold (:data:`engine.ingest.confusables.LETTERS`) under the script rules below;
 5. ``str.casefold()``, then the homoglyph fold again, for letters that only casefold turns
    into a lookalike (Cherokee small letters, archaic Cyrillic variants);
 6. strip diacritics from Latin letters;
@@ -48,7 +48,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from engine.confusables import LETTERS, PUNCTUATION
+from engine.ingest.confusables import LETTERS, PUNCTUATION
 
 log = logging.getLogger(__name__)
 

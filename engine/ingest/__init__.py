@@ -1,0 +1,1 @@
+"""Loading exchange files: readers and row checks (`loader`), prompt normalisation and fingerprints."""

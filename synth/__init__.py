@@ -1,0 +1,29 @@
+"""Synthetic provider traffic with planted distillation campaigns and their ground truth.
+
+A package of its own (numpy only, nothing from `engine`): the CLI's `synth` and `demo`, the tests and
+bench all draw traffic from it, and nothing the engine computes depends on it.
+"""
+
+from synth.generator import (
+    CampaignTruth,
+    SingleAppTruth,
+    SynthConfig,
+    SynthResult,
+    ViralTruth,
+    iter_blocks,
+    iter_exchanges,
+    truth_path_for,
+    write_synth,
+)
+
+__all__ = [
+    "CampaignTruth",
+    "SingleAppTruth",
+    "SynthConfig",
+    "SynthResult",
+    "ViralTruth",
+    "iter_blocks",
+    "iter_exchanges",
+    "truth_path_for",
+    "write_synth",
+]
