@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_a_closed_pipe_ends_quietly_with_status_zero():
     # A command printing far more than `head` reads: the reader closes the pipe mid-output.
-    script = ("import sys; from engine import cli\n"
+    script = ("import sys; from engine.cli import main as cli\n"
               "cli.cmd_status = lambda args: [print('x' * 80) for _ in range(200_000)] and 0\n"
               "sys.exit(cli.main(['status', '-w', 'unused']))")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
@@ -26,7 +26,7 @@ def test_a_closed_pipe_ends_quietly_with_status_zero():
 
 
 def test_bad_scan_settings_are_one_line_usage_errors(tmp_path, capsys):
-    from engine import cli
+    from engine.cli import main as cli
 
     for argv, says in ((["--spill", "x"], "--spill: not a number: 'x'"),
                        (["--spill", "3"], "--spill: must be between 0 and 2, not 3.0"),

@@ -46,7 +46,7 @@ def test_running_out_of_duckdb_memory_is_one_clear_line_and_keeps_committed_work
 
 
 def test_a_memory_limit_duckdb_cannot_read_is_refused_clearly(tmp_path, monkeypatch, capsys):
-    from engine import cli
+    from engine.cli import main as cli
 
     Store(tmp_path / "ws")  # a workspace, so the only thing wrong is the limit
     monkeypatch.setenv(MEMORY_ENV, "lots")
