@@ -18,13 +18,13 @@ import json
 import logging
 import os
 import re
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
 from engine.errors import QueryError
+from engine.files import atomic_path
 from engine.models import (
     MARK_KINDS,
     MARK_LABELS,
@@ -316,10 +316,9 @@ class AnalystMixin:
         name = f"{target_kind}-{_safe(str(target_id))}-{stamp}"
         exports = self.store.root / "exports"  # type: ignore[attr-defined]
         exports.mkdir(exist_ok=True)
-        tmp = exports / f".{name}.tmp-{os.getpid()}"
         final = exports / name
-        tmp.mkdir()
-        try:
+        with atomic_path(final) as tmp:
+            tmp.mkdir()
             with self.store.connect() as con:  # type: ignore[attr-defined]
                 con.execute("CREATE OR REPLACE TEMP TABLE export_accounts AS "
                             "SELECT unnest(?::VARCHAR[]) AS account_id", [accounts])
@@ -359,10 +358,6 @@ class AnalystMixin:
                 json.dump(doc, fh, indent=2, default=str, ensure_ascii=False)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         log.info("exported %s %s: %d exchanges, %d families -> %s", target_kind, target_id, n_ex, n_fam, final)
         return EvidenceExport(target_kind, str(target_id), str(final),
                               tuple(str(final / f) for f in doc["files"]), len(accounts), int(n_ex), int(n_fam),

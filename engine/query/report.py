@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.errors import CopyhoundError
+from engine.files import atomic_write
 from engine.models import Signal
 
 
@@ -125,7 +125,6 @@ def write_report(engine, path: Path, top: int = 10) -> Path:
         raise CopyhoundError(f"{path}: report must end in .md or .html")
     markdown = render_markdown(engine, top=top)
     text = render_html(markdown) if suffix in (".html", ".htm") else markdown
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
     return path
