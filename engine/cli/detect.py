@@ -126,21 +126,20 @@ def add_commands(sub, common, fmt, device) -> None:
                    "(which embeds only the prompts that have one); slower, fewer false edges")
     p.add_argument("--nprobe", type=_positive_int, default=EngineConfig.scan_nprobe, metavar="N",
                    help="past 200k prompts, IVF lists each list is joined with (default %(default)s); more "
-                   "finds more of the near-copies close to the threshold, for more time (at 1M exchanges 12 and 16 "
-                   "probes took 1.15x and 1.34x the join of 8; README, Scale)")
+                   "finds more of the near-copies close to the threshold, and the join takes longer")
     p.add_argument("--spill", type=_margin, default=EngineConfig.scan_spill, metavar="M",
                    help="past 200k prompts, a prompt within M (inner product) of its second-nearest IVF list "
                    "is also joined there (default %(default)s, 0 = off); finds the near-copies on list "
                    "boundaries, the ones --nprobe misses")
     p.add_argument("--max-list", type=_list_bound, default=EngineConfig.scan_max_list, metavar="N",
                    help="past 200k prompts, IVF lists of more than N prompts are split for the join (default "
-                   "%(default)s = off); keeps the join's cost linear in the number of prompts, but finds fewer "
-                   "near-copies for the same time than more --nprobe (README, Scale)")
+                   "%(default)s = off); keeps the join's cost per prompt fixed as prompts grow, but finds "
+                   "fewer near-copies than the unsplit lists")
     p.add_argument("--point-probes", type=_count, default=EngineConfig.scan_point_probes, metavar="P",
                    help="past 200k prompts, each prompt is also joined with its own P nearest IVF lists (default "
                    "%(default)s, 0 = off); finds the near-copies of prompts at the edge of their list, which a "
-                   "list's --nprobe misses more often the more prompts there are (at 1M exchanges 8 took 1.8x "
-                   "the join of none; README, Scale)")
+                   "list's --nprobe misses more often the more prompts there are; each one lengthens the "
+                   "join")
     add_ray_option(p)
     p.set_defaults(func=cmd_scan)
 

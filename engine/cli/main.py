@@ -166,11 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     device.add_argument("--device", default=os.environ.get("COPYHOUND_DEVICE", "cpu"),
                         help="cpu or cuda (env COPYHOUND_DEVICE)")
     device.add_argument("--encoder", "-e", default=os.environ.get("COPYHOUND_ENCODER"),
-                        help="minilm (all-MiniLM-L6-v2), onnx (the same model in int8 on onnxruntime, ~3x "
-                        "faster on CPU, MiniLM's who-else threshold, scan cut 0.83; pip install "
-                        "'copyhound[onnx]') or static (the fast "
-                        "tier distilled from it, ~100x faster on CPU, own thresholds); default: the encoder "
-                        "the workspace already uses, else minilm (env COPYHOUND_ENCODER)")
+                        help="minilm (all-MiniLM-L6-v2), onnx (the same model in int8 on onnxruntime, "
+                        "faster on CPU; pip install 'copyhound[onnx]') or static (a word-piece table "
+                        "distilled from it, the fastest and the coarsest, with its own thresholds; see "
+                        "scan --recheck); default: the encoder the workspace already uses, else minilm "
+                        "(env COPYHOUND_ENCODER)")
 
     parser = argparse.ArgumentParser(
         prog="copyhound",
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", "-i", help="file of queries: text (one per line) or .jsonl with a 'prompt' field; - for stdin")
     p.add_argument("--threshold", "-t", type=float, default=None,
                    help=f"cosine threshold (default: the encoder's own, {DEFAULT_THRESHOLD} for minilm, "
-                   f"{thresholds_for(ONNX_NAME)[0]} for onnx, {thresholds_for(STATIC_NAME)[0]} for static; see README)")
+                   f"{thresholds_for(ONNX_NAME)[0]} for onnx, {thresholds_for(STATIC_NAME)[0]} for static)")
     p.set_defaults(func=cmd_who_else)
 
     p = sub.add_parser("status", parents=[common, fmt, device], help="workspace figures")
