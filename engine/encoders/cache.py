@@ -10,13 +10,12 @@ silently used or silently rebuilt (a rebuild on another CPU or library version c
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import EmbeddingError
-from engine.files import file_sha256
+from engine.files import atomic_path, atomic_write, file_sha256
 
 
 def check_cached(path: Path, meta_path: Path, source_sha: str, *, made: str, redo: str) -> dict | None:
@@ -49,15 +48,8 @@ def write_cached(path: Path, meta_path: Path, write: Callable[[Path], None], met
     `check_cached`, rebuilt on the next use.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     meta = {**meta, "sha256": file_sha256(path), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    tmp_meta = meta_path.with_name(f".{meta_path.name}.tmp-{os.getpid()}")
-    tmp_meta.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_meta, meta_path)
+    with atomic_write(meta_path, "w") as fh:
+        fh.write(json.dumps(meta, indent=1))

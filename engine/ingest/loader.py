@@ -27,11 +27,11 @@ import pyarrow as pa
 
 from engine.config import MAX_PROMPT_CHARS
 from engine.errors import IngestError
-from engine.files import file_sha256
+from engine.files import atomic_path, file_sha256
 from engine.ingest.fingerprint import fingerprint, junk_reason, normalize
 from engine.models import FileIngest
 from engine.progress import ProgressFn, no_progress
-from engine.store.workspace import Store
+from engine.store.workspace import Store, transaction
 
 log = logging.getLogger(__name__)
 
@@ -362,14 +362,13 @@ class Ingestor:
             con.execute("CREATE TEMP TABLE q_structural (line BIGINT, reason VARCHAR, raw VARCHAR)")
             if structural:
                 con.executemany("INSERT INTO q_structural VALUES (?, ?, ?)", structural)
-            tmp = quarantine.with_name("." + quarantine.name + ".tmp")
-            con.execute(
-                f"""COPY (SELECT {_lit(str(path))} AS file, line, reason, raw FROM (
-                        SELECT line, problem AS reason, raw FROM {stage} WHERE problem IS NOT NULL
-                        UNION ALL SELECT line, reason, raw FROM q_structural) ORDER BY line)
-                    TO {_lit(str(tmp))} (FORMAT json)"""
-            )
-            tmp.replace(quarantine)
+            with atomic_path(quarantine) as tmp:
+                con.execute(
+                    f"""COPY (SELECT {_lit(str(path))} AS file, line, reason, raw FROM (
+                            SELECT line, problem AS reason, raw FROM {stage} WHERE problem IS NOT NULL
+                            UNION ALL SELECT line, reason, raw FROM q_structural) ORDER BY line)
+                        TO {_lit(str(tmp))} (FORMAT json)"""
+                )
             con.execute("DROP TABLE q_structural")
             log.warning("%s: %d bad rows quarantined in %s", path, bad, quarantine)
         good_lines = con.execute(f"SELECT max(line) FROM {stage} WHERE problem IS NULL").fetchone()[0] or 0
@@ -414,8 +413,7 @@ class Ingestor:
                "|| chr(31) || s.prompt))")
         for batch in range(int(batches_done), int(batches_total)):
             lo, hi = batch * self.batch_rows + 1, (batch + 1) * self.batch_rows
-            con.execute("BEGIN")
-            try:
+            with transaction(con):
                 con.execute(
                     f"""INSERT INTO prompts (prompt_id, fingerprint, text, normalized, n_chars, first_seen, last_seen)
                         SELECT nextval('prompt_id_seq'), fingerprint, text, normalized, length(normalized),
@@ -454,19 +452,10 @@ class Ingestor:
                        rows_duplicate = rows_duplicate + ? WHERE file_id = ?""",
                     [batch + 1, loaded, candidates - loaded, file_id],
                 )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
             self.progress(f"load {path.name}", batch + 1, int(batches_total))
-        con.execute("BEGIN")
-        try:
+        with transaction(con):
             refresh_aggregates(con, f"SELECT DISTINCT prompt_id, account_id FROM exchanges WHERE file_id = {file_id}")
             con.execute("UPDATE ingest_files SET status = 'done', finished = now() WHERE file_id = ?", [file_id])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         self._drop_staging(con, file_id)
 
 

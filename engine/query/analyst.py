@@ -263,7 +263,8 @@ class AnalystMixin:
             raise QueryError(f"cannot mark a {target_kind!r}: choose {' or '.join(MARK_KINDS)}")
         if label not in MARK_LABELS:
             raise QueryError(f"unknown mark {label!r}: choose {', '.join(MARK_LABELS)}")
-        with self.store.connect() as con:  # type: ignore[attr-defined]
+        # The check that the target exists and the mark commit together.
+        with self.store.transaction() as con:  # type: ignore[attr-defined]
             table = "accounts WHERE account_id = ?" if target_kind == "account" else "rings WHERE ring_id = ?"
             key: object = str(target_id)
             if target_kind == "ring":

@@ -29,6 +29,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from engine.files import atomic_path
 from engine.store.workspace import Store
 
 log = logging.getLogger(__name__)
@@ -104,46 +105,14 @@ class SenderIndex:
     def build(cls, store: Store, con: duckdb.DuckDBPyConnection, key: tuple[int, ...]) -> SenderIndex:
         started = time.monotonic()
         final = store.root / "index" / DIR_NAME
-        tmp = final.with_name(f".{DIR_NAME}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save = lambda name, arr: np.save(tmp / f"{name}.npy", arr, allow_pickle=False)  # noqa: E731
-        # Account codes follow DuckDB's own ordering of account ids, so ordering by code orders by name
-        # exactly as a SQL ORDER BY account_id does.
-        con.execute("CREATE OR REPLACE TEMP TABLE sender_codes AS SELECT account_id, "
-                    "(row_number() OVER (ORDER BY account_id) - 1)::INTEGER AS code "
-                    "FROM (SELECT DISTINCT account_id FROM exchanges)")
-        names = con.sql("SELECT account_id FROM sender_codes ORDER BY code").to_arrow_table().column(0)
-        blob, bounds = _string_buffers(names)
-        save("account_blob", blob)
-        save("account_bounds", bounds)
-        ex = con.execute(
-            """SELECT e.prompt_id, c.code, coalesce(epoch_us(e.ts), ?) AS ts_us
-               FROM exchanges e JOIN sender_codes c USING (account_id)
-               ORDER BY e.prompt_id, ts_us, c.code""", [NO_TS_FIRST]).fetchnumpy()
-        con.execute("DROP TABLE sender_codes")
-        pid = np.asarray(ex["prompt_id"], np.int64)
-        prompt_ids, starts = np.unique(pid, return_index=True)
-        save("prompt_ids", prompt_ids)
-        save("offsets", np.append(starts, len(pid)).astype(np.int64))
-        save("account_code", np.asarray(ex["code"], np.int32))
-        save("ts_us", np.asarray(ex["ts_us"], np.int64))
-        del ex, pid
-        fp = con.execute("SELECT fingerprint, prompt_id FROM prompts ORDER BY fingerprint, prompt_id").fetchnumpy()
-        save("fingerprints", np.asarray(fp["fingerprint"], np.int64))
-        save("fingerprint_prompt", np.asarray(fp["prompt_id"], np.int64))
-        del fp
-        _save_texts(con, tmp)
-        (tmp / "meta.json").write_text(json.dumps({"key": list(key)}), encoding="utf-8")
-        # Swap folders: the old one is renamed aside first (a reader that still maps its files keeps
-        # them until it lets go), then the new one takes its name.
-        old = final.with_name(f".{DIR_NAME}.old-{os.getpid()}")
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        # The old folder is renamed aside before the new one takes its name: a reader that still maps
+        # its files keeps them until it lets go.
+        with atomic_path(final) as tmp:
+            tmp.mkdir()
+            n_prompts, n_accounts = _write_folder(con, tmp, key)
         log.info("senders: %d exchanges of %d prompts from %d accounts indexed in %.1f s", int(key[1]),
-                 len(prompt_ids), len(bounds) - 1, time.monotonic() - started)
+                 n_prompts, n_accounts, time.monotonic() - started)
         return cls(final, key)
 
     # ------------------------------------------------------------------ lookups
@@ -202,6 +171,39 @@ class SenderIndex:
              np.maximum.reduceat(ts_last, start), pid[start], np.logical_or.reduceat(ex, start))
         final = np.lexsort((g[1], -g[2], -g[3], g[0]))
         return SenderGroups(*(x[final] for x in g))
+
+
+def _write_folder(con: duckdb.DuckDBPyConnection, folder: Path, key: tuple[int, ...]) -> tuple[int, int]:
+    """Write the index's arrays into `folder`; returns (prompts, accounts) indexed."""
+    save = lambda name, arr: np.save(folder / f"{name}.npy", arr, allow_pickle=False)  # noqa: E731
+    # Account codes follow DuckDB's own ordering of account ids, so ordering by code orders by name
+    # exactly as a SQL ORDER BY account_id does.
+    con.execute("CREATE OR REPLACE TEMP TABLE sender_codes AS SELECT account_id, "
+                "(row_number() OVER (ORDER BY account_id) - 1)::INTEGER AS code "
+                "FROM (SELECT DISTINCT account_id FROM exchanges)")
+    names = con.sql("SELECT account_id FROM sender_codes ORDER BY code").to_arrow_table().column(0)
+    blob, bounds = _string_buffers(names)
+    save("account_blob", blob)
+    save("account_bounds", bounds)
+    ex = con.execute(
+        """SELECT e.prompt_id, c.code, coalesce(epoch_us(e.ts), ?) AS ts_us
+           FROM exchanges e JOIN sender_codes c USING (account_id)
+           ORDER BY e.prompt_id, ts_us, c.code""", [NO_TS_FIRST]).fetchnumpy()
+    con.execute("DROP TABLE sender_codes")
+    pid = np.asarray(ex["prompt_id"], np.int64)
+    prompt_ids, starts = np.unique(pid, return_index=True)
+    save("prompt_ids", prompt_ids)
+    save("offsets", np.append(starts, len(pid)).astype(np.int64))
+    save("account_code", np.asarray(ex["code"], np.int32))
+    save("ts_us", np.asarray(ex["ts_us"], np.int64))
+    del ex, pid
+    fp = con.execute("SELECT fingerprint, prompt_id FROM prompts ORDER BY fingerprint, prompt_id").fetchnumpy()
+    save("fingerprints", np.asarray(fp["fingerprint"], np.int64))
+    save("fingerprint_prompt", np.asarray(fp["prompt_id"], np.int64))
+    del fp
+    _save_texts(con, folder)
+    (folder / "meta.json").write_text(json.dumps({"key": list(key)}), encoding="utf-8")
+    return len(prompt_ids), len(bounds) - 1
 
 
 def _save_texts(con: duckdb.DuckDBPyConnection, folder: Path) -> None:

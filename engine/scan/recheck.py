@@ -51,14 +51,12 @@ class Rechecker:
         pos_a, pos_b = where.of(a), where.of(b)
         sim = np.einsum("ij,ij->i", vecs[pos_a], vecs[pos_b])
         keep = sim >= self.threshold
-        with self.store.connect() as con:
-            con.execute("BEGIN")
+        with self.store.transaction() as con:
             con.execute("DELETE FROM matches")
             con.register("kept", pa.table({"a": a[keep], "b": b[keep],
                                            "s": np.minimum(sim[keep], 1.0).astype(np.float32)}))
             con.execute("INSERT INTO matches SELECT a, b, s FROM kept")
             con.unregister("kept")
-            con.execute("COMMIT")
         log.info("re-check: %d of %d candidate edges confirmed by %s (cosine >= %.2f; %d prompts) in %.1f s",
                  int(keep.sum()), len(a), self.encoder.name, self.threshold, len(needed),
                  time.monotonic() - started)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io as _io
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pyarrow as pa
 import index as faiss_index
 from engine.encoders.base import Encoder
 from engine.errors import EmbeddingError, IndexStateError
+from engine.files import atomic_write_bytes
 from engine.progress import ProgressFn, no_progress
 from engine.store.workspace import Store
 
@@ -35,12 +35,7 @@ def _shard_path(store: Store, encoder: str, shard_id: int) -> Path:
 def write_shard(path: Path, ids: np.ndarray, vecs: np.ndarray) -> None:
     buf = _io.BytesIO()
     np.savez(buf, ids=ids.astype(np.int64), vecs=vecs.astype(np.float16))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(buf.getbuffer())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getbuffer())
 
 
 def read_shard(path: Path, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
@@ -117,13 +112,11 @@ def embed_pending(
             raise EmbeddingError(f"encoder {encoder.name} returned shape {vecs.shape}, expected ({len(rows)}, {encoder.dim})")
         path = _shard_path(store, encoder.name, shard_id)
         write_shard(path, ids, vecs)
-        with store.connect() as con:
-            con.execute("BEGIN")
+        with store.transaction() as con:
             con.execute("INSERT INTO embedding_shards VALUES (?, ?, ?, ?, ?, now())",
                         [shard_id, encoder.name, path.name, len(rows), encoder.dim])
             con.register("shard_ids", {"prompt_id": ids})
             con.execute("INSERT INTO embeddings SELECT prompt_id, ?, ? FROM shard_ids", [encoder.name, shard_id])
-            con.execute("COMMIT")
         last_id = int(ids[-1])
         done += len(rows)
         shards += 1
@@ -208,12 +201,10 @@ def update_index(store: Store, encoder: str, dim: int, factory: str | None = Non
         progress("index", n, len(shards))
     manifest = faiss_index.Manifest.for_index(idx, encoder=encoder, factory=wanted, extra={"max_shard": max_shard})
     faiss_index.save(idx, path, manifest)
-    with store.connect() as con:
-        con.execute("BEGIN")
+    with store.transaction() as con:
         con.execute("DELETE FROM indexes WHERE encoder = ?", [encoder])
         con.execute("INSERT INTO indexes VALUES (?, ?, ?, ?, ?, now())",
                     [encoder, path.name, wanted, int(idx.ntotal), max_shard])
-        con.execute("COMMIT")
     log.info("index %s: %d vectors (%s, %s) in %.1f s", path.name, idx.ntotal, wanted,
              "rebuilt" if rebuild else "extended", time.monotonic() - started)
     return int(idx.ntotal), wanted

@@ -10,7 +10,6 @@ nothing is corrupted and nothing waits forever.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -123,6 +122,12 @@ class Store:
         finally:
             con.close()
 
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation whose writes commit together (see `transaction`)."""
+        with self.connect() as con, transaction(con):
+            yield con
+
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR, value VARCHAR)")
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -134,29 +139,34 @@ class Store:
             )
         for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
             log.info("applying migration %03d %s", number, migration.__name__)
-            con.execute("BEGIN")
-            try:
+            with transaction(con):
                 migration(con)
                 con.execute("DELETE FROM meta WHERE key = 'schema_version'")
                 con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(number)])
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN on `con`; COMMIT when the block ends normally, ROLLBACK when it raises (then re-raise).
+
+    For work on a connection that is already open (ingest's batches, the scan's final tables);
+    `Store.transaction()` opens one for a single transaction. A ROLLBACK that fails (the error already
+    ended the transaction, or the connection is gone) is logged, so the error that caused it is the one raised.
+    """
+    con.execute("BEGIN")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error as err:
+            log.debug("rollback after an error failed too: %s", _first_line(err))
+        raise
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same folder and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _first_line(err: Exception) -> str:
