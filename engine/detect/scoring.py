@@ -349,14 +349,12 @@ def _template_examples(con: duckdb.DuckDBPyConnection, mask: np.ndarray, n: int 
     """Per account with templated exchanges: its top shared templates with pattern and example."""
     rows = con.execute(
         f"""
-        WITH tacc AS (
-            SELECT m.template_id, count(DISTINCT e.account_id) AS k
-            FROM exchanges e JOIN template_members m USING (prompt_id) GROUP BY m.template_id
+        WITH tacc AS ({sg.SHARED_TEMPLATES_SQL}
         ), per AS (
             SELECT e.account_id, m.template_id, count(*) AS c, min(e.prompt_id) AS pid,
                    row_number() OVER (PARTITION BY e.account_id ORDER BY count(*) DESC, m.template_id) AS rk
             FROM exchanges e JOIN template_members m USING (prompt_id) JOIN tacc USING (template_id)
-            WHERE tacc.k > 1 GROUP BY e.account_id, m.template_id
+            GROUP BY e.account_id, m.template_id
         )
         SELECT per.account_id, per.template_id, per.c, tacc.k, left(t.pattern, 200), left(p.text, 200)
         FROM per JOIN tacc USING (template_id) LEFT JOIN templates t USING (template_id)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "PRIOR_EXCHANGES",
+    "SHARED_TEMPLATES_SQL",
     "account_shares",
     "background_cut",
     "coverage",
@@ -34,6 +35,11 @@ __all__ = [
 PRIOR_EXCHANGES = 5.0
 # Accounts with fewer distinct prompts have no measurable topic spread.
 MIN_COVERAGE_PROMPTS = 8
+# A template shared by several accounts, as SQL rows (template_id, k = accounts that sent a member), k > 1.
+# Counted from the exchanges rather than read from templates.n_accounts, which a caller may not have filled.
+SHARED_TEMPLATES_SQL = """SELECT m.template_id, count(DISTINCT e.account_id) AS k
+            FROM exchanges e JOIN template_members m USING (prompt_id) GROUP BY m.template_id
+            HAVING count(DISTINCT e.account_id) > 1"""
 
 
 def background_cut(values: np.ndarray, background_mask: np.ndarray, q: float = 0.99) -> float:
@@ -72,11 +78,9 @@ def account_shares(
     """
     r = con.execute(
         f"""
-        WITH tacc AS (
-            SELECT m.template_id, count(DISTINCT e.account_id) AS k
-            FROM exchanges e JOIN template_members m USING (prompt_id) GROUP BY m.template_id
+        WITH tacc AS ({SHARED_TEMPLATES_SQL}
         ), shared AS (
-            SELECT m.prompt_id FROM template_members m JOIN tacc USING (template_id) WHERE tacc.k > 1
+            SELECT m.prompt_id FROM template_members m JOIN tacc USING (template_id)
         ), facc AS (
             SELECT f.family_id, count(DISTINCT e.account_id) AS k
             FROM exchanges e JOIN families f USING (prompt_id) GROUP BY f.family_id
