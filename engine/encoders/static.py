@@ -25,16 +25,24 @@ The table is cached in the workspace (``models/<name>.npz``) beside a JSON sidec
 sha256 and the sha256 of the MiniLM weights it was distilled from; both are checked at load, so a
 corrupt or foreign table is refused, never silently used. The cached table is what every vector of
 the workspace was made with, so a later distillation on another CPU cannot drift the index.
+
+Vectors are then centred on a fixed reference (`StaticEncoder._load_centre`) shipped as package data,
+``data/static_centre_v<N>.npy``, checked against its sha256 here and copied into the workspace beside
+the table. It was fitted once on synthetic traffic by tools/refit_static_centre.py; the engine never
+imports the generator, so editing it changes no vector.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import itertools
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +51,7 @@ from scipy import sparse
 from engine.config import STATIC_NAME
 from engine.encoders.cache import check_cached, write_cached
 from engine.errors import EmbeddingError
+from engine.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +62,11 @@ SIF_COEFFICIENT = 1e-4
 # Pieces read per prompt, from its start (16 x 256, as many as the transformer's windows read; unlike
 # them, these do not sample the rest of a very long prompt).
 MAX_PIECES = 4096
-# Synthetic exchanges whose organic prompts are the centring reference (about 2 s to generate and encode).
-REFERENCE_EXCHANGES = 20_000
+# The centring reference shipped with the package (see `reference_centre`): float32 (2, STATIC_DIMS), the
+# mean and the first principal direction. A refit is a new version with a new name, never an edit of
+# this file (tools/refit_static_centre.py says when and how); the sha256 is checked at every read.
+CENTRE_FILE = "static_centre_v1.npy"
+CENTRE_SHA256 = "d8d585dd57dc0c91aba85874cb99368b695d60a6d927f699093bcf680a0b31f3"
 # A prompt longer than this is cut before tokenising: 4,096 pieces rarely need more than ~20k characters.
 MAX_CHARS = 32_000
 
@@ -155,57 +167,64 @@ class StaticEncoder:
 
     # ------------------------------------------------------------------ centring
     def _load_centre(self) -> None:
-        """Load the centre cached beside the table, fitting (and caching) it first when absent.
+        """Load the centre cached beside the table, copying the packaged reference centre there first.
 
         Summed piece vectors share a large common direction (random prompts score ~0.4 against each
         other) that dominates every cosine. As in SIF's common-component removal, a mean vector is
         subtracted and the first principal direction projected out. Both come from a fixed reference,
         never from the traffic being scanned: a campaign that is most of a workspace's traffic would
         otherwise *be* the mean and the main direction, and removing them would erase its copies'
-        likeness. The reference is the organic traffic of `synth.generator` at a fixed seed
-        (`REFERENCE_EXCHANGES` exchanges): generic English requests, generated in-process, the same
-        on every machine. Measured on real prompts (bench/threshold.py): at the cut keeping 95% of
-        perturbed copies, the hardest unrelated pairs that pass fall from 23% to about 6%, as much as
-        centring on those real prompts themselves achieves.
+        likeness. The reference is shipped with the package (`reference_centre`), fitted once on
+        generic English requests by tools/refit_static_centre.py. Measured on real prompts
+        (bench/threshold.py): at the cut keeping 95% of perturbed copies, the hardest unrelated pairs
+        that pass fall from 23% to about 6%, as much as centring on those real prompts themselves achieves.
+
+        The workspace keeps its own copy, as it keeps the table: a later package with another centre
+        version must not change the vectors of a workspace already scanned. A copy written before the
+        centre was packaged (fitted here at first use) holds the same values and loads the same.
         """
         self.centre = self.direction = None
         path = self._cache_dir / f"{STATIC_NAME}.centre.json"
         if not path.exists():
-            mean, direction, n = self._fit_reference()
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            tmp.write_text(json.dumps({"reference": f"synth.generator organic prompts, {REFERENCE_EXCHANGES} "
-                                       "exchanges, seed 0", "prompts": n, "mean": mean.tolist(),
-                                       "direction": direction.tolist()}))
-            os.replace(tmp, path)
+            mean, direction = reference_centre()
+            with atomic_write(path, "w") as fh:
+                fh.write(json.dumps({"reference": f"engine/encoders/data/{CENTRE_FILE}", "sha256": CENTRE_SHA256,
+                                     "mean": mean.tolist(), "direction": direction.tolist()}))
         try:
             data = json.loads(path.read_text())
             centre = np.asarray(data["mean"], np.float32)
             direction = np.asarray(data["direction"], np.float32)
         except (OSError, ValueError, KeyError) as err:
-            raise EmbeddingError(f"{path}: unreadable centre ({err}); delete it to re-fit") from err
+            raise EmbeddingError(f"{path}: unreadable centre ({err}); delete it to copy the packaged one") from err
         if centre.shape != (STATIC_DIMS,) or direction.shape != (STATIC_DIMS,):
-            raise EmbeddingError(f"{path}: centre of shape {centre.shape}, expected ({STATIC_DIMS},); delete it to re-fit")
+            raise EmbeddingError(f"{path}: centre of shape {centre.shape}, expected ({STATIC_DIMS},); "
+                                 "delete it to copy the packaged one")
         self.centre, self.direction = centre, direction
 
-    def _fit_reference(self) -> tuple[np.ndarray, np.ndarray, int]:
-        import tempfile
 
-        from engine.ingest.fingerprint import normalize
-        from synth import SynthConfig, write_synth
+def reference_centre(source: Traversable | Path | None = None, sha256: str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The packaged reference centre: (mean, direction), each float32 (STATIC_DIMS,).
 
-        with tempfile.TemporaryDirectory() as tmp:
-            run = write_synth(SynthConfig(exchanges=REFERENCE_EXCHANGES, seed=0), Path(tmp) / "reference.jsonl")
-            organic = {a for a, campaign in json.loads(run.truth_path.read_text())["accounts"].items()
-                       if campaign is None}
-            with open(run.path, encoding="utf-8") as fh:
-                rows = [json.loads(line) for line in fh]
-        texts = list(dict.fromkeys(normalize(r["prompt"]) for r in rows if r["account_id"] in organic))
-        vecs = self.encode(texts)  # uncentred: self.centre is None here
-        vecs = vecs[np.linalg.norm(vecs, axis=1) > 0]
-        mean = vecs.mean(0)
-        _, _, vt = np.linalg.svd(vecs - mean, full_matrices=False)
-        log.info("static encoder: centre fitted on %d reference prompts", len(vecs))
-        return mean.astype(np.float32), vt[0].astype(np.float32), len(vecs)
+    `source` and `sha256` default to the packaged ``data/CENTRE_FILE`` and `CENTRE_SHA256`. The bytes
+    read are the bytes checked and parsed, so a damaged or replaced file is refused, never used.
+    Raises EmbeddingError (one line) when the file is missing, damaged or of the wrong shape.
+    """
+    source = source or files(__package__) / "data" / CENTRE_FILE
+    sha256 = sha256 or CENTRE_SHA256
+    try:
+        raw = source.read_bytes()
+    except OSError as err:
+        raise EmbeddingError(f"static centre {source} unreadable ({err}); reinstall copyhound") from err
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != sha256:
+        raise EmbeddingError(f"static centre {source} has sha256 {actual[:16]}..., expected {sha256[:16]}...: "
+                             "the file is damaged or replaced; reinstall copyhound")
+    centre = np.load(io.BytesIO(raw), allow_pickle=False)
+    if centre.shape != (2, STATIC_DIMS) or centre.dtype != np.float32:
+        raise EmbeddingError(f"static centre {source}: {centre.dtype} {centre.shape}, expected float32 "
+                             f"(2, {STATIC_DIMS})")
+    return centre[0], centre[1]
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
