@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         # The join's own partition, planned again (same arguments, so the same lists): the share of exact
         # pairs it compares at all tells the IVF's misses from what the cap drops.
-        plan = faiss_index.plan_ivf(vecs, nprobe=nprobe, block_size=SELFJOIN_BLOCK, centroids=centroids,
-                                    spill=spill, max_list=max_list, point_probes=points)
+        settings = faiss_index.JoinSettings(nprobe=nprobe, spill=spill, max_list=max_list, point_probes=points)
+        plan = faiss_index.plan_ivf(vecs, settings=settings, block_size=SELFJOIN_BLOCK, centroids=centroids)
         plan_s = time.perf_counter() - t0
         run = {"nprobe": nprobe, "spill": spill, "max_list": max_list, "point_probes": points,
                "plan_s": round(plan_s, 1)}
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             edges, kept_a, kept_b = 0, [], []
             for block in faiss_index.self_join(vecs, ids, threshold, method="ivf", max_neighbors=MAX_NEIGHBORS,
-                                               block_size=SELFJOIN_BLOCK, centroids=centroids, nprobe=nprobe,
-                                               spill=spill, max_list=max_list, point_probes=points):
+                                               block_size=SELFJOIN_BLOCK, centroids=centroids, settings=settings):
                 edges += len(block)
                 near = np.isin(block.a, sampled) | np.isin(block.b, sampled)
                 kept_a.append(block.a[near])

@@ -143,10 +143,7 @@ def _join_plan(eng: Engine, vecs: np.ndarray):
     centroids = faiss_index.ivf_centroids(idx)
     if centroids is None:
         return None
-    cfg = eng.config
-    return faiss_index.plan_ivf(vecs, nprobe=cfg.scan_nprobe, block_size=SELFJOIN_BLOCK, centroids=centroids,
-                                spill=cfg.scan_spill, max_list=int(cfg.scan_max_list) or None,
-                                point_probes=cfg.scan_point_probes)
+    return faiss_index.plan_ivf(vecs, settings=eng.config.join, block_size=SELFJOIN_BLOCK, centroids=centroids)
 
 
 def exact_sample(ids: np.ndarray, vecs: np.ndarray, edges, threshold: float, sample: int,

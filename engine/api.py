@@ -173,9 +173,7 @@ class Engine(AnalystMixin):
             mapper = parallel_map
         result = run_scan(self.store, self.encoder, cut, progress=progress, force=force,
                           embedded=embedded.embedded, recheck=checker,
-                          crowd_radius=self.threshold, mapper=mapper, nprobe=self.config.scan_nprobe,
-                          spill=self.config.scan_spill, max_list=self.config.scan_max_list,
-                          point_probes=self.config.scan_point_probes)
+                          crowd_radius=self.threshold, mapper=mapper, join_settings=self.config.join)
         # Brought up to date here (about 2 s per million exchanges) so the first who-else after a nightly
         # scan is as fast as the rest.
         progress("sender index", 0, 1)

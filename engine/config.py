@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
+
+from index.settings import DEFAULT_JOIN, JoinSettings
 
 DEFAULT_WORKSPACE = Path("copyhound-data")
 # DuckDB's memory limit (it spills to the workspace's tmp/ past it, except where a query cannot spill):
@@ -34,29 +37,6 @@ SCAN_THRESHOLD = 0.84
 # off `bench/threshold.py --encoder static` (bench/results/threshold_static.json, vectors centred on the
 # fixed reference, see engine.encoders.static). At those cuts the static model also passes 7% of the hardest unrelated pairs
 # (MiniLM: 0%): its edges are candidates, which `scan --recheck` confirms with the transformer.
-# IVF lists each list of the scan's self-join is compared with; `scan --nprobe` overrides. 8 keeps the
-# 1M join near 100 s on two cores; see README "Scale" for the recall it buys.
-DEFAULT_NPROBE = 8
-# Inner-product margin within which a prompt is also a candidate in its second-nearest IVF list
-# (`scan --spill`, 0 = off; index.selfjoin). Near-copies missed by the blocked join sit on list
-# boundaries. At a million static-tier prompts (`bench/join_recall.py`, bench/results/join_recall.json:
-# top-20 recall on 2,000 rows of exact brute force) nprobe 8 finds 0.911 in 98 s, with spill 0.03 / 0.05
-# 0.949 / 0.952 in 131 / 129 s, where nprobe 12 finds 0.935 in 132 s and nprobe 16 0.946 in 179 s.
-DEFAULT_SPILL = 0.05
-# Most prompts an IVF list of the scan's self-join may hold (`scan --max-list`, 0 = the index's lists as
-# they are); bigger lists are split by a k-means of their own (index.selfjoin). The index keeps about
-# 4*sqrt(N) lists, so without a bound each prompt meets ~sqrt(N) others and the join grows as N^1.5.
-# Off by default: at 3M exchanges (1.7M prompts, `bench/join_recall.py`) the split lists found fewer
-# near-copies for the same time (bound 400: nprobe 8 0.883 in 256 s, nprobe 12 0.905 in 357 s; the
-# index's lists at nprobe 8: 0.935 in 554 s, measured while tests ran beside it).
-DEFAULT_MAX_LIST = 0
-# Nearest IVF lists of its own each prompt is also compared with in the scan's self-join (`scan
-# --point-probes`, 0 = off; index.selfjoin): a list's probes are the lists nearest its centroid, but a
-# prompt at the list's edge has near-copies in the lists nearest itself, and the more lists (the larger
-# N) the more such prompts. Without them the join compares 0.915 of the top-20 exact pairs at 10M, with
-# 8 of them 0.982 (bench/results/join_partition_10m.json); at 1M 8 cost 1.8x the join for top-20 recall
-# 0.955 -> 0.984 (bench/results/join_points_pass_1m.json; README, "Join recall at 10M").
-DEFAULT_POINT_PROBES = 8
 # The fast tier's name as workspaces record it (engine.encoders.static builds it); kept here, where nothing
 # heavy is imported, so the CLI and config can name it without loading the model code.
 STATIC_NAME = "static-minilm-256"
@@ -106,12 +86,12 @@ class EngineConfig:
     threshold: float | None = None
     scan_threshold: float | None = None
     duckdb_memory_limit: str = field(default_factory=lambda: os.environ.get(MEMORY_ENV) or DEFAULT_DUCKDB_MEMORY)
-    # IVF lists each list of the scan's self-join is compared with (past the exact-join size).
-    scan_nprobe: int = DEFAULT_NPROBE
-    # Second-list margin of the scan's IVF self-join (0 = off).
-    scan_spill: float = DEFAULT_SPILL
-    # Largest IVF list of the scan's self-join before it is split (0 = never split).
-    scan_max_list: int = DEFAULT_MAX_LIST
-    # Each prompt's own nearest IVF lists it is also joined with (0 = off).
-    scan_point_probes: int = DEFAULT_POINT_PROBES
+    # The scan's IVF self-join (past the exact-join size): nprobe, spill, max_list, point_probes; the
+    # defaults and the measurements behind them are in index.settings.
+    join: JoinSettings = DEFAULT_JOIN
+    # The CLI's option defaults (engine.cli.detect) still read these names; the settings travel in `join`.
+    scan_nprobe: ClassVar[int] = JoinSettings.nprobe
+    scan_spill: ClassVar[float] = JoinSettings.spill
+    scan_max_list: ClassVar[int] = JoinSettings.max_list
+    scan_point_probes: ClassVar[int] = JoinSettings.point_probes
     extra: dict = field(default_factory=dict)

@@ -8,6 +8,7 @@ L2-normalised float32 ``(n, d)`` arrays; similarity is the inner product
 - :mod:`index.io`: atomic save/load with a JSON :class:`Manifest`.
 - :mod:`index.search`: batched k-NN and threshold search.
 - :mod:`index.selfjoin`: checkpointable all-pairs near-copy join.
+- :mod:`index.settings`: :class:`JoinSettings`, the IVF join's settings as one value.
 """
 
 from index.build import (
@@ -25,8 +26,10 @@ from index.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
 from index.io import Manifest, load, save
 from index.search import RangeResult, knn, range_search
 from index.selfjoin import EdgeBlock, IvfPlan, brute_force_pairs, local_map, plan_ivf, self_join
+from index.settings import DEFAULT_JOIN, JoinSettings
 
 __all__ = [
+    "DEFAULT_JOIN",
     "DEFAULT_NPROBE",
     "EXACT_MAX",
     "EdgeBlock",
@@ -34,6 +37,7 @@ __all__ = [
     "IndexMismatchError",
     "IndexStoreError",
     "IvfPlan",
+    "JoinSettings",
     "Manifest",
     "RangeResult",
     "add",

@@ -86,6 +86,7 @@ import faiss
 import numpy as np
 
 from index.build import EXACT_MAX, MAX_NLIST, MIN_POINTS_PER_LIST
+from index.settings import DEFAULT_JOIN, JoinSettings
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -406,34 +407,28 @@ def default_nlist(n: int, nprobe: int) -> int:
 def plan_ivf(
     vectors: np.ndarray,
     *,
+    settings: JoinSettings = DEFAULT_JOIN,
     nlist: int | None = None,
-    nprobe: int = 8,
     block_size: int = DEFAULT_BLOCK_SIZE,
     niter: int = 10,
     seed: int = 0,
     centroids: np.ndarray | None = None,
-    spill: float = 0.0,
-    max_list: int | None = None,
-    point_probes: int = 0,
 ) -> IvfPlan:
     """Cluster ``vectors`` (float ``(n, d)``) into lists and group lists into blocks.
 
     k-means is spherical, trained on at most ``256 * nlist`` rows sampled with
     ``seed``. The plan is deterministic for the same inputs, seed and FAISS
     thread count. ``centroids`` (float32 ``(nlist, d)``, e.g. a trained IVF
-    index's) skips k-means: the vectors are assigned to those lists. ``spill``
-    (inner-product margin, 0 = off): see the module docstring. ``max_list``
-    (optional): a list with more members is split by a small k-means of its
-    own into ``ceil(size / max_list)`` lists (see :func:`_split_lists`). ``point_probes``
-    (0 = off): each vector is also compared with the members of its own ``point_probes`` nearest
-    lists (module docstring).
+    index's) skips k-means: the vectors are assigned to those lists. ``settings``:
+    ``nprobe`` lists compared with each list; ``spill`` (inner-product margin,
+    0 = off): see the module docstring; ``max_list`` (0 = off): a list with more
+    members is split by a small k-means of its own into ``ceil(size / max_list)``
+    lists (see :func:`_split_lists`); ``point_probes`` (0 = off): each vector is
+    also compared with the members of its own ``point_probes`` nearest lists
+    (module docstring).
     """
-    if point_probes < 0:
-        raise ValueError(f"point_probes must be >= 0, got {point_probes}")
-    if spill < 0:
-        raise ValueError(f"spill must be >= 0, got {spill}")
-    if max_list is not None and max_list < 1:
-        raise ValueError(f"max_list must be >= 1 or None, got {max_list}")
+    nprobe, spill, point_probes = settings.nprobe, settings.spill, settings.point_probes
+    max_list = settings.max_list or None
     n, d = vectors.shape
     if centroids is not None and n:
         given = np.ascontiguousarray(centroids, dtype=np.float32)
@@ -867,14 +862,11 @@ def self_join(
     block_size: int = DEFAULT_BLOCK_SIZE,
     start_block: int = 0,
     nlist: int | None = None,
-    nprobe: int = 8,
+    settings: JoinSettings = DEFAULT_JOIN,
     max_neighbors: int | None = None,
     seed: int = 0,
     mapper=local_map,
     centroids: np.ndarray | None = None,
-    spill: float = 0.0,
-    max_list: int | None = None,
-    point_probes: int = 0,
 ) -> Iterator[EdgeBlock]:
     """Yield all pairs of rows whose inner product is ``>= threshold``.
 
@@ -887,19 +879,19 @@ def self_join(
     vectors and ``ivf`` above. ``block_size`` is the number of rows per block
     (exact) or the approximate number of vectors per block (ivf); it sets the
     checkpoint granularity, not the memory use. ``nlist`` (default
-    :func:`default_nlist`), ``nprobe`` and ``seed`` only affect ``ivf``; to
+    :func:`default_nlist`), ``settings`` and ``seed`` only affect ``ivf``; to
     resume an ivf join pass the same values. ``max_neighbors`` caps the
     edges each vector owns (see module docstring). ``mapper(func, shared,
     blocks)`` computes ``func(shared, blk)`` for each block number and yields
     the blocks in order: :func:`local_map` here, or a cluster's parallel map
     (every block depends only on ``shared`` and its number, so any mapper
     gives the same blocks). ``centroids`` (``ivf`` only): lists to use instead
-    of k-means (see :func:`plan_ivf`). ``spill`` (``ivf`` only): margin within
-    which a vector is also a candidate in its second-nearest list (module
-    docstring); pass the same value to resume. ``max_list`` (``ivf`` only):
-    lists with more members are split (:func:`plan_ivf`); same value to resume.
-    ``point_probes`` (``ivf`` only, 0 = off): each vector is also compared with
-    its own nearest lists (module docstring); same value to resume.
+    of k-means (see :func:`plan_ivf`). ``settings`` (``ivf`` only,
+    :class:`~index.settings.JoinSettings`): ``nprobe``; ``spill``, the margin
+    within which a vector is also a candidate in its second-nearest list
+    (module docstring); ``max_list``, lists with more members are split
+    (:func:`plan_ivf`); ``point_probes``, each vector is also compared with its
+    own nearest lists (module docstring).
 
     Arguments are validated (and for ``ivf`` the k-means plan is computed)
     when this function is called; the tiles are computed lazily as blocks are
@@ -912,8 +904,6 @@ def self_join(
         raise ValueError(f"start_block must be >= 0, got {start_block}")
     if max_neighbors is not None and max_neighbors < 1:
         raise ValueError(f"max_neighbors must be >= 1 or None, got {max_neighbors}")
-    if nprobe < 1:
-        raise ValueError(f"nprobe must be >= 1, got {nprobe}")
     if method == "auto":
         method = "exact" if vectors.shape[0] <= EXACT_MAX else "ivf"
     thr = np.float32(threshold)
@@ -923,12 +913,12 @@ def self_join(
         log.info("self-join exact: n=%d, %d blocks of %d rows", vectors.shape[0], nblocks, block_size)
         return mapper(_exact_block, (vectors, ids, thr, block_size, max_neighbors), range(start_block, nblocks))
     if method == "ivf":
-        plan = plan_ivf(vectors, nlist=nlist, nprobe=nprobe, block_size=block_size, seed=seed, centroids=centroids,
-                        spill=spill, max_list=max_list, point_probes=point_probes)
+        plan = plan_ivf(vectors, settings=settings, nlist=nlist, block_size=block_size, seed=seed,
+                        centroids=centroids)
         _check_start(start_block, plan.nblocks)
         log.info("self-join ivf: n=%d, nlist=%d, nprobe=%d, spill %.3f (%d vectors), point probes %d, %d blocks",
-                 vectors.shape[0], plan.nlist, plan.probe.shape[1], spill, len(plan.spill_order), point_probes,
-                 plan.nblocks)
+                 vectors.shape[0], plan.nlist, plan.probe.shape[1], settings.spill, len(plan.spill_order),
+                 settings.point_probes, plan.nblocks)
         return mapper(_ivf_block, (vectors, ids, thr, plan, max_neighbors), range(start_block, plan.nblocks))
     raise ValueError(f"method must be 'auto', 'exact' or 'ivf', got {method!r}")
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 
 from engine.config import EngineConfig, workspace_from_env
+from index.settings import JoinSettings
 
 
 class StderrProgress:
@@ -50,14 +52,15 @@ def open_engine(args: argparse.Namespace, **kwargs):
                           encoder=getattr(args, "encoder", None),
                           ray_address=getattr(args, "ray", None),
                           threshold=getattr(args, "threshold", None),
-                          scan_nprobe=getattr(args, "nprobe", None) or EngineConfig.scan_nprobe,
-                          scan_spill=(EngineConfig.scan_spill if getattr(args, "spill", None) is None
-                                      else args.spill),
-                          scan_max_list=(EngineConfig.scan_max_list if getattr(args, "max_list", None) is None
-                                         else args.max_list),
-                          scan_point_probes=(EngineConfig.scan_point_probes
-                                             if getattr(args, "point_probes", None) is None else args.point_probes))
+                          join=_join_settings(args))
     return Engine(workspace_from_env(args.workspace), config=config, **kwargs)
+
+
+def _join_settings(args: argparse.Namespace) -> JoinSettings:
+    """The scan's join settings from `scan`'s options; a verb without them gets the defaults."""
+    given = {name: value for name in ("nprobe", "spill", "max_list", "point_probes")
+             if (value := getattr(args, name, None)) is not None}
+    return replace(JoinSettings(), **given)
 
 
 def progress_bar(args: argparse.Namespace) -> StderrProgress:

@@ -16,13 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 import index as faiss_index
-from engine.config import (
-    DEFAULT_MAX_LIST,
-    DEFAULT_NPROBE,
-    DEFAULT_POINT_PROBES,
-    DEFAULT_SPILL,
-    DEFAULT_THRESHOLD,
-)
+from engine.config import DEFAULT_THRESHOLD
 from engine.detect.families import build_families_streamed
 from engine.detect.templates import mine_templates
 from engine.encoders.base import Encoder
@@ -57,19 +51,16 @@ def _state(store: Store, encoder: str) -> tuple[int, int]:
 
 def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: ProgressFn = no_progress,
              force: bool = False, embedded: int = 0, recheck=None,
-             crowd_radius: float = DEFAULT_THRESHOLD, mapper=None, nprobe: int = DEFAULT_NPROBE,
-             spill: float = DEFAULT_SPILL, max_list: int = DEFAULT_MAX_LIST,
-             point_probes: int = DEFAULT_POINT_PROBES) -> ScanResult:
+             crowd_radius: float = DEFAULT_THRESHOLD, mapper=None,
+             join_settings: faiss_index.JoinSettings = faiss_index.DEFAULT_JOIN) -> ScanResult:
     """Self-join the encoder's vectors at `threshold`, then rebuild every detection table.
 
     `recheck` (an `engine.scan.recheck.Rechecker`, optional) confirms the self-join's candidate edges with
     the transformer before families are built; `crowd_radius` is the encoder's who-else threshold;
     `mapper` computes the self-join's blocks elsewhere (`engine.scan.ray.parallel_map`), same blocks.
-    `nprobe`: lists each IVF list is compared with (above `index.EXACT_MAX` prompts); more finds more
-    of the pairs near the threshold, for more time (see README, "Scale"); `spill`: margin
-    within which a prompt is also a candidate in its second-nearest list (`index.selfjoin`, 0 = off);
-    `max_list`: lists of more prompts are split for the join (0 = never), so its cost stays linear in N;
-    `point_probes`: each prompt is also joined with its own nearest lists (0 = off).
+    `join_settings` (`index.JoinSettings`): how the IVF join (above `index.EXACT_MAX` prompts) partitions
+    its comparisons: nprobe, spill, max_list, point_probes; more finds more of the pairs near the
+    threshold, for more time (see README, "Scale").
     """
     started = time.monotonic()
     stage: dict[str, float] = {}
@@ -85,10 +76,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     # The method names how the join was planned, so a scan asked with other settings is not "unchanged"
     # and a killed one resumes only with the plan its committed blocks belong to.
     join = "exact" if n <= faiss_index.EXACT_MAX else "ivf"
-    ivf = (f"ivf/nprobe={int(nprobe)}" + (f"/spill={spill:g}" if spill > 0 else "")
-           + (f"/maxlist={int(max_list)}" if max_list else "")
-           + (f"/points={int(point_probes)}" if point_probes else ""))
-    method = ("exact" if join == "exact" else ivf) + ("+recheck" if recheck is not None else "")
+    method = ("exact" if join == "exact" else join_settings.label) + ("+recheck" if recheck is not None else "")
     same_input = (last is not None and last[7] == encoder.name and last[1] == n and last[2] == max_shard
                   and abs(last[5] - threshold) < 1e-6 and last[6] == method)
     if same_input and last[4] == "done" and not force:
@@ -120,9 +108,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     centroids = faiss_index.ivf_centroids(idx) if idx is not None and idx.ntotal == n else None
     blocks = faiss_index.self_join(vecs, ids, threshold, start_block=start_block, max_neighbors=MAX_NEIGHBORS,
                                    block_size=SELFJOIN_BLOCK, mapper=mapper or faiss_index.local_map,
-                                   centroids=centroids, nprobe=nprobe, method=join,
-                                   spill=spill, max_list=int(max_list) or None,
-                                   point_probes=int(point_probes))
+                                   centroids=centroids, settings=join_settings, method=join)
     joined = 0
     for block in blocks:
         with store.connect() as con:

@@ -16,6 +16,7 @@ import ray
 
 from engine import Engine, EngineConfig
 from engine.encoders.static import STATIC_NAME
+from index import JoinSettings
 from tests.conftest import write_jsonl
 from tests.engine.conftest import ring_traffic
 
@@ -65,7 +66,7 @@ def test_ray_scan_equals_local_scan(join, tmp_path, monkeypatch, local_cluster, 
         # Lists of more than 16 prompts are split, so the Ray blocks come from a split plan too, and the
         # default point probes add their second pass per list.
         config = EngineConfig(encoder="static", ray_address=address, shard_size=64,
-                              scan_nprobe=8 if join == "exact" else 1, scan_max_list=16)
+                              join=JoinSettings(nprobe=8 if join == "exact" else 1, max_list=16))
         # The distilled table is shared, not distilled twice: the workspace cache gets a copy.
         (ws / "models").mkdir(parents=True)
         for f in static_encoder.cache_files():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import index as faiss_index
 from engine import Engine
 from engine.config import EngineConfig
+from index import JoinSettings
 from synth import SynthConfig, write_synth
 
 
@@ -28,8 +29,8 @@ def test_more_probes_find_more_edges_and_all_lists_find_the_exact_ones(tmp_path,
 
     def engine(nprobe: int, spill: float = 0.0, max_list: int = 0, points: int = 0) -> Engine:
         return Engine(tmp_path / "ws", encoder=static_encoder,
-                      config=EngineConfig(encoder="static", scan_nprobe=nprobe, scan_spill=spill,
-                                          scan_max_list=max_list, scan_point_probes=points))
+                      config=EngineConfig(encoder="static", join=JoinSettings(nprobe=nprobe, spill=spill,
+                                                                              max_list=max_list, point_probes=points)))
 
     engine(1).ingest([traffic])
     exact = _edges(engine(1).scan() and engine(1))

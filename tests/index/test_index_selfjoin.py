@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index import EdgeBlock, brute_force_pairs, plan_ivf, self_join
+from index import EdgeBlock, JoinSettings, brute_force_pairs, plan_ivf, self_join
+
+
+def _ivf(nprobe: int = 8, **kw) -> JoinSettings:
+    """The plain IVF join unless a test asks for more: no spill, no point probes, no list bound."""
+    return JoinSettings(nprobe=nprobe, **{"spill": 0.0, "point_probes": 0, **kw})
 
 
 def _collect(blocks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,7 +107,7 @@ def test_float16_memmap_input(tmp_path: Path, pairs_of) -> None:
     x16 = np.asarray(ro, dtype=np.float32)
     want = brute_force_pairs(x16, ids, 0.8)
     for method in ("exact", "ivf"):
-        a, b, _ = _collect(self_join(ro, ids, 0.8, method=method, block_size=400, nlist=8, nprobe=8))
+        a, b, _ = _collect(self_join(ro, ids, 0.8, method=method, block_size=400, nlist=8, settings=_ivf(8)))
         _assert_same_up_to_rounding(pairs_of(a, b), pairs_of(want.a, want.b), x16, ids, 0.8)
 
 
@@ -112,7 +117,7 @@ def test_ivf_recall(make_clustered, pairs_of) -> None:
     for thr in (0.9, 0.6):
         keep = ref.sim >= np.float32(thr)
         want = pairs_of(ref.a[keep], ref.b[keep])
-        a, b, s = _collect(self_join(x, ids, thr, method="ivf", nprobe=8))
+        a, b, s = _collect(self_join(x, ids, thr, method="ivf", settings=_ivf(8)))
         _check_wellformed(a, b, s, thr)
         got = pairs_of(a, b)
         assert len(want) > 500
@@ -132,7 +137,7 @@ def test_ivf_with_a_trained_index_lists_keeps_recall(make_clustered, pairs_of) -
     assert faiss_index.ivf_centroids(faiss_index.make_index(384, "Flat")) is None
     ref = brute_force_pairs(x, ids, 0.8)
     want = pairs_of(ref.a, ref.b)
-    a, b, s = _collect(self_join(x, ids, 0.8, method="ivf", nprobe=8, centroids=centroids))
+    a, b, s = _collect(self_join(x, ids, 0.8, method="ivf", settings=_ivf(8), centroids=centroids))
     _check_wellformed(a, b, s, 0.8)
     got = pairs_of(a, b)
     assert len(want) > 500 and len(got & want) / len(want) >= 0.99
@@ -145,11 +150,11 @@ def test_spill_finds_boundary_pairs_once(make_clustered, pairs_of) -> None:
     thr = 0.7
     ref = brute_force_pairs(x, ids, thr)
     want = pairs_of(ref.a, ref.b)
-    kw = dict(method="ivf", nlist=64, nprobe=2, block_size=900, seed=1)
-    plain = pairs_of(*_collect(self_join(x, ids, thr, **kw))[:2])
+    kw = dict(method="ivf", nlist=64, block_size=900, seed=1)
+    plain = pairs_of(*_collect(self_join(x, ids, thr, settings=_ivf(2), **kw))[:2])
     results = {}
     for spill in (0.02, 2.0):  # 2.0: every vector is a candidate in its second list
-        a, b, s = _collect(self_join(x, ids, thr, spill=spill, **kw))
+        a, b, s = _collect(self_join(x, ids, thr, settings=_ivf(2, spill=spill), **kw))
         _check_wellformed(a, b, s, thr)  # includes: no pair twice, across blocks too
         got = pairs_of(a, b)
         _assert_same_up_to_rounding(got - want, set(), x, ids, thr)
@@ -159,11 +164,11 @@ def test_spill_finds_boundary_pairs_once(make_clustered, pairs_of) -> None:
     assert len(want) > 2000 and base < 0.9  # the plain join misses enough for the test to mean something
     assert base < results[0.02] <= results[2.0]
     assert results[2.0] - base > 0.05
-    plan = plan_ivf(x, nlist=64, nprobe=2, seed=1, spill=0.02)
+    plan = plan_ivf(x, nlist=64, seed=1, settings=_ivf(2, spill=0.02))
     spilled = np.flatnonzero(plan.second >= 0)
     assert 0 < len(spilled) < len(x) and (plan.second[spilled] != plan.assign[spilled]).all()
     with pytest.raises(ValueError):
-        plan_ivf(x, nlist=64, nprobe=2, spill=-0.1)
+        JoinSettings(nprobe=2, spill=-0.1)
 
 
 def test_split_lists_bound_sizes_and_keep_pairs_once(make_clustered, pairs_of) -> None:
@@ -171,31 +176,32 @@ def test_split_lists_bound_sizes_and_keep_pairs_once(make_clustered, pairs_of) -
     x, ids = make_clustered(8000, 64, clusters=12, spread=0.6)
     thr = 0.7
     want = pairs_of(*_collect([brute_force_pairs(x, ids, thr)])[:2])
-    kw = dict(method="ivf", nlist=8, nprobe=2, block_size=900, seed=1)
-    coarse = plan_ivf(x, nlist=8, nprobe=2, seed=1)
-    plan = plan_ivf(x, nlist=8, nprobe=2, seed=1, max_list=300)
+    kw = dict(method="ivf", nlist=8, block_size=900, seed=1)
+    coarse = plan_ivf(x, nlist=8, seed=1, settings=_ivf(2))
+    plan = plan_ivf(x, nlist=8, seed=1, settings=_ivf(2, max_list=300))
     assert np.diff(coarse.starts).max() > 600  # lists big enough to be split several ways
     assert plan.nlist >= len(x) // 300 and np.diff(plan.starts).max() < 3 * 300
     assert (plan.probe[:, 0] == np.arange(plan.nlist)).all()
-    again = plan_ivf(x, nlist=8, nprobe=2, seed=1, max_list=300)
+    again = plan_ivf(x, nlist=8, seed=1, settings=_ivf(2, max_list=300))
     assert np.array_equal(plan.assign, again.assign) and np.array_equal(plan.centroids, again.centroids)
     results = {}
     for spill in (0.0, 0.02):
-        a, b, s = _collect(self_join(x, ids, thr, max_list=300, spill=spill, **kw))
+        a, b, s = _collect(self_join(x, ids, thr, settings=_ivf(2, max_list=300, spill=spill), **kw))
         _check_wellformed(a, b, s, thr)  # no pair twice, across blocks too
         got = pairs_of(a, b)
         _assert_same_up_to_rounding(got - want, set(), x, ids, thr)
         results[spill] = len(got & want) / len(want)
     # nprobe 2 of 32 split lists misses pairs (0.89 when written); spill recovers them (0.99).
     assert results[0.0] < 0.95 and results[0.02] > 0.97
+    assert _ivf(2, max_list=0) == _ivf(2, max_list=None) == _ivf(2)  # 0 and None: lists as they are
     with pytest.raises(ValueError):
-        plan_ivf(x, nlist=8, max_list=0)
+        JoinSettings(max_list=-1)
 
 
 def test_ivf_all_lists_probed_is_exact(make_clustered, pairs_of) -> None:
     x, ids = make_clustered(4000, 64, clusters=10, spread=0.5)
     ref = brute_force_pairs(x, ids, 0.7)
-    a, b, s = _collect(self_join(x, ids, 0.7, method="ivf", nlist=16, nprobe=16, block_size=500))
+    a, b, s = _collect(self_join(x, ids, 0.7, method="ivf", nlist=16, settings=_ivf(16), block_size=500))
     _check_wellformed(a, b, s, 0.7)
     _assert_same_up_to_rounding(pairs_of(a, b), pairs_of(ref.a, ref.b), x, ids, 0.7)
 
@@ -203,7 +209,7 @@ def test_ivf_all_lists_probed_is_exact(make_clustered, pairs_of) -> None:
 @pytest.mark.parametrize("method", ["exact", "ivf"])
 def test_resume_gives_identical_remaining_blocks(method: str, make_clustered) -> None:
     x, ids = make_clustered(6000, 64, clusters=20, spread=0.5)
-    kw = dict(method=method, block_size=500, nlist=32, nprobe=4, seed=7)
+    kw = dict(method=method, block_size=500, nlist=32, settings=_ivf(4), seed=7)
     full = list(self_join(x, ids, 0.75, **kw))
     assert len(full) >= 6 and sum(len(b) for b in full) > 0
     resumed = list(self_join(x, ids, 0.75, start_block=4, **kw))
@@ -218,8 +224,8 @@ def test_resume_gives_identical_remaining_blocks(method: str, make_clustered) ->
 
 def test_ivf_plan_is_deterministic(make_clustered) -> None:
     x, _ = make_clustered(5000, 32, clusters=10)
-    p1 = plan_ivf(x, nlist=32, nprobe=4, block_size=700, seed=3)
-    p2 = plan_ivf(x, nlist=32, nprobe=4, block_size=700, seed=3)
+    p1 = plan_ivf(x, nlist=32, settings=_ivf(4), block_size=700, seed=3)
+    p2 = plan_ivf(x, nlist=32, settings=_ivf(4), block_size=700, seed=3)
     assert np.array_equal(p1.assign, p2.assign) and np.array_equal(p1.probe, p2.probe)
     assert np.array_equal(p1.block_lists, p2.block_lists)
     assert (p1.probe[:, 0] == np.arange(32)).all()
@@ -235,11 +241,11 @@ def test_max_neighbors_caps_exact_copies(pairs_of, point_probes) -> None:
     x = np.concatenate([np.repeat(base, 300, axis=0), other])  # 300 identical prompts
     ids = np.arange(x.shape[0], dtype=np.int64)[::-1].copy()
     for method in ("exact", "ivf"):
-        kw = dict(point_probes=point_probes) if method == "ivf" else {}
-        uncapped = _collect(self_join(x, ids, 0.95, method=method, nlist=4, nprobe=2, **kw))
+        kw = dict(settings=_ivf(2, point_probes=point_probes)) if method == "ivf" else {}
+        uncapped = _collect(self_join(x, ids, 0.95, method=method, nlist=4, **kw))
         assert uncapped[0].size >= 300 * 299 // 2
         a, b, s = _collect(
-            self_join(x, ids, 0.95, method=method, block_size=64, nlist=4, nprobe=2, max_neighbors=3, **kw)
+            self_join(x, ids, 0.95, method=method, block_size=64, nlist=4, max_neighbors=3, **kw)
         )
         _check_wellformed(a, b, s, 0.95)
         # Point probes: each owner keeps 3 pairs in its list's pass and 3 over its point-probe passes.
@@ -325,7 +331,7 @@ def test_block_size_does_not_change_pairs(n: int, block_size: int, seed: int, th
     a, b, _ = _collect(self_join(x, ids, thr, method="exact", block_size=block_size))
     _assert_same_up_to_rounding(set(zip(a.tolist(), b.tolist(), strict=True)), want, x, ids, thr)
     # ivf: the partition does not depend on block_size, so sets match exactly.
-    kw = dict(method="ivf", nlist=4, nprobe=2, seed=seed)
+    kw = dict(method="ivf", nlist=4, settings=_ivf(2), seed=seed)
     one = _collect(self_join(x, ids, thr, block_size=n, **kw))
     many = _collect(self_join(x, ids, thr, block_size=block_size, **kw))
     assert set(zip(one[0].tolist(), one[1].tolist(), strict=True)) == set(
@@ -342,14 +348,14 @@ def test_plan_compares_exactly_the_pairs_the_join_finds(make_clustered, pairs_of
     x, ids = make_clustered(6000, 64, clusters=12, spread=0.6)
     thr = 0.7
     ref = brute_force_pairs(x, ids, thr)
-    plan = plan_ivf(x, nlist=32, nprobe=2, seed=1, **kw)
+    plan = plan_ivf(x, nlist=32, seed=1, settings=_ivf(2, **kw))
     pos = {int(p): i for i, p in enumerate(ids)}
     u = np.array([pos[int(a)] for a in ref.a])
     w = np.array([pos[int(b)] for b in ref.b])
     compared = plan.compares(u, w)
     assert np.array_equal(compared, plan.compares(w, u))  # symmetric
     assert 0.3 < compared.mean() < 0.999  # the partition misses some pairs, finds most
-    a, b, s = _collect(self_join(x, ids, thr, method="ivf", nlist=32, nprobe=2, seed=1, block_size=700, **kw))
+    a, b, s = _collect(self_join(x, ids, thr, method="ivf", nlist=32, settings=_ivf(2, **kw), seed=1, block_size=700))
     _check_wellformed(a, b, s, thr)
     got = pairs_of(a, b)
     predicted = pairs_of(ref.a[compared], ref.b[compared])
@@ -361,17 +367,17 @@ def test_point_probes_find_the_pairs_a_lists_probes_miss(make_clustered, pairs_o
     x, ids = make_clustered(8000, 64, clusters=12, spread=0.6)
     thr = 0.7
     want = pairs_of(*_collect([brute_force_pairs(x, ids, thr)])[:2])
-    kw = dict(method="ivf", nlist=64, nprobe=2, block_size=900, seed=1)
+    kw = dict(method="ivf", nlist=64, block_size=900, seed=1)
     recall = {}
     for spill, pp in ((0.0, 0), (0.0, 2), (0.02, 0), (0.02, 2)):
-        got = pairs_of(*_collect(self_join(x, ids, thr, spill=spill, point_probes=pp, **kw))[:2])
+        got = pairs_of(*_collect(self_join(x, ids, thr, settings=_ivf(2, spill=spill, point_probes=pp), **kw))[:2])
         _assert_same_up_to_rounding(got - want, set(), x, ids, thr)
         recall[spill, pp] = len(got & want) / len(want)
     assert recall[0.0, 2] > recall[0.0, 0] + 0.03 and recall[0.02, 2] > recall[0.02, 0]
-    plan = plan_ivf(x, nlist=64, nprobe=2, seed=1, point_probes=2)
+    plan = plan_ivf(x, nlist=64, seed=1, settings=_ivf(2, point_probes=2))
     assert plan.point_probe.shape == (len(x), 2) and (plan.point_probe[:, 0] == plan.assign).all()
     with pytest.raises(ValueError):
-        plan_ivf(x, nlist=64, point_probes=-1)
+        JoinSettings(point_probes=-1)
 
 
 def test_point_probe_pass_caps_a_dense_cluster_in_another_list(pairs_of) -> None:
@@ -391,15 +397,15 @@ def test_point_probe_pass_caps_a_dense_cluster_in_another_list(pairs_of) -> None
     x = np.concatenate([np.repeat(a[None], 300, axis=0), near + noise, -a[None] + noise[:20]]).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     ids = np.arange(len(x), dtype=np.int64)
-    kw = dict(method="ivf", nprobe=1, centroids=centroids, block_size=100)
-    plan = plan_ivf(x, nprobe=1, centroids=centroids, point_probes=2)
+    kw = dict(method="ivf", centroids=centroids, block_size=100)
+    plan = plan_ivf(x, centroids=centroids, settings=_ivf(1, point_probes=2))
     assert (plan.assign[:300] == 0).all() and (plan.assign[300:350] == 1).all()
-    plain = pairs_of(*_collect(self_join(x, ids, 0.95, **kw))[:2])
+    plain = pairs_of(*_collect(self_join(x, ids, 0.95, settings=_ivf(1), **kw))[:2])
     assert not any(u < 300 <= w < 350 for u, w in plain)  # lists 0 and 1 never meet without point probes
-    uncapped = _collect(self_join(x, ids, 0.95, point_probes=2, **kw))
+    uncapped = _collect(self_join(x, ids, 0.95, settings=_ivf(1, point_probes=2), **kw))
     cross = {(u, w) for u, w in pairs_of(*uncapped[:2]) if u < 300 <= w < 350}
     assert len(cross) == 300 * 50
-    got_a, got_b, got_s = _collect(self_join(x, ids, 0.95, point_probes=2, max_neighbors=3, **kw))
+    got_a, got_b, got_s = _collect(self_join(x, ids, 0.95, settings=_ivf(1, point_probes=2), max_neighbors=3, **kw))
     _check_wellformed(got_a, got_b, got_s, 0.95)
     got = pairs_of(got_a, got_b)
     assert got <= pairs_of(*uncapped[:2])
