@@ -57,14 +57,15 @@ async def measure(engine: Engine, repeats: int) -> list[dict]:
     ring = engine.rings(limit=1)
     account = engine.accounts(limit=1)
     fams = engine.families(limit=1)
-    cases = [("overview", OverviewScreen, None, lambda: engine.overview(limit=20))]
+    cases = [("overview", OverviewScreen, None, lambda: engine.analyst.overview(limit=20))]
     if fams:
-        cases.append(("prompt", PromptScreen, fams[0].family_id, lambda: engine.prompt_view(fams[0].family_id)))
+        cases.append(("prompt", PromptScreen, fams[0].family_id,
+                      lambda: engine.analyst.prompt_view(fams[0].family_id)))
     if account:
         cases.append(("account", AccountScreen, account[0].account_id,
-                      lambda: engine.account_view(account[0].account_id)))
+                      lambda: engine.analyst.account_view(account[0].account_id)))
     if ring:
-        cases.append(("ring", RingScreen, ring[0].ring_id, lambda: engine.ring_view(ring[0].ring_id)))
+        cases.append(("ring", RingScreen, ring[0].ring_id, lambda: engine.analyst.ring_view(ring[0].ring_id)))
     rows = []
     app = CopyhoundApp(engine, warm_encoder=False)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -1,30 +1,96 @@
 """copyhound's headless engine: `Engine` opened on a workspace folder, and the result types it returns.
 
+Every result dataclass of `engine.models`, the mark kinds and labels, and the error tree
+(`CopyhoundError` and one subclass per area) are exported here: the CLI, the TUI, bench and tests import
+them from `engine`, not from the module that defines them.
+
 Importing this package loads neither torch nor textual: the model is loaded on the first embedding.
 """
 
 from engine.api import Engine
 from engine.config import EngineConfig
-from engine.errors import CopyhoundError
+from engine.errors import (
+    ClusterError,
+    CopyhoundError,
+    DetectionError,
+    EmbeddingError,
+    IndexStateError,
+    IngestError,
+    QueryError,
+    ResourceError,
+    WorkspaceBusyError,
+    WorkspaceError,
+)
 from engine.models import (
+    MARK_KINDS,
+    MARK_LABELS,
+    AccountPage,
+    AccountScore,
+    AccountView,
     EmbedResult,
+    EvidenceExport,
+    Family,
     FileIngest,
     IngestResult,
+    LinkedAccount,
+    Mark,
+    Overview,
+    PromptAccount,
+    PromptGroup,
     PromptMatch,
+    PromptView,
+    Ring,
+    RingView,
+    ScanResult,
+    SharedFamily,
+    Signal,
+    TemplateInfo,
+    TemplateSplit,
+    Timeline,
     WhoElseResult,
     WhoElseRow,
     WorkspaceStatus,
 )
 
 __all__ = [
+    "MARK_KINDS",
+    "MARK_LABELS",
+    "AccountPage",
+    "AccountScore",
+    "AccountView",
+    "ClusterError",
     "CopyhoundError",
+    "DetectionError",
     "EmbedResult",
+    "EmbeddingError",
     "Engine",
     "EngineConfig",
+    "EvidenceExport",
+    "Family",
     "FileIngest",
+    "IndexStateError",
+    "IngestError",
     "IngestResult",
+    "LinkedAccount",
+    "Mark",
+    "Overview",
+    "PromptAccount",
+    "PromptGroup",
     "PromptMatch",
+    "PromptView",
+    "QueryError",
+    "ResourceError",
+    "Ring",
+    "RingView",
+    "ScanResult",
+    "SharedFamily",
+    "Signal",
+    "TemplateInfo",
+    "TemplateSplit",
+    "Timeline",
     "WhoElseResult",
     "WhoElseRow",
+    "WorkspaceBusyError",
+    "WorkspaceError",
     "WorkspaceStatus",
 ]

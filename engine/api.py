@@ -26,7 +26,7 @@ from engine.models import (
     WorkspaceStatus,
 )
 from engine.progress import ProgressFn, no_progress
-from engine.query.analyst import AnalystMixin
+from engine.query.analyst import Analyst
 from engine.query.findings import account_scores, families, rings, templates
 from engine.query.senders import SenderIndex
 from engine.query.who_else import nearest_prompt_rows, prepare_queries, who_else_rows
@@ -36,8 +36,13 @@ from engine.store.workspace import Store
 log = logging.getLogger(__name__)
 
 
-class Engine(AnalystMixin):
+class Engine:
     """A workspace folder and everything that can be done with it.
+
+    The pipeline (`ingest`, `embed`, `scan`), detection results (`accounts`, `rings`, `families`,
+    `templates`), lookups (`who_else`, `nearest_prompts`) and `status` are methods here. The analyst's
+    views, triage marks and evidence exports are methods of the `analyst` attribute (an
+    `engine.query.analyst.Analyst` over the same store), and only there: `Engine(ws).analyst.ring_view(7)`.
 
     The engine holds no open database connection between calls (see `engine.store.workspace`), so it is safe to
     keep one open in a long-lived TUI while batch jobs write to the same workspace.
@@ -59,6 +64,7 @@ class Engine(AnalystMixin):
         self._default_encoder: str | None = None
         self._index_cache: tuple[tuple, object] | None = None
         self._senders: tuple[tuple, SenderIndex, int] | None = None
+        self.analyst = Analyst(self.store, self.status)
 
     @property
     def workspace(self) -> Path:

@@ -153,29 +153,29 @@ class CopyhoundApp(App):
     # ------------------------------------------------------------------ workers (one engine call each)
     @work(thread=True, exclusive=True, group="overview")
     def _load_overview(self, screen) -> None:
-        data = self._call(self.engine.overview, limit=20)
+        data = self._call(self.engine.analyst.overview, limit=20)
         if data is not None:
             self.overview_data = data
             self._deliver(screen, ViewLoaded("overview", data))
 
     @work(thread=True, exclusive=True, group="accounts")
     def _load_accounts(self, screen, limit: int, offset: int) -> None:
-        self._deliver(screen, ViewLoaded("accounts", self._call(self.engine.account_page, offset=offset,
+        self._deliver(screen, ViewLoaded("accounts", self._call(self.engine.analyst.account_page, offset=offset,
                                                                  limit=limit)))
 
     @work(thread=True, exclusive=True, group="prompt")
     def _load_prompt(self, screen, prompt_id: int, offset: int) -> None:
-        self._deliver(screen, ViewLoaded("prompt", self._call(self.engine.prompt_view, prompt_id,
+        self._deliver(screen, ViewLoaded("prompt", self._call(self.engine.analyst.prompt_view, prompt_id,
                                                               limit=100, offset=offset)))
 
     @work(thread=True, exclusive=True, group="account")
     def _load_account(self, screen, account_id: str, offset: int) -> None:
-        self._deliver(screen, ViewLoaded("account", self._call(self.engine.account_view, account_id,
+        self._deliver(screen, ViewLoaded("account", self._call(self.engine.analyst.account_view, account_id,
                                                                limit=100, offset=offset)))
 
     @work(thread=True, exclusive=True, group="ring")
     def _load_ring(self, screen, ring_id: int) -> None:
-        self._deliver(screen, ViewLoaded("ring", self._call(self.engine.ring_view, ring_id)))
+        self._deliver(screen, ViewLoaded("ring", self._call(self.engine.analyst.ring_view, ring_id)))
 
     @work(thread=True, exclusive=True, group="search")
     def _search(self, screen, text: str) -> None:
@@ -186,14 +186,14 @@ class CopyhoundApp(App):
 
     @work(thread=True, exclusive=True, group="mark")
     def _mark(self, screen, kind: str, target_id: str, label: str, note: str) -> None:
-        mark = self._call(self.engine.mark, kind, target_id, label, note)
+        mark = self._call(self.engine.analyst.mark, kind, target_id, label, note)
         if mark is not None:
             self.call_from_thread(self.show_notice, f"marked {kind} {target_id} {label}")
             self._deliver(screen, Marked(mark))
 
     @work(thread=True, exclusive=True, group="export")
     def _export(self, screen, kind: str, target_id: str) -> None:
-        result = self._call(self.engine.export_evidence, kind, target_id)
+        result = self._call(self.engine.analyst.export_evidence, kind, target_id)
         if result is not None:
             self.call_from_thread(self.show_notice, f"evidence written to {result.path}")
             self._deliver(screen, Exported(result))

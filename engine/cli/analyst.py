@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from engine import MARK_KINDS, MARK_LABELS
 from engine.cli.common import open_engine
 from engine.cli.output import write_rows
 
@@ -45,16 +46,16 @@ def cmd_marks(args: argparse.Namespace) -> int:
             from engine.errors import QueryError
 
             raise QueryError("--label needs KIND and TARGET, e.g. `copyhound marks account acct_1 --label benign`")
-        mark = engine.mark(args.kind, args.target, args.label, args.note or "")
+        mark = engine.analyst.mark(args.kind, args.target, args.label, args.note or "")
         rows = [mark.to_dict()]
     else:
-        rows = [m.to_dict() for m in engine.marks(target_kind=args.kind)]
+        rows = [m.to_dict() for m in engine.analyst.marks(target_kind=args.kind)]
     write_rows(rows, MARK_COLUMNS, args.format, title="marks")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    result = open_engine(args, create=False).export_evidence(args.kind, args.target)
+    result = open_engine(args, create=False).analyst.export_evidence(args.kind, args.target)
     write_rows([result.to_dict()], EXPORT_COLUMNS, args.format, title="evidence bundle")
     return 0
 
@@ -69,15 +70,15 @@ def add_commands(sub, common, fmt) -> None:
     p = sub.add_parser("marks", parents=[common, fmt], help="list (or add) analyst triage marks",
                        description="Without --label: the latest mark of every marked account and ring. "
                        "With KIND TARGET --label L: record a mark.")
-    p.add_argument("kind", nargs="?", choices=("account", "ring"), help="only marks of this kind")
+    p.add_argument("kind", nargs="?", choices=MARK_KINDS, help="only marks of this kind")
     p.add_argument("target", nargs="?", help="account id or ring id (with --label)")
-    p.add_argument("--label", choices=("suspicious", "benign", "confirmed"), help="record this mark")
+    p.add_argument("--label", choices=MARK_LABELS, help="record this mark")
     p.add_argument("--note", default="", help="note to keep with the mark")
     p.set_defaults(func=cmd_marks)
 
     p = sub.add_parser("export", parents=[common, fmt], help="write an evidence bundle for an account or ring",
                        description="Write evidence.json, exchanges.csv, families.csv and signals.csv into "
                        "WORKSPACE/exports/KIND-ID-TIME/ (written to a temporary folder, then renamed).")
-    p.add_argument("kind", choices=("account", "ring"))
+    p.add_argument("kind", choices=MARK_KINDS)
     p.add_argument("target", help="account id or ring id")
     p.set_defaults(func=cmd_export)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engine.cli.output import write_rows
+from engine.detect.scoring import FLAG_SCORE
 from engine.progress import ProgressFn, no_progress
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def run_demo(workspace: Path, *, exchanges: int = 20_000, out: TextIO, progress:
     out.write(f"  {status.exchanges:,} exchanges, {status.accounts:,} accounts, {status.prompts:,} distinct prompts, "
               f"{status.indexed:,} vectors indexed ({status.index_factory})\n")
     out.write(f"  scan: {scan.edges:,} near-copy edges, {scan.families:,} families shared by 2+ prompts, "
-              f"{scan.templates} templates, {scan.rings} rings, {scan.flagged_accounts} accounts scored >= 0.5\n\n")
+              f"{scan.templates} templates, {scan.rings} rings, {scan.flagged_accounts} accounts scored >= {FLAG_SCORE}\n\n")
 
     account_truth: dict[str, str | None] = truth.get("accounts", {})
     campaigns = {c["campaign_id"]: c for c in truth.get("campaigns", [])}

@@ -1,4 +1,4 @@
-"""Analyst read-side of the Engine (prompt, account and ring views, marks, exports): see AnalystMixin.
+"""The analyst read side (overview, prompt, account and ring views, marks, exports): see `Analyst`.
 
 Each method opens one short-lived connection (`self.store.connect()`), so a TUI that keeps an Engine for
 hours never holds the workspace's lock between calls: a batch job (`copyhound scan`) can write in
@@ -18,11 +18,13 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
+from engine.detect.scoring import FLAG_SCORE
 from engine.errors import QueryError
 from engine.files import atomic_path
 from engine.models import (
@@ -42,27 +44,33 @@ from engine.models import (
     SharedFamily,
     TemplateSplit,
     Timeline,
+    WorkspaceStatus,
 )
 from engine.query.findings import account_scores, families, rings
+from engine.store.workspace import Store
 
 log = logging.getLogger(__name__)
 
-# An account at or above this score counts as flagged in the overview's activity plot.
-FLAG_SCORE = 0.5
 _EPOCH = datetime(1970, 1, 1)
 
 
-class AnalystMixin:
-    """Methods the TUI pivots through; mixed into `engine.Engine` (uses `self.store`)."""
+class Analyst:
+    """The views the TUI pivots through, triage marks and evidence exports, over one workspace.
 
-    store: object  # engine.store.workspace.Store, set by Engine.__init__
+    Reached as `Engine.analyst`; `status` is the Engine's own (the overview's figures name the encoder
+    the Engine answers with, which only the Engine knows).
+    """
+
+    def __init__(self, store: Store, status: Callable[[], WorkspaceStatus]) -> None:
+        self.store = store
+        self._status = status
 
     # ------------------------------------------------------------------ overview
     def overview(self, *, limit: int = 10, buckets: int = 60, flag_score: float = FLAG_SCORE) -> Overview:
         """Workspace figures, the top `limit` rings and accounts, and activity of flagged accounts
         against all traffic over `buckets` equal time buckets."""
-        status = self.status()  # type: ignore[attr-defined]
-        with self.store.connect() as con:  # type: ignore[attr-defined]
+        status = self._status()
+        with self.store.connect() as con:
             top_rings = rings(con, limit=limit)
             top_accounts = account_scores(con, limit=limit)
             top_families = families(con, limit=limit, min_accounts=2)
@@ -89,7 +97,7 @@ class AnalystMixin:
 
     def account_page(self, *, offset: int = 0, limit: int = 100, min_score: float = 0.0) -> AccountPage:
         """One page of scored accounts by descending score (for browsing all of them)."""
-        with self.store.connect() as con:  # type: ignore[attr-defined]
+        with self.store.connect() as con:
             total = con.execute("SELECT count(*) FROM account_scores WHERE score >= ?", [min_score]).fetchone()[0]
             ids = [r[0] for r in con.execute(
                 """SELECT account_id FROM account_scores WHERE score >= ?
@@ -107,7 +115,7 @@ class AnalystMixin:
         at most the scan's MAX_NEIGHBORS per prompt) plus the prompt itself (an exact normalised copy).
         """
         prompt_id = int(prompt_id)
-        with self.store.connect() as con:  # type: ignore[attr-defined]
+        with self.store.connect() as con:
             head = con.execute(
                 """SELECT p.text, p.n_exchanges, p.n_accounts, p.first_seen, p.last_seen,
                           f.family_id, c.text,
@@ -157,7 +165,7 @@ class AnalystMixin:
         """An account's score and signals, its prompts grouped by family and template (one page), its
         timeline, and the accounts it is linked to with the families both sent."""
         account_id = str(account_id)
-        with self.store.connect() as con:  # type: ignore[attr-defined]
+        with self.store.connect() as con:
             head = con.execute(
                 "SELECT n_exchanges, n_prompts, first_seen, last_seen FROM accounts WHERE account_id = ?",
                 [account_id]).fetchone()
@@ -210,7 +218,7 @@ class AnalystMixin:
         """A ring's members, the families and templates they share, how they split each shared template,
         their activity side by side over the same time buckets, and the ring's evidence."""
         ring_id = int(ring_id)
-        with self.store.connect() as con:  # type: ignore[attr-defined]
+        with self.store.connect() as con:
             found = rings(con, limit=None, ring_ids=[ring_id])
             if not found:
                 raise QueryError(f"no ring {ring_id} in this workspace (run `copyhound scan`?)")
@@ -264,7 +272,7 @@ class AnalystMixin:
         if label not in MARK_LABELS:
             raise QueryError(f"unknown mark {label!r}: choose {', '.join(MARK_LABELS)}")
         # The check that the target exists and the mark commit together.
-        with self.store.transaction() as con:  # type: ignore[attr-defined]
+        with self.store.transaction() as con:
             table = "accounts WHERE account_id = ?" if target_kind == "account" else "rings WHERE ring_id = ?"
             key: object = str(target_id)
             if target_kind == "ring":
@@ -280,7 +288,7 @@ class AnalystMixin:
 
     def marks(self, *, target_kind: str | None = None) -> list[Mark]:
         """The latest mark of every marked target, newest first."""
-        with self.store.connect() as con:  # type: ignore[attr-defined]
+        with self.store.connect() as con:
             return _latest_marks(con, target_kind, None)
 
     # ------------------------------------------------------------------ export
@@ -315,12 +323,12 @@ class AnalystMixin:
                         for s in a.signals if target_kind == "ring"]
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"{target_kind}-{_safe(str(target_id))}-{stamp}"
-        exports = self.store.root / "exports"  # type: ignore[attr-defined]
+        exports = self.store.root / "exports"
         exports.mkdir(exist_ok=True)
         final = exports / name
         with atomic_path(final) as tmp:
             tmp.mkdir()
-            with self.store.connect() as con:  # type: ignore[attr-defined]
+            with self.store.connect() as con:
                 con.execute("CREATE OR REPLACE TEMP TABLE export_accounts AS "
                             "SELECT unnest(?::VARCHAR[]) AS account_id", [accounts])
                 n_ex = con.execute("SELECT count(*) FROM exchanges JOIN export_accounts USING (account_id)"
@@ -352,7 +360,7 @@ class AnalystMixin:
                 writer.writerow(("target_kind", "target_id", "signal", "value", "background", "score", "detail",
                                  "examples"))
                 writer.writerows(signal_rows)
-            doc.update(workspace=str(self.store.root), generated=datetime.now(UTC).isoformat(),  # type: ignore[attr-defined]
+            doc.update(workspace=str(self.store.root), generated=datetime.now(UTC).isoformat(),
                        n_exchanges=int(n_ex), n_families=int(n_fam),
                        files=["evidence.json", "exchanges.csv", "families.csv", "signals.csv"])
             with open(tmp / "evidence.json", "w", encoding="utf-8") as fh:

@@ -127,7 +127,7 @@ async def test_mark_an_account_shows_everywhere(fixed_app_factory, fixed_ws):
 def fixed_engine_marks(ws):
     from fixed_workspace import fixed_engine
 
-    return fixed_engine(ws).marks()
+    return fixed_engine(ws).analyst.marks()
 
 
 async def test_export_a_ring_writes_an_evidence_bundle(fixed_app_factory, fixed_ws):
