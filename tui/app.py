@@ -1,8 +1,8 @@
 """The copyhound analyst TUI: `CopyhoundApp` owns the Engine and runs every engine call in a worker.
 
-Flow: a screen posts a request message (`ViewRequested`, `SearchRequested`, ...); the App's handler
-starts `@work(thread=True, exclusive=True, group=...)`, the worker calls ONE engine method and posts a
-past-tense result (`ViewLoaded`, `MatchesFound`, ...) to the screen that asked. Pivots (`PromptSelected`,
+Flow: a screen posts a request message (`PromptViewRequested`, `SearchRequested`, ...); the App's handler
+for it starts `@work(thread=True, exclusive=True, group=...)`, the worker calls ONE engine method and
+posts a past-tense result (`PromptViewLoaded`, `MatchesFound`, ...) to the screen that asked. Pivots (`PromptSelected`,
 `AccountSelected`, `RingSelected`) push a screen; Escape pops it, so the screen stack is the pivot path
 (shown as breadcrumbs).
 
@@ -27,24 +27,32 @@ from typing import Any
 
 from textual import work
 from textual.app import App, SystemCommand
+from textual.message import Message
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from engine import Engine
-from engine.errors import CopyhoundError, WorkspaceBusyError
+from engine import CopyhoundError, Engine, Overview, WorkspaceBusyError
 from tui import bindings
 from tui.messages import (
     AccountSelected,
+    AccountsPageLoaded,
+    AccountsPageRequested,
+    AccountViewLoaded,
+    AccountViewRequested,
     Exported,
     ExportRequested,
     Marked,
     MarkRequested,
     MatchesFound,
+    OverviewLoaded,
+    OverviewRequested,
     PromptSelected,
+    PromptViewLoaded,
+    PromptViewRequested,
     RingSelected,
+    RingViewLoaded,
+    RingViewRequested,
     SearchRequested,
-    ViewLoaded,
-    ViewRequested,
 )
 from tui.screens.account import AccountScreen
 from tui.screens.overview import OverviewScreen
@@ -70,7 +78,7 @@ class CopyhoundApp(App):
         self.engine = engine if isinstance(engine, Engine) else Engine(Path(engine), create=False)
         self.warm_encoder = warm_encoder
         self.notices: list[str] = []  # every notice shown, oldest first (tests and logs read it)
-        self.overview_data = None
+        self.overview_data: Overview | None = None
         # Engine.encoder builds the model on first use and is not guarded against two threads doing it
         # at once: the warm-up worker holds this until the model is in, and search waits for it.
         self._encoder_ready = threading.Event()
@@ -128,18 +136,20 @@ class CopyhoundApp(App):
                                 lambda: self.post_message(RingSelected(ring.ring_id)))
 
     # ------------------------------------------------------------------ requests -> workers
-    def on_view_requested(self, message: ViewRequested) -> None:
-        screen, key, offset = message.screen, message.key, message.offset
-        if message.kind == "overview":
-            self._load_overview(screen)
-        elif message.kind == "accounts":
-            self._load_accounts(screen, int(key or 50), offset)
-        elif message.kind == "prompt":
-            self._load_prompt(screen, key, offset)
-        elif message.kind == "account":
-            self._load_account(screen, key, offset)
-        elif message.kind == "ring":
-            self._load_ring(screen, key)
+    def on_overview_requested(self, message: OverviewRequested) -> None:
+        self._load_overview(message.screen)
+
+    def on_accounts_page_requested(self, message: AccountsPageRequested) -> None:
+        self._load_accounts(message.screen, message.offset, message.limit)
+
+    def on_prompt_view_requested(self, message: PromptViewRequested) -> None:
+        self._load_prompt(message.screen, message.prompt_id, message.offset, message.limit)
+
+    def on_account_view_requested(self, message: AccountViewRequested) -> None:
+        self._load_account(message.screen, message.account_id, message.offset, message.limit)
+
+    def on_ring_view_requested(self, message: RingViewRequested) -> None:
+        self._load_ring(message.screen, message.ring_id)
 
     def on_search_requested(self, message: SearchRequested) -> None:
         self._search(message.screen, message.text)
@@ -152,47 +162,52 @@ class CopyhoundApp(App):
 
     # ------------------------------------------------------------------ workers (one engine call each)
     @work(thread=True, exclusive=True, group="overview")
-    def _load_overview(self, screen) -> None:
+    def _load_overview(self, screen: Screen) -> None:
         data = self._call(self.engine.analyst.overview, limit=20)
         if data is not None:
             self.overview_data = data
-            self._deliver(screen, ViewLoaded("overview", data))
+            self._deliver(screen, OverviewLoaded(data))
 
     @work(thread=True, exclusive=True, group="accounts")
-    def _load_accounts(self, screen, limit: int, offset: int) -> None:
-        self._deliver(screen, ViewLoaded("accounts", self._call(self.engine.analyst.account_page, offset=offset,
-                                                                 limit=limit)))
+    def _load_accounts(self, screen: Screen, offset: int, limit: int) -> None:
+        page = self._call(self.engine.analyst.account_page, offset=offset, limit=limit)
+        if page is not None:
+            self._deliver(screen, AccountsPageLoaded(page))
 
     @work(thread=True, exclusive=True, group="prompt")
-    def _load_prompt(self, screen, prompt_id: int, offset: int) -> None:
-        self._deliver(screen, ViewLoaded("prompt", self._call(self.engine.analyst.prompt_view, prompt_id,
-                                                              limit=100, offset=offset)))
+    def _load_prompt(self, screen: Screen, prompt_id: int, offset: int, limit: int) -> None:
+        view = self._call(self.engine.analyst.prompt_view, prompt_id, limit=limit, offset=offset)
+        if view is not None:
+            self._deliver(screen, PromptViewLoaded(view))
 
     @work(thread=True, exclusive=True, group="account")
-    def _load_account(self, screen, account_id: str, offset: int) -> None:
-        self._deliver(screen, ViewLoaded("account", self._call(self.engine.analyst.account_view, account_id,
-                                                               limit=100, offset=offset)))
+    def _load_account(self, screen: Screen, account_id: str, offset: int, limit: int) -> None:
+        view = self._call(self.engine.analyst.account_view, account_id, limit=limit, offset=offset)
+        if view is not None:
+            self._deliver(screen, AccountViewLoaded(view))
 
     @work(thread=True, exclusive=True, group="ring")
-    def _load_ring(self, screen, ring_id: int) -> None:
-        self._deliver(screen, ViewLoaded("ring", self._call(self.engine.analyst.ring_view, ring_id)))
+    def _load_ring(self, screen: Screen, ring_id: int) -> None:
+        view = self._call(self.engine.analyst.ring_view, ring_id)
+        if view is not None:
+            self._deliver(screen, RingViewLoaded(view))
 
     @work(thread=True, exclusive=True, group="search")
-    def _search(self, screen, text: str) -> None:
+    def _search(self, screen: Screen, text: str) -> None:
         self._encoder_ready.wait()
         matches = self._call(self.engine.nearest_prompts, text, k=50, floor=0.5)
         if matches is not None:
             self._deliver(screen, MatchesFound(text, matches))
 
     @work(thread=True, exclusive=True, group="mark")
-    def _mark(self, screen, kind: str, target_id: str, label: str, note: str) -> None:
+    def _mark(self, screen: Screen, kind: str, target_id: str, label: str, note: str) -> None:
         mark = self._call(self.engine.analyst.mark, kind, target_id, label, note)
         if mark is not None:
             self.call_from_thread(self.show_notice, f"marked {kind} {target_id} {label}")
             self._deliver(screen, Marked(mark))
 
     @work(thread=True, exclusive=True, group="export")
-    def _export(self, screen, kind: str, target_id: str) -> None:
+    def _export(self, screen: Screen, kind: str, target_id: str) -> None:
         result = self._call(self.engine.analyst.export_evidence, kind, target_id)
         if result is not None:
             self.call_from_thread(self.show_notice, f"evidence written to {result.path}")
@@ -227,10 +242,10 @@ class CopyhoundApp(App):
                 return None
         return None
 
-    def _deliver(self, screen, message) -> None:
-        if get_current_worker().is_cancelled or getattr(message, "data", True) is None:
-            return
-        screen.post_message(message)
+    def _deliver(self, screen: Screen, message: Message) -> None:
+        """Post a worker's result to the screen that asked, unless a newer request superseded it."""
+        if not get_current_worker().is_cancelled:
+            screen.post_message(message)
 
 
 def run(workspace: Engine | str | os.PathLike[str]) -> None:

@@ -1,104 +1,150 @@
-"""Messages between screens and the App.
+"""Messages between screens and the App, one typed dataclass per event.
 
-Requests (present tense) bubble from a screen up to the App, which pushes a screen or starts a worker;
-results (past tense) are posted by a worker to the screen that asked.
+Pivots (`...Selected`) and requests (`...Requested`) bubble from a screen up to the App, which pushes a
+screen or starts a worker; each request names the screen that asked, and the worker posts a past-tense
+result (`...Loaded`, `MatchesFound`, `Marked`, `Exported`) to that screen only (results do not bubble).
+
+Page sizes are defined here, once: a screen pages by them and its request carries them to the engine.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from textual.message import Message
+from textual.screen import Screen
+
+from engine import (
+    AccountPage,
+    AccountView,
+    EvidenceExport,
+    Mark,
+    Overview,
+    PromptMatch,
+    PromptView,
+    RingView,
+)
+
+# Accounts per page of the overview's account list (it shares the screen with the rings).
+ACCOUNTS_PAGE = 50
+# Rows per page of the prompt view (accounts) and of the account view (prompt groups).
+VIEW_PAGE = 100
 
 
 # ---------------------------------------------------------------------- navigation (pivots)
+@dataclass
 class PromptSelected(Message):
-    def __init__(self, prompt_id: int) -> None:
-        super().__init__()
-        self.prompt_id = int(prompt_id)
+    prompt_id: int
 
 
+@dataclass
 class AccountSelected(Message):
-    def __init__(self, account_id: str) -> None:
-        super().__init__()
-        self.account_id = str(account_id)
+    account_id: str
 
 
+@dataclass
 class RingSelected(Message):
-    def __init__(self, ring_id: int) -> None:
-        super().__init__()
-        self.ring_id = int(ring_id)
+    ring_id: int
 
 
 # ---------------------------------------------------------------------- requests for data
-class ViewRequested(Message):
-    """A screen wants its data: `kind` is overview | accounts | prompt | account | ring."""
+@dataclass
+class OverviewRequested(Message):
+    """Workspace figures, top rings and the activity plot."""
 
-    def __init__(self, screen: Any, kind: str, key: Any = None, offset: int = 0) -> None:
-        super().__init__()
-        self.screen = screen
-        self.kind = kind
-        self.key = key
-        self.offset = offset
+    screen: Screen
 
 
+@dataclass
+class AccountsPageRequested(Message):
+    """One page of scored accounts, by descending score."""
+
+    screen: Screen
+    offset: int = 0
+    limit: int = ACCOUNTS_PAGE
+
+
+@dataclass
+class PromptViewRequested(Message):
+    screen: Screen
+    prompt_id: int
+    offset: int = 0
+    limit: int = VIEW_PAGE
+
+
+@dataclass
+class AccountViewRequested(Message):
+    screen: Screen
+    account_id: str
+    offset: int = 0
+    limit: int = VIEW_PAGE
+
+
+@dataclass
+class RingViewRequested(Message):
+    screen: Screen
+    ring_id: int
+
+
+@dataclass
 class SearchRequested(Message):
-    def __init__(self, screen: Any, text: str) -> None:
-        super().__init__()
-        self.screen = screen
-        self.text = text
+    screen: Screen
+    text: str
 
 
+@dataclass
 class MarkRequested(Message):
-    def __init__(self, screen: Any, target_kind: str, target_id: str, label: str, note: str) -> None:
-        super().__init__()
-        self.screen = screen
-        self.target_kind = target_kind
-        self.target_id = str(target_id)
-        self.label = label
-        self.note = note
+    screen: Screen
+    target_kind: str
+    target_id: str
+    label: str
+    note: str
 
 
+@dataclass
 class ExportRequested(Message):
-    def __init__(self, screen: Any, target_kind: str, target_id: str) -> None:
-        super().__init__()
-        self.screen = screen
-        self.target_kind = target_kind
-        self.target_id = str(target_id)
+    screen: Screen
+    target_kind: str
+    target_id: str
 
 
 # ---------------------------------------------------------------------- results (posted by workers)
-class ViewLoaded(Message):
-    """A view's data arrived: `data` is the engine's result (Overview, PromptView, ...)."""
-
-    bubble = False
-
-    def __init__(self, kind: str, data: Any) -> None:
-        super().__init__()
-        self.kind = kind
-        self.data = data
+@dataclass
+class OverviewLoaded(Message, bubble=False):
+    overview: Overview
 
 
-class MatchesFound(Message):
-    bubble = False
-
-    def __init__(self, text: str, matches: list) -> None:
-        super().__init__()
-        self.text = text
-        self.matches = matches
+@dataclass
+class AccountsPageLoaded(Message, bubble=False):
+    page: AccountPage
 
 
-class Marked(Message):
-    bubble = False
-
-    def __init__(self, mark: Any) -> None:
-        super().__init__()
-        self.mark = mark
+@dataclass
+class PromptViewLoaded(Message, bubble=False):
+    view: PromptView
 
 
-class Exported(Message):
-    bubble = False
+@dataclass
+class AccountViewLoaded(Message, bubble=False):
+    view: AccountView
 
-    def __init__(self, export: Any) -> None:
-        super().__init__()
-        self.export = export
+
+@dataclass
+class RingViewLoaded(Message, bubble=False):
+    view: RingView
+
+
+@dataclass
+class MatchesFound(Message, bubble=False):
+    text: str
+    matches: list[PromptMatch]
+
+
+@dataclass
+class Marked(Message, bubble=False):
+    mark: Mark
+
+
+@dataclass
+class Exported(Message, bubble=False):
+    export: EvidenceExport

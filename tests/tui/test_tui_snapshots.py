@@ -74,7 +74,7 @@ def test_prompt_view(snap_compare, fixed_app_factory):
         await pilot.press("enter")
         await _loaded(pilot, PromptScreen)
         screen = pilot.app.screen
-        assert screen.key == expected, (screen.key, expected)
+        assert screen.prompt_id == expected, (screen.prompt_id, expected)
         # The new screen focuses its table on a later tick too; the cursor row is drawn differently until then.
         await wait_for(pilot, lambda: screen.query_one("#prompt-accounts", DataTable).has_focus)
         await settle(pilot)

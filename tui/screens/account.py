@@ -8,26 +8,37 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
+from engine import AccountView
 from tui import bindings
-from tui.messages import AccountSelected, ExportRequested, PromptSelected, RingSelected
+from tui.messages import (
+    VIEW_PAGE,
+    AccountSelected,
+    AccountViewLoaded,
+    AccountViewRequested,
+    ExportRequested,
+    PromptSelected,
+    RingSelected,
+)
 from tui.screens.base import PivotScreen, fill, score, short, when
 from tui.widgets.activity import ActivityChart
-
-PAGE = 100
 
 
 class AccountScreen(PivotScreen):
     BINDINGS = PivotScreen.BINDINGS + bindings.GOTO_RING + bindings.TRIAGE + bindings.PAGING
-    kind = "account"
-    page_size = PAGE
 
     def __init__(self, account_id: str) -> None:
         super().__init__()
-        self.key = str(account_id)
+        self.account_id = str(account_id)
 
     @property
     def crumb(self) -> str:
-        return f"Account {short(self.key, 20)}"
+        return f"Account {short(self.account_id, 20)}"
+
+    def data_request(self) -> AccountViewRequested:
+        return AccountViewRequested(self, self.account_id, self.offset, VIEW_PAGE)
+
+    def on_account_view_loaded(self, message: AccountViewLoaded) -> None:
+        self.loaded_with(message.view)
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="body"):
@@ -49,7 +60,7 @@ class AccountScreen(PivotScreen):
         self.query_one("#links", DataTable).add_columns("account", "weight", "shared", "shared families", "score",
                                                         "ring", "mark")
 
-    def show(self, v) -> None:
+    def show(self, v: AccountView) -> None:
         self.data = v
         s = v.score
         head = (f"[b]{v.account_id}[/] · score [b]{score(s.score) if s else 'n/a'}[/]"
@@ -91,18 +102,18 @@ class AccountScreen(PivotScreen):
             self.notify("this account is in no ring", timeout=3)
 
     def action_mark(self) -> None:
-        self.open_mark("account", self.key)
+        self.open_mark("account", self.account_id)
 
     def action_export(self) -> None:
-        self.post_message(ExportRequested(self, "account", self.key))
+        self.post_message(ExportRequested(self, "account", self.account_id))
 
     def action_next_page(self) -> None:
-        if self.loaded and self.offset + PAGE < self.data.total_groups:
-            self.request(self.offset + PAGE)
+        if self.loaded and self.offset + VIEW_PAGE < self.data.total_groups:
+            self.request(self.offset + VIEW_PAGE)
 
     def action_prev_page(self) -> None:
         if self.loaded and self.offset > 0:
-            self.request(self.offset - PAGE)
+            self.request(self.offset - VIEW_PAGE)
 
 
 def _examples(examples) -> str:

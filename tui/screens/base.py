@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from textual.app import ComposeResult
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from tui import bindings
-from tui.messages import ViewLoaded, ViewRequested
+from tui.messages import Marked, MarkRequested
+from tui.screens.mark import MarkDialog
 from tui.widgets.breadcrumbs import Breadcrumbs
 
 
 class PivotScreen(Screen):
-    """A screen that shows one engine result; `kind`/`key` say which, `crumb` names it in the path."""
+    """A screen that shows one engine result: `data_request()` asks for it, `crumb` names it in the path.
+
+    Each subclass handles its own result message (`on_prompt_view_loaded`, ...) by calling `loaded_with`.
+    """
 
     BINDINGS = bindings.BACK + bindings.REFRESH
-    kind = ""
-    key: object = None
+    crumb = ""
     offset = 0
-
-    @property
-    def crumb(self) -> str:
-        return self.kind.title()
+    loaded = False
+    data: Any = None
 
     def compose_body(self) -> ComposeResult:
         yield from ()
@@ -50,22 +53,19 @@ class PivotScreen(Screen):
         if offset is not None:
             self.offset = max(0, offset)
         self.loaded = False
-        self.post_message(ViewRequested(self, self.kind, self.key, self.offset))
+        self.post_message(self.data_request())
 
-    loaded = False
+    def data_request(self) -> Message:  # pragma: no cover - every screen overrides it
+        """The request message for this screen's data at `self.offset`."""
+        raise NotImplementedError
 
-    def on_view_loaded(self, message: ViewLoaded) -> None:
-        if message.kind == self.kind:
-            self.query_one("#status", Static).update("")
-            self.show(message.data)
-            self.loaded = True
-        else:
-            self.show_other(message.kind, message.data)
+    def loaded_with(self, data: Any) -> None:
+        """Show the engine result this screen asked for."""
+        self.query_one("#status", Static).update("")
+        self.show(data)
+        self.loaded = True
 
-    def show_other(self, kind: str, data) -> None:
-        """A secondary result (e.g. a page of accounts on the overview)."""
-
-    def show(self, data) -> None:  # pragma: no cover - every screen overrides it
+    def show(self, data: Any) -> None:  # pragma: no cover - every screen overrides it
         raise NotImplementedError
 
     def action_back(self) -> None:
@@ -77,16 +77,13 @@ class PivotScreen(Screen):
 
     def open_mark(self, target_kind: str, target_id: str) -> None:
         """Ask for a label and note, then post a MarkRequested for the App's worker."""
-        from tui.messages import MarkRequested
-        from tui.screens.mark import MarkDialog
-
         def done(result: tuple[str, str] | None) -> None:
             if result is not None:
                 self.post_message(MarkRequested(self, target_kind, target_id, result[0], result[1]))
 
         self.app.push_screen(MarkDialog(target_kind, target_id), done)
 
-    def on_marked(self, message) -> None:
+    def on_marked(self, message: Marked) -> None:
         self.request()  # show the new mark everywhere on this screen
 
     def set_status(self, text: str) -> None:

@@ -7,9 +7,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, RadioButton, RadioSet, Static
 
+from engine import MARK_LABELS
 from tui import bindings
-
-LABELS = ("suspicious", "benign", "confirmed")
 
 
 class MarkDialog(ModalScreen[tuple[str, str] | None]):
@@ -26,7 +25,7 @@ class MarkDialog(ModalScreen[tuple[str, str] | None]):
         with Vertical(id="mark-box"):
             yield Static(f"Mark {self.target_kind} [b]{self.target_id}[/]", classes="section")
             with RadioSet(id="mark-label"):
-                for i, label in enumerate(LABELS):
+                for i, label in enumerate(MARK_LABELS):
                     yield RadioButton(label, value=i == 0, id=f"label-{label}")
             yield Input(placeholder="note (Enter or ctrl+s saves, Escape cancels)", id="mark-note")
         yield Footer()
@@ -39,7 +38,7 @@ class MarkDialog(ModalScreen[tuple[str, str] | None]):
 
     def action_save(self) -> None:
         index = self.query_one(RadioSet).pressed_index
-        self.dismiss((LABELS[max(index, 0)], self.query_one("#mark-note", Input).value))
+        self.dismiss((MARK_LABELS[max(index, 0)], self.query_one("#mark-note", Input).value))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -6,17 +6,26 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
+from engine import AccountPage, Mark, Overview
 from tui import bindings
-from tui.messages import AccountSelected, RingSelected, ViewRequested
+from tui.messages import (
+    ACCOUNTS_PAGE,
+    AccountSelected,
+    AccountsPageLoaded,
+    AccountsPageRequested,
+    OverviewLoaded,
+    OverviewRequested,
+    RingSelected,
+)
 from tui.screens.base import PivotScreen, fill, score, short, when
 from tui.widgets.activity import ActivityChart
 
-PAGE = 50
-
 
 class OverviewScreen(PivotScreen):
+    """Two requests fill it: the overview (figures, rings, plot) and a page of accounts, paged on its own."""
+
     BINDINGS = PivotScreen.BINDINGS + bindings.PAGING
-    kind = "overview"
+    crumb = "Overview"
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="figures", classes="head")
@@ -35,15 +44,20 @@ class OverviewScreen(PivotScreen):
         self.query_one("#accounts", DataTable).add_columns("account", "score", "ring", "exch", "top signal",
                                                            "mark")
 
-    def show_other(self, kind: str, data) -> None:
-        if kind == "accounts":
-            self.show_accounts(data)
+    def data_request(self) -> OverviewRequested:
+        return OverviewRequested(self)
 
     def request(self, offset: int | None = None) -> None:
         super().request()
         self._page()
 
-    def show(self, ov) -> None:
+    def on_overview_loaded(self, message: OverviewLoaded) -> None:
+        self.loaded_with(message.overview)
+
+    def on_accounts_page_loaded(self, message: AccountsPageLoaded) -> None:
+        self.show_accounts(message.page)
+
+    def show(self, ov: Overview) -> None:
         self.data = ov
         s = ov.status
         scan = when(s.last_scan) or "never (run `copyhound scan`)"
@@ -56,7 +70,7 @@ class OverviewScreen(PivotScreen):
                          r.signals[0].name if r.signals else "", _label(ov.mark_of("ring", r.ring_id))))
             for r in ov.top_rings))
 
-    def show_accounts(self, page) -> None:
+    def show_accounts(self, page: AccountPage) -> None:
         self.accounts_total = page.total
         fill(self.query_one("#accounts", DataTable), (
             (a.account_id, (short(a.account_id, 24), score(a.score), "" if a.ring_id is None else str(a.ring_id),
@@ -70,17 +84,17 @@ class OverviewScreen(PivotScreen):
     accounts_offset = 0
 
     def action_next_page(self) -> None:
-        if self.accounts_offset + PAGE < self.accounts_total:
-            self.accounts_offset += PAGE
+        if self.accounts_offset + ACCOUNTS_PAGE < self.accounts_total:
+            self.accounts_offset += ACCOUNTS_PAGE
             self._page()
 
     def action_prev_page(self) -> None:
         if self.accounts_offset > 0:
-            self.accounts_offset = max(0, self.accounts_offset - PAGE)
+            self.accounts_offset = max(0, self.accounts_offset - ACCOUNTS_PAGE)
             self._page()
 
     def _page(self) -> None:
-        self.post_message(ViewRequested(self, "accounts", PAGE, self.accounts_offset))
+        self.post_message(AccountsPageRequested(self, self.accounts_offset, ACCOUNTS_PAGE))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         key = event.row_key.value
@@ -90,5 +104,5 @@ class OverviewScreen(PivotScreen):
             self.post_message(AccountSelected(key))
 
 
-def _label(mark) -> str:
+def _label(mark: Mark | None) -> str:
     return mark.label if mark else ""

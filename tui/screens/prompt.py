@@ -5,24 +5,28 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
+from engine import PromptView
 from tui import bindings
-from tui.messages import AccountSelected
+from tui.messages import VIEW_PAGE, AccountSelected, PromptViewLoaded, PromptViewRequested
 from tui.screens.base import PivotScreen, fill, score, short, when
-
-PAGE = 100
 
 
 class PromptScreen(PivotScreen):
     BINDINGS = PivotScreen.BINDINGS + bindings.PAGING
-    kind = "prompt"
 
     def __init__(self, prompt_id: int) -> None:
         super().__init__()
-        self.key = int(prompt_id)
+        self.prompt_id = int(prompt_id)
 
     @property
     def crumb(self) -> str:
-        return f"Prompt #{self.key}"
+        return f"Prompt #{self.prompt_id}"
+
+    def data_request(self) -> PromptViewRequested:
+        return PromptViewRequested(self, self.prompt_id, self.offset, VIEW_PAGE)
+
+    def on_prompt_view_loaded(self, message: PromptViewLoaded) -> None:
+        self.loaded_with(message.view)
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="prompt-text", classes="quote")
@@ -34,7 +38,7 @@ class PromptScreen(PivotScreen):
         self.query_one(DataTable).add_columns("account", "exch", "max sim", "exact", "first", "last", "score",
                                               "ring", "mark")
 
-    def show(self, v) -> None:
+    def show(self, v: PromptView) -> None:
         self.data = v
         self.query_one("#prompt-text", Static).update(short(v.text, 600))
         fam = (f"family {v.family_id} ({v.family_prompts} prompts; centre: {short(v.family_center, 50)})"
@@ -56,9 +60,9 @@ class PromptScreen(PivotScreen):
         self.post_message(AccountSelected(event.row_key.value))
 
     def action_next_page(self) -> None:
-        if self.loaded and self.offset + PAGE < self.data.total_accounts:
-            self.request(self.offset + PAGE)
+        if self.loaded and self.offset + VIEW_PAGE < self.data.total_accounts:
+            self.request(self.offset + VIEW_PAGE)
 
     def action_prev_page(self) -> None:
         if self.loaded and self.offset > 0:
-            self.request(self.offset - PAGE)
+            self.request(self.offset - VIEW_PAGE)

@@ -6,8 +6,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
+from engine import Mark, RingView
 from tui import bindings
-from tui.messages import AccountSelected, ExportRequested, PromptSelected
+from tui.messages import AccountSelected, ExportRequested, PromptSelected, RingViewLoaded, RingViewRequested
 from tui.screens.account import _examples
 from tui.screens.base import PivotScreen, fill, score, short
 from tui.widgets.activity import ActivityChart
@@ -15,15 +16,20 @@ from tui.widgets.activity import ActivityChart
 
 class RingScreen(PivotScreen):
     BINDINGS = PivotScreen.BINDINGS + bindings.TRIAGE
-    kind = "ring"
 
     def __init__(self, ring_id: int) -> None:
         super().__init__()
-        self.key = int(ring_id)
+        self.ring_id = int(ring_id)
 
     @property
     def crumb(self) -> str:
-        return f"Ring {self.key}"
+        return f"Ring {self.ring_id}"
+
+    def data_request(self) -> RingViewRequested:
+        return RingViewRequested(self, self.ring_id)
+
+    def on_ring_view_loaded(self, message: RingViewLoaded) -> None:
+        self.loaded_with(message.view)
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="body"):
@@ -45,7 +51,7 @@ class RingScreen(PivotScreen):
         self.query_one("#signals", DataTable).add_columns("signal", "score", "value", "background", "detail",
                                                           "evidence")
 
-    def show(self, v) -> None:
+    def show(self, v: RingView) -> None:
         self.data = v
         r = v.ring
         head = (f"[b]Ring {r.ring_id}[/] · score [b]{score(r.score)}[/] · {len(v.members)} members · "
@@ -83,11 +89,11 @@ class RingScreen(PivotScreen):
             self.post_message(PromptSelected(int(event.row_key.value)))
 
     def action_mark(self) -> None:
-        self.open_mark("ring", str(self.key))
+        self.open_mark("ring", str(self.ring_id))
 
     def action_export(self) -> None:
-        self.post_message(ExportRequested(self, "ring", str(self.key)))
+        self.post_message(ExportRequested(self, "ring", str(self.ring_id)))
 
 
-def _label(mark) -> str:
+def _label(mark: Mark | None) -> str:
     return mark.label if mark else ""

@@ -22,7 +22,7 @@ def sparkline(counts: tuple[int, ...], top: int) -> str:
 
 
 class ActivityChart(Static):
-    """Renders an `engine.models.Timeline` (any object with start, bucket_seconds, labels, counts)."""
+    """Renders an `engine.Timeline` (any object with start, bucket_seconds, labels, counts)."""
 
     def __init__(self, *, per_row_scale: bool = False, max_rows: int = 12, **kwargs) -> None:
         super().__init__("", **kwargs)
