@@ -2,9 +2,10 @@
 
 Flow: a screen posts a request message (`PromptViewRequested`, `SearchRequested`, ...); the App's handler
 for it starts `@work(thread=True, exclusive=True, group=...)`, the worker calls ONE engine method and
-posts a past-tense result (`PromptViewLoaded`, `MatchesFound`, ...) to the screen that asked. Pivots (`PromptSelected`,
-`AccountSelected`, `RingSelected`) push a screen; Escape pops it, so the screen stack is the pivot path
-(shown as breadcrumbs).
+posts a past-tense result (`PromptViewLoaded`, `MatchesFound`, ...) to the screen that asked. Pivots
+(`PromptSelected`, `AccountSelected`, `RingSelected`) push a screen; Escape pops it, so the screen stack
+is the pivot path (shown as breadcrumbs). Messages are in `tui.messages`, keys in `tui.bindings`, layout
+in `app.tcss`.
 
 Concurrency: the UI thread never touches the database. The engine opens a DuckDB connection per call
 and closes it, so a batch job (`copyhound scan`, `ingest`) can take the workspace between two calls.
