@@ -1,9 +1,13 @@
-"""Word lists and prompt templates for :mod:`synth.generator`.
+"""Word lists and prompt templates for the generator (:mod:`synth.texts` compiles them).
 
 Everything here is written in code on purpose: the generator must run with no data files and no
 network, and the lists are small enough to read. Templates use ``{slot}`` fields; a slot is either a
-tuple of strings here or a generator function in ``synth.generator`` (``passage``, ``code``, numbers).
+tuple of strings here or a generator function in ``synth.texts`` (``passage``, ``code``, numbers).
 Slots may carry a numeric suffix (``{city2}``) to draw a second, independent value from ``city``.
+
+This module is data, not code, and stays whole past the usual ~500 lines: `synth.texts` makes a slot
+of every upper-case tuple found here by name (``{lang}`` is ``LANG``), so the lists form one namespace,
+and splitting them over files would only scatter what a template author looks up.
 """
 
 from __future__ import annotations
@@ -540,7 +544,7 @@ SIGNOFFS = (
     "Thanks a lot.", "Cheers", "ty", "Please help.",
 )
 
-# --- passages: sentence templates composed into a bank at import of synth.generator ----------------
+# --- passages: sentence templates composed into a bank at first use in synth.texts ----------------
 
 # Lower case: the sentence bank capitalises the first letter of each sentence.
 ORG = (

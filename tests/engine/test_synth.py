@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import subprocess
+import sys
 import unicodedata
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -109,6 +112,25 @@ def test_progress_and_bad_suffix(tmp_path: Path) -> None:
     assert calls[-1] == (1000, 1000)
     with pytest.raises(ValueError, match="suffix"):
         write_synth(SynthConfig(exchanges=100), tmp_path / "t.xlsx")
+
+
+def test_synth_stands_apart_on_numpy_alone(tmp_path: Path) -> None:
+    # Nothing from the engine, even in a function; at import and for JSONL, no third party but numpy.
+    for path in (Path(__file__).resolve().parents[2] / "synth").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            assert not [n for n in names if n.split(".")[0] in ("engine", "index", "tui")], path
+    code = (
+        "import sys; before = set(sys.modules); import synth; from pathlib import Path; "
+        f"synth.write_synth(synth.SynthConfig(exchanges=300), Path({str(tmp_path / 't.jsonl')!r})); "
+        "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # cython_runtime: the module Cython extensions (numpy.random) register, not a package.
+    loaded = set(out.stdout.split()) - set(sys.stdlib_module_names) - {"cython_runtime"}
+    assert {m for m in loaded if not m.startswith("_")} == {"numpy", "synth"}
 
 
 def test_truth_covers_every_account(default_run) -> None:
