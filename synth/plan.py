@@ -497,4 +497,3 @@ def _coprime_multiplier(space: int, rnd: random.Random) -> int:
         m = rnd.randrange(1, space) if space > 2 else 1
         if math.gcd(m, space) == 1:
             return m
-

@@ -178,4 +178,3 @@ class Renderer:
         elif u < 0.22:
             prompt = organic_noise(prompt, rnd)
         return prompt
-

@@ -436,4 +436,3 @@ def reasoning_question(rnd: random.Random) -> str:
     if u < 0.8:
         return _science_q(rnd)
     return _code_q(rnd)
-
