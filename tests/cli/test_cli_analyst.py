@@ -5,17 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from fixed_workspace import RING, build_fixed_workspace  # noqa: E402
-
-from engine.cli.analyst import add_commands  # noqa: E402
+from engine.cli.analyst import add_commands
+from tests.fixtures.workspace import RING, build_fixed_workspace
 
 
 def _run(argv: list[str]) -> int:

@@ -5,19 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from fixed_workspace import ORGANIC, QUESTIONS, RING, build_fixed_workspace, fixed_engine  # noqa: E402
-
-import engine as engine_package  # noqa: E402
-from engine import QueryError  # noqa: E402
-from engine import models as result_models  # noqa: E402
+import engine as engine_package
+from engine import QueryError
+from engine import models as result_models
+from tests.fixtures.workspace import ORGANIC, QUESTIONS, RING, build_fixed_workspace, fixed_engine
 
 
 @pytest.fixture(scope="module")

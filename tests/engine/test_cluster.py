@@ -17,8 +17,7 @@ import ray
 from engine import Engine, EngineConfig
 from engine.encoders.static import STATIC_NAME
 from index import JoinSettings
-from tests.conftest import write_jsonl
-from tests.engine.conftest import ring_traffic
+from tests.fixtures.traffic import ring_traffic, write_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from engine import Engine, EngineConfig
 from engine.encoders.base import WINDOW_WORDS, split_windows, verify_weights
 from engine.errors import EmbeddingError
 from engine.store.vectors import embed_pending, load_vectors
-from tests.conftest import write_jsonl
+from tests.fixtures.traffic import write_jsonl
 
 
 def _traffic(tmp_path, n=60):

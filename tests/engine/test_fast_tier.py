@@ -19,8 +19,9 @@ from engine.encoders.base import MODEL_NAME
 from engine.encoders.static import STATIC_NAME, StaticEncoder
 from engine.errors import EmbeddingError
 from engine.ingest.fingerprint import normalize
-from tests.conftest import write_jsonl
-from tests.engine.conftest import perturb, reopened_records, ring_traffic
+from tests.fixtures.corpora import perturb
+from tests.fixtures.traffic import ring_traffic, write_jsonl
+from tests.fixtures.workspace import reopened_records
 
 
 def test_static_vectors_are_normalised_and_deterministic(static_encoder):

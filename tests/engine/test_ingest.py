@@ -14,7 +14,7 @@ import pytest
 from engine import Engine
 from engine.errors import IngestError
 from engine.ingest.loader import Ingestor
-from tests.conftest import write_jsonl
+from tests.fixtures.traffic import write_jsonl
 
 GOOD = [
     {"account_id": "a1", "timestamp": "2026-03-01T10:00:00Z", "prompt": "Explain photosynthesis simply", "plan": "pro"},

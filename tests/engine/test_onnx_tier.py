@@ -23,8 +23,9 @@ from engine.encoders.onnx import ONNX_NAME, OnnxEncoder
 from engine.encoders.registry import make_encoder
 from engine.errors import EmbeddingError
 from engine.ingest.fingerprint import normalize
-from tests.conftest import write_jsonl
-from tests.engine.conftest import perturb, reopened_records, ring_traffic, sample_corpora
+from tests.fixtures.corpora import perturb, sample_corpora
+from tests.fixtures.traffic import ring_traffic, write_jsonl
+from tests.fixtures.workspace import reopened_records
 
 # Lowest cosine to MiniLM's vector over the sample below: measured 0.981 (mean 0.993; MiniLM as
 # configured, bf16 on this 2-core AMD EPYC, which has native bf16). The same model quantised per tensor

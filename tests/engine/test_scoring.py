@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import zlib
 from dataclasses import fields
 
 import duckdb
@@ -14,23 +13,9 @@ import pytest
 
 from engine.models import Signal
 from engine.store.migrations import MIGRATIONS
+from tests.fakes import FakeEncoder
 
 DIM = 64
-
-
-class FakeEncoder:
-    """Deterministic hashed character-trigram vectors, L2-normalised (unit tests only)."""
-
-    dim = DIM
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), DIM), dtype=np.float32)
-        for i, t in enumerate(texts):
-            s = f"  {t.lower()}  "
-            for j in range(len(s) - 2):
-                out[i, zlib.crc32(s[j : j + 3].encode()) % DIM] += 1.0
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-        return out
 
 
 WORDS = [f"w{i}" for i in range(3000)]

@@ -19,8 +19,8 @@ from engine.config import EngineConfig
 from engine.ingest.fingerprint import fingerprint, normalize
 from engine.query.senders import DIR_NAME
 from synth import SynthConfig, write_synth
-from tests.conftest import write_jsonl
-from tests.engine.conftest import perturb
+from tests.fixtures.corpora import perturb
+from tests.fixtures.traffic import write_jsonl
 
 REFERENCE_SQL = """
     WITH hits AS (

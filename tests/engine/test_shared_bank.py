@@ -21,8 +21,8 @@ import pytest
 from engine import Engine
 from engine.config import EngineConfig
 from engine.ingest.fingerprint import normalize
-from tests.conftest import corpus, write_jsonl
-from tests.engine.conftest import perturb
+from tests.fixtures.corpora import corpus, perturb
+from tests.fixtures.traffic import write_jsonl
 
 
 def _real_prompts(names: tuple[str, ...], n: int, seed: int) -> list[str]:

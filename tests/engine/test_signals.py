@@ -9,7 +9,7 @@ import pyarrow as pa
 from engine.detect import signals as sg
 from engine.detect.elicitation import EXEMPLARS, score_elicitation, split_sentences
 from engine.store.migrations import MIGRATIONS
-from tests.engine.test_scoring import FakeEncoder
+from tests.fakes import FakeEncoder
 
 
 def _con() -> duckdb.DuckDBPyConnection:

@@ -10,7 +10,8 @@ import pytest
 
 from engine import Engine
 from engine.errors import QueryError
-from tests.conftest import corpus, write_jsonl
+from tests.fixtures.corpora import corpus
+from tests.fixtures.traffic import write_jsonl
 
 BASE = "Explain how a transformer neural network uses self-attention to process a sentence."
 PERTURBED = {

@@ -1,21 +1,11 @@
-"""Shared fixtures for the ``index`` package tests: synthetic embeddings.
-
-Also makes the repository root importable, so ``import index`` works however
-pytest is started (``pytest`` or ``python -m pytest``, any rootdir).
-"""
+"""Shared fixtures for the ``index`` package tests: synthetic embeddings."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-_ROOT = Path(__file__).resolve().parents[2]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
 
 Maker = Callable[..., tuple[np.ndarray, np.ndarray]]
 

@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-_ROOT = Path(__file__).resolve().parents[2]
-for p in (str(_ROOT), str(Path(__file__).parent)):
-    if p not in sys.path:
-        sys.path.insert(0, p)
-
-from fixed_workspace import build_fixed_workspace, fixed_engine  # noqa: E402
+from tests.fixtures.workspace import build_fixed_workspace, fixed_engine
 
 REAL_EXCHANGES = 2500
 

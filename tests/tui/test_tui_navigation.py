@@ -7,9 +7,9 @@ import sys
 import textwrap
 
 import pytest
-from conftest import settle, wait_for
 from textual.widgets import DataTable, Input, Static, TextArea
 
+from tests.tui.conftest import settle, wait_for
 from tui.app import BUSY_NOTICE
 from tui.screens.account import AccountScreen
 from tui.screens.mark import MarkDialog
@@ -125,7 +125,7 @@ async def test_mark_an_account_shows_everywhere(fixed_app_factory, fixed_ws):
 
 
 def fixed_engine_marks(ws):
-    from fixed_workspace import fixed_engine
+    from tests.fixtures.workspace import fixed_engine
 
     return fixed_engine(ws).analyst.marks()
 
@@ -146,8 +146,7 @@ async def test_export_a_ring_writes_an_evidence_bundle(fixed_app_factory, fixed_
 
 async def test_busy_workspace_shows_a_notice_then_the_data(fixed_ws):
     """Another process holds the DuckDB lock while the TUI opens: it says so, retries, then shows data."""
-    from fixed_workspace import fixed_engine
-
+    from tests.fixtures.workspace import fixed_engine
     from tui.app import CopyhoundApp
 
     engine = fixed_engine(fixed_ws, busy_timeout=0.5)  # opened (and migrated) before the lock is taken

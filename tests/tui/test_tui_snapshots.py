@@ -5,10 +5,10 @@ Update after an intended change with `pytest tests/tui --snapshot-update` and re
 
 from __future__ import annotations
 
-from conftest import settle, wait_for
-from fixed_workspace import QUESTIONS
 from textual.widgets import DataTable, Static, TextArea
 
+from tests.fixtures.workspace import QUESTIONS
+from tests.tui.conftest import settle, wait_for
 from tui.screens.account import AccountScreen
 from tui.screens.overview import OverviewScreen
 from tui.screens.prompt import PromptScreen
