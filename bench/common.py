@@ -37,9 +37,6 @@ RESULTS = ROOT / "bench" / "results"
 # The corpora live beside the checkout, not in it; COPYHOUND_CORPORA points elsewhere (e.g. on a device).
 CORPORA = Path(os.environ.get("COPYHOUND_CORPORA", ROOT.parent / "shared" / "corpora"))
 
-if str(ROOT) not in sys.path:  # bench/ is not installed; make `engine` and `index` importable
-    sys.path.insert(0, str(ROOT))
-
 
 # ---------------------------------------------------------------------------------- provenance
 def git_sha() -> str | None:

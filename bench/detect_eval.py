@@ -1,6 +1,6 @@
 """Does detection find planted campaigns, and leave organic look-alikes alone? Against two baselines.
 
-Usage: ``python bench/detect_eval.py [--scenarios synth corpora] [--workdir /tmp/detect_eval]
+Usage: ``python -m bench.detect_eval [--scenarios synth corpora] [--workdir /tmp/detect_eval]
 [--max-accounts 20] [--fresh] [--out detect_eval]``
 
 For each labelled scenario (``bench/scenarios.py``: ``synth`` = ``copyhound synth`` traffic, ``corpora``
@@ -54,13 +54,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import scenarios  # noqa: E402
-from common import envelope, table, write_results  # noqa: E402
-
-from engine import Engine  # noqa: E402
-from engine.config import EngineConfig  # noqa: E402
-from engine.detect.scoring import FLAG_SCORE  # noqa: E402 (copyhound flags an account at this score)
+from bench import scenarios
+from bench.common import envelope, table, write_results
+from engine import Engine
+from engine.config import EngineConfig
+from engine.detect.scoring import FLAG_SCORE  # copyhound flags an account at this score
 
 log = logging.getLogger("bench.detect_eval")
 
@@ -375,7 +373,7 @@ def _summary(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.detect_eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenarios", nargs="+", default=list(scenarios.SCENARIOS), choices=list(scenarios.SCENARIOS))
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/detect_eval"))
     ap.add_argument("--max-accounts", type=int, default=20, help="baselines ignore items sent by more accounts")

@@ -2,8 +2,8 @@
 
 Usage (on a machine with CUDA; never run by the tests)::
 
-    python bench/gpu_embed.py --prompts 100000 [--dtype bf16|fp16|fp32] [--batch 512]
-    python bench/gpu_embed.py --device cpu --prompts 500     # smoke test of the script without a GPU
+    python -m bench.gpu_embed --prompts 100000 [--dtype bf16|fp16|fp32] [--batch 512]
+    python -m bench.gpu_embed --device cpu --prompts 500     # smoke test of the script without a GPU
 
 1. ``synth.generator`` writes ``--prompts`` exchanges; their distinct normalised prompts are embedded.
 2. ``MiniLMEncoder(device="cuda")`` embeds them in the chosen precision: ``bf16`` is the encoder's own
@@ -32,8 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import envelope, stage, stage_table, table, write_results  # noqa: E402
+from bench.common import envelope, stage, stage_table, table, write_results
 
 log = logging.getLogger("bench.gpu_embed")
 
@@ -72,7 +71,7 @@ def timed_encode(enc, texts: list[str], device: str) -> tuple[np.ndarray, float]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.gpu_embed", description=__doc__.split("\n\n")[0])
     p.add_argument("--prompts", type=int, default=100_000, help="exchanges to synthesise")
     p.add_argument("--device", default="cuda")
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16")

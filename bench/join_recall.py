@@ -6,9 +6,9 @@ each run's top-20 pair recall on the same sampled rows of exact brute force (`be
 exact_neighbours), split into what the partition never compares (`partition_recall_top20`, from
 `IvfPlan.compares`) and what the cap dropped (`capped_top20`). `--partition-only` skips the joins. Used to choose the scan's default spill and list bound; results in bench/results/join_recall*.json.
 
-    python bench/join_recall.py --workspace /tmp/scale/n1000000/ws --settings 8:0 8:0.03 8:0.05 12:0 16:0
-    python bench/join_recall.py --workspace /tmp/scale/n3000000/ws --settings 8:0.05 8:0.05:400 --name join_recall_3m
-    python bench/join_recall.py --workspace /tmp/scale/n10000000/ws --settings 8:0.05 12:0.05 8:0.05::8 --partition-only
+    python -m bench.join_recall --workspace /tmp/scale/n1000000/ws --settings 8:0 8:0.03 8:0.05 12:0 16:0
+    python -m bench.join_recall --workspace /tmp/scale/n3000000/ws --settings 8:0.05 8:0.05:400 --name join_recall_3m
+    python -m bench.join_recall --workspace /tmp/scale/n10000000/ws --settings 8:0.05 12:0.05 8:0.05::8 --partition-only
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import envelope, table, write_results  # noqa: E402
-from scale import exact_neighbours, sample_recall  # noqa: E402
-
-import index as faiss_index  # noqa: E402
-from engine import Engine  # noqa: E402
-from engine.scan.pipeline import MAX_NEIGHBORS, SELFJOIN_BLOCK  # noqa: E402
-from engine.store.vectors import load_vectors, open_index  # noqa: E402
+import index as faiss_index
+from bench.common import envelope, table, write_results
+from bench.scale import exact_neighbours, sample_recall
+from engine import Engine
+from engine.scan.pipeline import MAX_NEIGHBORS, SELFJOIN_BLOCK
+from engine.store.vectors import load_vectors, open_index
 
 log = logging.getLogger("bench.join_recall")
 
@@ -41,7 +39,7 @@ def _setting(text: str) -> tuple[int, float, int | None, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.join_recall", description=__doc__.split("\n\n")[0])
     ap.add_argument("--workspace", type=Path, default=Path("/tmp/scale/n1000000/ws"))
     ap.add_argument("--settings", nargs="+", type=_setting, default=[(8, 0.0, None, 0), (8, 0.03, None, 0), (8, 0.05, None, 0), (12, 0.0, None, 0)],
                     metavar="NPROBE:SPILL[:MAX_LIST[:POINTS]]",

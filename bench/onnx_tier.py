@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/onnx_tier.py [--per-corpus 1000] [--batches 1 8 32 64] [--name onnx_tier]
+    python -m bench.onnx_tier [--per-corpus 1000] [--batches 1 8 32 64] [--name onnx_tier]
 
 1. Prompts: ``--per-corpus`` distinct normalised prompts of 20-4000 characters from each of
    sharegpt_first_turns, arena_hard and alpaca_5k (``../shared/corpora``), as the engine embeds them.
@@ -29,11 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import envelope, stage, stage_table, table, write_results  # noqa: E402
-from threshold import read  # noqa: E402
-
-from engine.ingest.fingerprint import normalize  # noqa: E402
+from bench.common import envelope, stage, stage_table, table, write_results
+from bench.threshold import read
+from engine.ingest.fingerprint import normalize
 
 log = logging.getLogger("bench.onnx_tier")
 
@@ -67,7 +65,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.onnx_tier", description=__doc__.split("\n\n")[0])
     ap.add_argument("--per-corpus", type=int, default=1000)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 64],
                     help="prompts per onnxruntime call to time (the encoder's default is also reported)")

@@ -2,9 +2,9 @@
 
 Usage::
 
-    python bench/pipeline.py --prompts 10000 100000
-    python bench/pipeline.py --prompts 10000 --no-embed-sizes 1000000     # or --stages-only-1m
-    python bench/pipeline.py --prompts 100000 --embed-sample 2000 --fast-vectors
+    python -m bench.pipeline --prompts 10000 100000
+    python -m bench.pipeline --prompts 10000 --no-embed-sizes 1000000     # or --stages-only-1m
+    python -m bench.pipeline --prompts 100000 --embed-sample 2000 --fast-vectors
 
 ``--prompts N`` is the number of exchanges (rows) ``synth.generator`` generates; synthetic traffic repeats
 prompts across accounts, so the number of distinct prompts embedded is smaller (about 0.7 N) and is
@@ -53,14 +53,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import envelope, percentiles, perturb, stage, stage_table, table, write_results  # noqa: E402
-
-import index as faiss_index  # noqa: E402
-from engine import Engine, EngineConfig  # noqa: E402
-from engine.config import DEFAULT_THRESHOLD  # noqa: E402
-from engine.ingest.fingerprint import fingerprint, normalize  # noqa: E402
-from engine.store import vectors as engine_vectors  # noqa: E402
+import index as faiss_index
+from bench.common import envelope, percentiles, perturb, stage, stage_table, table, write_results
+from engine import Engine, EngineConfig
+from engine.config import DEFAULT_THRESHOLD
+from engine.ingest.fingerprint import fingerprint, normalize
+from engine.store import vectors as engine_vectors
 
 log = logging.getLogger("bench.pipeline")
 
@@ -424,6 +422,7 @@ def run_no_embed(n: int, args, workdir: Path) -> dict:
 # ------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
+        prog="python -m bench.pipeline",
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(

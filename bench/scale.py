@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/scale.py --sizes 100000 300000 1000000 [--encoder static] [--workdir /tmp/scale]
+    python -m bench.scale --sizes 100000 300000 1000000 [--encoder static] [--workdir /tmp/scale]
 
 For each N (exchanges), in ``<workdir>/n<N>`` (the synthetic traffic file is generated once and kept;
 the workspace is rebuilt every run so every stage is timed from empty; ``--rescan`` scans a kept
@@ -44,15 +44,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import detect_eval  # noqa: E402
-from common import envelope, footprint_mb, percentiles, perturb, stage, table, write_results  # noqa: E402
-
-import index as faiss_index  # noqa: E402
-from engine import Engine, EngineConfig  # noqa: E402
-from engine.scan.pipeline import MAX_NEIGHBORS, SELFJOIN_BLOCK  # noqa: E402
-from engine.store.vectors import load_vectors, open_index  # noqa: E402
-from synth import SynthConfig, write_synth  # noqa: E402
+import index as faiss_index
+from bench import detect_eval
+from bench.common import envelope, footprint_mb, percentiles, perturb, stage, table, write_results
+from engine import Engine, EngineConfig
+from engine.scan.pipeline import MAX_NEIGHBORS, SELFJOIN_BLOCK
+from engine.store.vectors import load_vectors, open_index
+from synth import SynthConfig, write_synth
 
 log = logging.getLogger("bench.scale")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -425,7 +423,7 @@ def plot(runs: list[dict], path: Path, title: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     ap.add_argument("--encoder", default="static")
     ap.add_argument("--recheck", action="store_true")
@@ -453,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         # beside the original figures with the code version that produced them.
         path = RESULTS / f"{args.name}.json"
         result = json.loads(path.read_text())
-        from common import git_sha
+        from bench.common import git_sha
 
         for r in result["runs"]:
             eng = Engine(args.workdir / f"n{r['exchanges']}" / "ws", create=False)

@@ -24,7 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from common import CORPORA, perturb  # bench/ is not a package: run as a script or with bench/ on sys.path
+
+from bench.common import CORPORA, perturb
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Evaluate the template miner on T0 prompts (ground-truth templates) mixed with organic traffic.
 
-Usage: ``python bench/template_eval.py [--limit N] [--no-organic] [--min-prompts K] [--ngram N]``
+Usage: ``python -m bench.template_eval [--limit N] [--no-organic] [--min-prompts K] [--ngram N]``
 
 Reads ``../shared/corpora`` (relative to the repository root): ``t0_templates.jsonl.gz`` (field
 ``group`` = the true template) and, as organic background, ``sharegpt_first_turns``,
@@ -34,13 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from engine.detect.templates import mine_templates
 
-from engine.detect.templates import mine_templates  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 try:  # the real normaliser, when it exists
-    from engine.ingest.fingerprint import normalize  # type: ignore[import-not-found]  # noqa: E402
+    from engine.ingest.fingerprint import normalize  # type: ignore[import-not-found]
 except ImportError:  # stand-in: lowercase + whitespace collapse
 
     def normalize(text: str) -> str:
@@ -132,7 +131,7 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.template_eval", description=__doc__.split("\n")[0])
     ap.add_argument("--limit", type=int, default=None, help="sample this many T0 prompts")
     ap.add_argument("--no-organic", action="store_true", help="skip the organic background")
     ap.add_argument("--min-prompts", type=int, default=20)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/threshold.py [--pool 900] [--copies 600] [--msrp 250] [--jailbreaks 120] [--device cpu]
+    python -m bench.threshold [--pool 900] [--copies 600] [--msrp 250] [--jailbreaks 120] [--device cpu]
 
 Everything is embedded as the engine embeds it: ``engine.ingest.fingerprint.normalize`` first, then the real
 ``engine.embed.MiniLMEncoder`` (windowed for long prompts). Corpora come from ``../shared/corpora``
@@ -49,11 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CORPORA, envelope, perturb, stage, stage_table, table, write_results  # noqa: E402
-
-from engine.config import DEFAULT_THRESHOLD  # noqa: E402
-from engine.ingest.fingerprint import normalize  # noqa: E402
+from bench.common import CORPORA, envelope, perturb, stage, stage_table, table, write_results
+from engine.config import DEFAULT_THRESHOLD
+from engine.ingest.fingerprint import normalize
 
 log = logging.getLogger("bench.threshold")
 
@@ -84,7 +82,7 @@ def pair_cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.threshold", description=__doc__.split("\n\n")[0])
     p.add_argument("--pool", type=int, default=900, help="organic prompts (equal share per corpus)")
     p.add_argument("--copies", type=int, default=600, help="perturbed copies (of pool prompts)")
     p.add_argument("--msrp", type=int, default=250, help="MSRP pairs of each label")

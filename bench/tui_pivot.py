@@ -1,8 +1,8 @@
 """How long each TUI pivot takes: the engine call (data load) and the render once the data is in.
 
-    python bench/tui_pivot.py --workspace WS            # an existing scanned workspace
-    python bench/tui_pivot.py --build 20000 --out WS    # synth N exchanges, ingest and scan first
-    python bench/tui_pivot.py --build 1000000 --out WS --standin   # 1M: stand-in vectors (see below)
+    python -m bench.tui_pivot --workspace WS            # an existing scanned workspace
+    python -m bench.tui_pivot --build 20000 --out WS    # synth N exchanges, ingest and scan first
+    python -m bench.tui_pivot --build 1000000 --out WS --standin   # 1M: stand-in vectors (see below)
 
 The issue's target is a render of <= 150 ms after the data is loaded, at 1M exchanges. Render is timed
 as `screen.show(data)` plus the next refresh, headless at 120x40; load is the engine method alone.
@@ -22,16 +22,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine import Engine  # noqa: E402
+from engine import Engine
 
 
 def _encoder(standin: bool):
     if not standin:
         return None
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from pipeline import HashWordEncoder
+    from bench.pipeline import HashWordEncoder
 
     return HashWordEncoder()
 
@@ -97,7 +94,8 @@ async def measure(engine: Engine, repeats: int) -> list[dict]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m bench.tui_pivot", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workspace", type=Path)
     ap.add_argument("--build", type=int, help="synth this many exchanges into --out first")
     ap.add_argument("--out", type=Path, default=Path("bench-tui-ws"))
@@ -114,8 +112,7 @@ def main() -> int:
     engine = Engine(ws, create=False, encoder=_encoder(args.standin))
     status = engine.status()
     rows = asyncio.run(measure(engine, args.repeats))
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import envelope, write_results
+    from bench.common import envelope, write_results
 
     result = envelope("tui_pivot", exchanges=status.exchanges, accounts=status.accounts, prompts=status.prompts,
                       vectors="standin (hashed words)" if args.standin else "minilm",
