@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.detect.templates import mine_templates
+from engine.detect.templates import TemplateParams, mine_templates
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def evaluate(
     labels: list[str | None] = list(t0_groups) + [None] * len(organic_texts)
     pids = np.arange(len(texts), dtype=np.int64)
     t = time.perf_counter()
-    res = mine_templates(pids, texts, min_prompts=min_prompts, **kwargs)
+    res = mine_templates(pids, texts, TemplateParams(min_prompts=min_prompts, **kwargs))
     runtime = time.perf_counter() - t
 
     assigned = np.full(len(texts), -1, dtype=np.int64)

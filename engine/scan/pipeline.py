@@ -18,7 +18,7 @@ import pyarrow as pa
 import index as faiss_index
 from engine.config import DEFAULT_THRESHOLD
 from engine.detect.families import build_families_streamed
-from engine.detect.templates import mine_templates
+from engine.detect.templates import TemplateParams, mine_templates
 from engine.encoders.base import Encoder
 from engine.errors import DetectionError, IndexStateError
 from engine.models import ScanResult
@@ -147,7 +147,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
         t0 = time.monotonic()
         texts = StoredTexts(con, con.execute("SELECT prompt_id FROM prompts ORDER BY prompt_id").fetchnumpy()
                             ["prompt_id"].astype(np.int64))
-        mining = mine_templates(texts.prompt_ids, texts, min_prompts=MIN_TEMPLATE_PROMPTS, con=con)
+        mining = mine_templates(texts.prompt_ids, texts, TemplateParams(min_prompts=MIN_TEMPLATE_PROMPTS),
+                                con=con)
         stage["templates"] = time.monotonic() - t0
         progress("templates", 1, 1)
 

@@ -132,7 +132,7 @@ def test_families_read_in_chunks_equal_families_read_whole(dense_ids, monkeypatc
 
 
 def test_stored_texts_stream_the_same_texts_the_miner_got_as_a_list(synth_workspace):
-    from engine.detect.templates import mine_templates
+    from engine.detect.templates import TemplateParams, mine_templates
     from engine.scan.pipeline import StoredTexts
 
     engine, _ = synth_workspace
@@ -145,7 +145,8 @@ def test_stored_texts_stream_the_same_texts_the_miner_got_as_a_list(synth_worksp
         assert [t for chunk in stored.chunks(37) for t in chunk] == listed
         assert [stored.text(i) for i in (0, len(ids) // 2, len(ids) - 1)] == [listed[0], listed[len(ids) // 2],
                                                                               listed[-1]]
-        from_store = mine_templates(ids, stored, min_prompts=5, con=con, chunk_size=333)
-        from_list = mine_templates(ids, listed, min_prompts=5, con=con, chunk_size=333)
+        params = TemplateParams(min_prompts=5, chunk_size=333)
+        from_store = mine_templates(ids, stored, params, con=con)
+        from_list = mine_templates(ids, listed, params, con=con)
     assert from_store.templates and from_store.templates == from_list.templates
     assert all(np.array_equal(a, b) for a, b in zip(from_store.assignments, from_list.assignments, strict=True))

@@ -1,4 +1,4 @@
-"""Tests for the template miner (engine/detect/templates.py)."""
+"""Tests for the template miner (engine/detect/templates/)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.detect.templates import TemplateMining, mine_templates, tokenize
+from engine.detect.templates import TemplateMining, TemplateParams, mine_templates, tokenize
 
 CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 
@@ -172,6 +172,8 @@ def test_optional_phrase_and_reused_content_keep_one_template() -> None:
 def test_inputs_validated_and_small_input() -> None:
     with pytest.raises(ValueError):
         mine_templates(np.arange(3), ["a", "b"])
+    with pytest.raises(ValueError):
+        TemplateParams(ngram=0)
     assert mine_templates(np.arange(2), ["a b c d e", "a b c d e"]).templates == ()
 
 
@@ -226,4 +228,15 @@ def test_label_template_is_mined_for_a_one_word_anchor() -> None:
 def test_label_templates_can_be_turned_off() -> None:
     rng = random.Random(5)
     texts = [f"summarize: {_sent(rng, 20, 200)}" for _ in range(60)]
-    assert mine_templates(np.arange(len(texts)), texts, min_label_content=0).templates == ()
+    assert mine_templates(np.arange(len(texts)), texts, TemplateParams(min_label_content=0)).templates == ()
+
+
+def test_params_fill_their_defaults_from_each_other() -> None:
+    p = TemplateParams()
+    assert (p.n, p.least_prompts, p.least_distinct, p.least_anchor_tokens, p.least_floating_fixed) == (
+        4, 20, 10, 6, 8)
+    q = TemplateParams(min_prompts=1, min_fixed_tokens=1, ngram=3, min_distinct=7)
+    assert (q.n, q.least_prompts, q.least_distinct, q.least_anchor_tokens, q.least_floating_fixed) == (
+        3, 2, 7, 5, 2)
+    with pytest.raises(AttributeError):
+        p.min_prompts = 5  # type: ignore[misc]  # frozen: one run's thresholds cannot drift
