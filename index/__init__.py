@@ -7,7 +7,9 @@ L2-normalised float32 ``(n, d)`` arrays; similarity is the inner product
 - :mod:`index.build`: choose a factory, create, train and fill indexes.
 - :mod:`index.io`: atomic save/load with a JSON :class:`Manifest`.
 - :mod:`index.search`: batched k-NN and threshold search.
-- :mod:`index.selfjoin`: checkpointable all-pairs near-copy join.
+- :mod:`index.selfjoin`: checkpointable all-pairs near-copy join (the driver), over
+  :mod:`index.tiles` (similarity tiles, the cap per owner, the exact join, edge blocks),
+  :mod:`index.plan` (the IVF join's partition) and :mod:`index.ivfjoin` (the IVF join's blocks).
 - :mod:`index.settings`: :class:`JoinSettings`, the IVF join's settings as one value.
 """
 
@@ -24,9 +26,11 @@ from index.build import (
 )
 from index.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
 from index.io import Manifest, load, save
+from index.plan import IvfPlan, default_nlist, plan_ivf
 from index.search import RangeResult, knn, range_search
-from index.selfjoin import EdgeBlock, IvfPlan, brute_force_pairs, local_map, plan_ivf, self_join
+from index.selfjoin import local_map, self_join
 from index.settings import DEFAULT_JOIN, JoinSettings
+from index.tiles import EdgeBlock, brute_force_pairs
 
 __all__ = [
     "DEFAULT_JOIN",
@@ -43,6 +47,7 @@ __all__ = [
     "add",
     "brute_force_pairs",
     "choose_factory",
+    "default_nlist",
     "ivf_centroids",
     "knn",
     "load",

@@ -1,6 +1,6 @@
 """The IVF self-join's four settings as one frozen value, with the reasons behind each default.
 
-The defaults are the scan's (`copyhound scan`, `engine.config.EngineConfig.join`); the scan records
+The defaults are the scan's (`copyhound scan` and its options of the same names); the scan records
 :attr:`JoinSettings.label` with its run, so a scan asked with other settings is not "unchanged" and a
 killed one resumes only with the settings its committed blocks were computed with.
 """
