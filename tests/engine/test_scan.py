@@ -133,7 +133,7 @@ def test_families_read_in_chunks_equal_families_read_whole(dense_ids, monkeypatc
 
 def test_stored_texts_stream_the_same_texts_the_miner_got_as_a_list(synth_workspace):
     from engine.detect.templates import TemplateParams, mine_templates
-    from engine.scan.pipeline import StoredTexts
+    from engine.scan.texts import StoredTexts
 
     engine, _ = synth_workspace
     with engine.store.connect() as con:
