@@ -1,435 +1,31 @@
-"""Account linking and ring detection from shared rare content.
-
-Two accounts are linked when they send the same *rare* content: a near-copy family or a mined
-template that few other accounts use. Popular content is discounted: a family sent by thousands of
-accounts links nobody, a family shared by two is strong evidence.
-
-**Link weight** (weighted resource allocation). Each (account, item) relation, where an item is a
-family or a template used by at least two accounts, carries an intensity
-``u = 1 + ln(distinct prompts the account sent in the item)``: one prompt counts 1, a sweep of 50
-fillings counts ~4.9 (logarithmic, so one huge sweep does not drown every other piece of evidence).
-Item ``i`` with ``k_i`` accounts and specificity ``s_i`` adds ``s_i * min(u_a, u_b) / (k_i - 1)`` to
-the pair ``(a, b)``; the ``1 / (k - 1)`` is the resource-allocation index, which makes an item's
-total contribution per account independent of its popularity. Families have
-``s = (k - 1) / (crowd - 1)``, where the crowd counts every account that wrote anything within the
-who-else radius of the family (:mod:`engine.detect.crowding`; ``s = 1`` when only the family's own
-accounts did), so a family weighs ``1 / (crowd - 1)`` per pair; templates
-have ``s = 1 - exp(-fixed_tokens / 12)`` (a 4-token anchor is weak, a sentence-long fixed text is
-~0.6, a paragraph ~1). Items with more than ``max_item_accounts`` accounts generate no pairs: their
-per-pair weight is below ``1 / max_item_accounts`` anyway, and skipping them bounds the pair count.
-
-**Significance** (a null model of the data itself, no magic weight). The account-item relations
-are shuffled ``n_null`` times: the item column is permuted within each kind, which keeps every
-account's number of items and intensities and every item's number of accounts and specificity, and
-only breaks *who* shares with whom. Pair weights are recomputed on each shuffle and each account's
-*strongest* chance link is taken; a real link is kept when its weight exceeds the ``null_quantile``
-(default 99 %) of those per-account maxima, so at most ~1 % of accounts would get any link by
-chance, and also each of the two accounts' own strongest chance link. The quantile is over accounts,
-not pairs, on purpose: pairs are dominated in number by the popular items (a 300-account family
-makes 44,850 weak pairs), which would drag a pair quantile down to where one shared two-account
-family (weight 1, two people asking the same thing) passes.
-
-**Intense items** (low-and-slow campaigns). A campaign of hundreds of accounts each sending a few
-dozen fillings of one preamble gives small per-pair weights (``1/(k-1)``), so it is caught at the
-item level instead: an account is an *intense* member of a template when its intensity reaches the
-99th percentile of all account-template intensities (or, second test, when it sent two or more
-fillings); under the same shuffle the number of intense members of a template with ``k`` accounts
-is Binomial(k, p) with ``p`` the observed share of intense relations, tested by its Poisson tail
-(mean ``k p``; slightly conservative). A template whose count has a tail probability below
-``0.01 / (2 * n_templates)`` (Bonferroni over templates and the two cuts) links its repeat members
-to each other, whatever the pair weight.
+"""Rings: groups of three or more accounts tied by significant links (`engine.detect.links`).
 
 **Rings** are Louvain communities (networkx, fixed seed) of the significant links with at least
 three accounts. Two accounts sharing content can be a couple, two accounts of one person or one
 company; three or more accounts all tied by rare content, each tie above the null, are what a
 campaign that spreads traffic over accounts looks like, and chance needs several independent false
 links to build one.
+
+An account outside a ring whose ties to the ring as a whole (not to any one member) pass the same
+kind of null joins it (:func:`expand_rings`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import duckdb
 import networkx as nx
 import numpy as np
 import pyarrow as pa
 
+from engine.detect.links import LinkGraph, shuffle_relations
+
 log = logging.getLogger(__name__)
 
-__all__ = ["LinkGraph", "RingExpansion", "build_links", "drop_link_tables", "expand_rings", "find_rings",
-           "template_specificity"]
-
-# Token length at which a template's fixed text counts as ~63 % specific (one sentence).
-_SPEC_TOKENS = 12.0
-
-
-@dataclass(frozen=True)
-class LinkGraph:
-    """Significant account links.
-
-    Arrays are parallel, one entry per kept link with ``a < b`` (account indices into ``accounts``):
-    ``weight`` float64, ``n_shared`` int64 (shared items), ``w_family`` / ``w_template`` the two
-    channels of the weight. ``evidence`` maps ``(a, b)`` to a JSON-ready dict.
-    """
-
-    accounts: tuple[str, ...]
-    a: np.ndarray
-    b: np.ndarray
-    weight: np.ndarray
-    n_shared: np.ndarray
-    w_family: np.ndarray
-    w_template: np.ndarray
-    threshold: float
-    n_candidate_pairs: int
-    intense_templates: tuple[int, ...] = ()
-    evidence: dict[tuple[int, int], dict] = field(default_factory=dict)
-
-
-def template_specificity(fixed_tokens: np.ndarray) -> np.ndarray:
-    """Specificity in [0, 1) of templates with ``fixed_tokens`` fixed tokens (see module doc)."""
-    return 1.0 - np.exp(-np.asarray(fixed_tokens, dtype=np.float64) / _SPEC_TOKENS)
-
-
-def _pair_sql(rel: str) -> str:
-    """SQL for the weighted pairs of the relation table ``rel(acc, kind, item, u, s, k)``.
-
-    Weights are rounded to 1e-9: DuckDB sums in whatever order its threads meet the rows, so 1/3 + 1/3
-    + 1/3 can come out 1.0 on one run and 0.9999999999999999 on the next, and a link whose weight ties
-    the null cut would pass or fail with thread scheduling (a CI run under load failed that way).
-    """
-    return f"""
-        SELECT r1.acc AS a, r2.acc AS b,
-               round(sum(r1.s * least(r1.u, r2.u) / (r1.k - 1)), 9) AS weight,
-               count(*) AS n_shared,
-               round(sum(CASE WHEN r1.kind = 'F' THEN r1.s * least(r1.u, r2.u) / (r1.k - 1) ELSE 0 END), 9) AS w_family,
-               round(sum(CASE WHEN r1.kind = 'T' THEN r1.s * least(r1.u, r2.u) / (r1.k - 1) ELSE 0 END), 9) AS w_template
-        FROM {rel} r1 JOIN {rel} r2 ON r1.kind = r2.kind AND r1.item = r2.item AND r1.acc < r2.acc
-        GROUP BY r1.acc, r2.acc
-    """
-
-
-def build_links(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    max_item_accounts: int = 500,
-    n_null: int = 3,
-    null_quantile: float = 0.99,
-    seed: int = 0,
-    n_evidence: int = 3,
-    family_crowd: pa.Table | None = None,
-    keep_tables: bool = False,
-) -> LinkGraph:
-    """Weighted account-account links from shared families and templates, cut at the null.
-
-    Reads ``exchanges``, ``families``, ``templates`` and ``template_members``. Temporary tables are
-    dropped before returning. Account indices follow ``accounts`` sorted by account id.
-
-    Args:
-        max_item_accounts: items with more accounts generate no pairs (cost bound, see module doc).
-        n_null: number of shuffles pooled for the null distribution.
-        null_quantile: quantile of the null pair weights a link must exceed.
-        seed: seed of the shuffles (results are deterministic for a given input).
-        n_evidence: shared items kept as evidence per link.
-        family_crowd: optional ``(family_id, crowd)`` (:func:`engine.detect.crowding.family_crowds`):
-            a family then weighs ``(k - 1) / (crowd - 1)`` of a family that only its own ``k``
-            accounts write anything like, so common kinds of prompt link nobody.
-        keep_tables: keep the relation tables for :func:`expand_rings`; the caller then calls
-            :func:`drop_link_tables`.
-    """
-    t0 = time.monotonic()
-    accounts = tuple(
-        r[0] for r in con.execute("SELECT DISTINCT account_id FROM exchanges ORDER BY account_id").fetchall()
-    )
-    empty = np.empty(0, dtype=np.int64)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _rg_acc AS "
-        "SELECT account_id, (row_number() OVER (ORDER BY account_id) - 1)::BIGINT AS acc "
-        "FROM (SELECT DISTINCT account_id FROM exchanges)"
-    )
-    # Template specificity from the anchors' token count: the template table has no token count.
-    trows = con.execute("SELECT template_id, anchors, kind FROM templates ORDER BY template_id").fetchall()
-    tid = np.array([r[0] for r in trows], dtype=np.int64)
-    ftok = np.array([_anchor_tokens(r[1]) for r in trows], dtype=np.float64)
-    spec = pa.table({"template_id": tid, "s": template_specificity(ftok),  # noqa: F841 (read by DuckDB)
-                     "label": np.array([r[2] == "label" for r in trows], dtype=bool)})
-    # (account, item) relations with intensity, for items used by 2..max accounts. Families and
-    # templates share one table: kind 'F' or 'T'.
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _rg_rel AS
-        WITH fam AS (
-            SELECT x.acc, 'F' AS kind, f.family_id AS item, count(DISTINCT e.prompt_id) AS np,
-                   1.0::DOUBLE AS s, false AS label
-            FROM exchanges e JOIN families f USING (prompt_id) JOIN _rg_acc x USING (account_id)
-            GROUP BY x.acc, f.family_id
-        ), tpl AS (
-            SELECT x.acc, 'T' AS kind, m.template_id AS item, count(DISTINCT e.prompt_id) AS np,
-                   any_value(sp.s)::DOUBLE AS s, any_value(sp.label) AS label
-            FROM exchanges e JOIN template_members m USING (prompt_id) JOIN _rg_acc x USING (account_id)
-                 JOIN spec sp USING (template_id)
-            GROUP BY x.acc, m.template_id
-        ), allrel AS (SELECT * FROM fam UNION ALL SELECT * FROM tpl)
-        SELECT acc, kind, item, 1.0 + ln(np) AS u, np, s, label,
-               count(*) OVER (PARTITION BY kind, item) AS k
-        FROM allrel
-        """
-    )
-    con.execute(f"DELETE FROM _rg_rel WHERE k < 2 OR k > {int(max_item_accounts)}")
-    if family_crowd is not None and family_crowd.num_rows:
-        con.register("_rg_crowd", family_crowd)
-        con.execute(
-            "UPDATE _rg_rel SET s = (_rg_rel.k - 1)::DOUBLE / (greatest(c.crowd, _rg_rel.k) - 1) "
-            "FROM _rg_crowd c WHERE _rg_rel.kind = 'F' AND _rg_rel.item = c.family_id"
-        )
-        con.unregister("_rg_crowd")
-    rel = con.execute("SELECT acc, kind, item, u, s, k FROM _rg_rel ORDER BY kind, item, acc").fetchnumpy()
-    n_rel = len(rel["acc"])
-    log.debug("links: %d account-item relations over shared items", n_rel)
-    if n_rel == 0:
-        drop_link_tables(con)
-        return LinkGraph(accounts, empty, empty, empty.astype(float), empty, empty.astype(float),
-                         empty.astype(float), math.inf, 0)
-
-    # Null: permute the item column within each kind (_shuffle_into).
-    rng = np.random.default_rng(seed)
-    null_w: list[np.ndarray] = []
-    # Each account's own strongest chance link over the shuffles: a heavy user shares much generic
-    # content with other heavy users by volume alone, so its links must also beat its own null, not
-    # only the pooled one (which the few heavy accounts barely move).
-    own_null = np.zeros(len(accounts), np.float64)
-    for _ in range(max(1, n_null)):
-        _shuffle_into(con, rel, rng, "_rg_null")
-        # Each account's strongest chance link; accounts with shared items but no null pair count 0.
-        res = con.execute(
-            f"""
-            WITH p AS ({_pair_sql('_rg_null')}),
-            m AS (SELECT a AS acc, weight FROM p UNION ALL SELECT b, weight FROM p)
-            SELECT r.acc, coalesce(max(m.weight), 0) AS w
-            FROM (SELECT DISTINCT acc FROM _rg_rel) r LEFT JOIN m USING (acc) GROUP BY r.acc ORDER BY r.acc
-            """
-        ).fetchnumpy()
-        mx = np.asarray(res["w"], dtype=np.float64)
-        null_w.append(mx)
-        own_null[np.asarray(res["acc"], dtype=np.int64)] = np.maximum(
-            own_null[np.asarray(res["acc"], dtype=np.int64)], mx)
-    pooled = np.concatenate(null_w) if null_w else np.empty(0)
-    threshold = float(np.quantile(pooled, null_quantile)) if len(pooled) else 0.0
-
-    # Intense templates: binomial test on members whose intensity is past the 99th percentile.
-    intense = _intense_templates(con)
-
-    own = pa.table({"acc": np.arange(len(accounts), dtype=np.int64), "w": own_null})  # noqa: F841
-    con.execute("CREATE OR REPLACE TEMP TABLE own_null AS SELECT * FROM own")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _rg_pairs AS {_pair_sql('_rg_rel')}")
-    n_cand = con.execute("SELECT count(*) FROM _rg_pairs").fetchone()[0]
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _rg_keep AS
-        SELECT p.* FROM _rg_pairs p JOIN own_null n1 ON n1.acc = p.a JOIN own_null n2 ON n2.acc = p.b
-        WHERE p.weight > {threshold!r} AND p.weight > greatest(n1.w, n2.w)
-        UNION
-        SELECT p.* FROM _rg_pairs p
-        WHERE EXISTS (
-            SELECT 1 FROM _rg_intense i1 JOIN _rg_intense i2 ON i1.item = i2.item
-            WHERE i1.acc = p.a AND i2.acc = p.b)
-        """
-    )
-    kept = con.execute(
-        "SELECT a, b, weight, n_shared, w_family, w_template FROM _rg_keep ORDER BY a, b"
-    ).fetchnumpy()
-    evidence = _evidence(con, n_evidence)
-    drop_link_tables(con, keep=("_rg_acc", "_rg_rel") if keep_tables else ())
-    g = LinkGraph(
-        accounts=accounts,
-        a=np.asarray(kept["a"], dtype=np.int64),
-        b=np.asarray(kept["b"], dtype=np.int64),
-        weight=np.asarray(kept["weight"], dtype=np.float64),
-        n_shared=np.asarray(kept["n_shared"], dtype=np.int64),
-        w_family=np.asarray(kept["w_family"], dtype=np.float64),
-        w_template=np.asarray(kept["w_template"], dtype=np.float64),
-        threshold=threshold,
-        n_candidate_pairs=int(n_cand),
-        intense_templates=tuple(int(x) for x in intense),
-        evidence=evidence,
-    )
-    log.info(
-        "links: %d of %d candidate pairs pass the null (threshold %.4f, %d intense templates) in %.1f s",
-        len(g.a), n_cand, threshold, len(intense), time.monotonic() - t0,
-    )
-    return g
-
-
-def _anchor_tokens(anchors: object) -> int:
-    """Token count of a template's anchors (JSON list of strings, or a list already)."""
-    from engine.detect.templates import tokenize
-
-    if isinstance(anchors, str):
-        try:
-            anchors = json.loads(anchors)
-        except json.JSONDecodeError:
-            anchors = [anchors]
-    if not isinstance(anchors, list):
-        return 0
-    return sum(len(tokenize(str(a))) for a in anchors)
-
-
-# Distinct fillings of a significant template that make an account one of its members.
-MIN_REPEAT = 2
-# Specificity (1 - exp(-fixed_tokens / 12)) a template needs before repeated use links accounts: ~8 tokens.
-MIN_INTENSE_SPECIFICITY = 0.5
-
-
-def _poisson_sf(x: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """P(X >= x) for X ~ Poisson(lam), elementwise (log-space sum of the upper tail)."""
-    out = np.ones(len(x), dtype=np.float64)
-    for i, (xi, li) in enumerate(zip(x.tolist(), lam.tolist(), strict=True)):
-        if xi <= 0 or xi <= li:
-            continue  # at or below the mean: nowhere near significant
-        if li <= 0:
-            out[i] = 0.0
-            continue
-        js = np.arange(xi, xi + 60 + int(10 * math.sqrt(li) + xi))
-        lt = -li + js * math.log(li) - np.array([math.lgamma(j + 1) for j in js.tolist()])
-        m = float(lt.max())
-        out[i] = min(1.0, math.exp(m) * float(np.exp(lt - m).sum()))
-    return out
-
-
-def _intense_templates(con: duckdb.DuckDBPyConnection) -> list[int]:
-    """Templates with significantly many intense members; fills temp table ``_rg_intense(acc, item)``."""
-    rel = con.execute("SELECT item, u FROM _rg_rel WHERE kind = 'T' ORDER BY item").fetchnumpy()
-    u = np.asarray(rel["u"], dtype=np.float64)
-    con.execute("CREATE OR REPLACE TEMP TABLE _rg_intense (acc BIGINT, item BIGINT)")
-    if len(u) == 0:
-        return []
-    items, first = np.unique(np.asarray(rel["item"], dtype=np.int64), return_index=True)
-    k = np.diff(np.append(first, len(u)))
-    significant: set[int] = set()
-    # Two cuts, each tested against its own background rate over all template relations: the 99th
-    # percentile of intensity (a few accounts hammering one template), and "sent two or more distinct
-    # fillings" (many accounts each repeating a template a few times: low and slow). Organic users
-    # repeat templates too, at the background rate; a campaign's members repeat far more often.
-    # (Conditioning the rate on account volume was tried: on bench/detect_eval.py it found nothing
-    # more and missed a small low-and-slow ring, whose volume class other campaigns had filled.)
-    cut99 = float(np.quantile(u, 0.99))
-    for cut in (cut99, 1.0 + math.log(MIN_REPEAT)):
-        # ">=" so ties at the cut count (many relations share the same few intensities).
-        hit = u >= cut - 1e-9
-        x = np.add.reduceat(hit.astype(np.int64), first)
-        cand = x >= 3  # a ring needs three accounts
-        pv = np.ones(len(items))
-        pv[cand] = _poisson_sf(x[cand], k[cand] * float(hit.mean()))
-        significant.update(int(t) for t in items[cand & (pv < 0.01 / max(1, 2 * len(items)))])
-    sig = np.array(sorted(significant), dtype=np.int64)
-    if len(sig):
-        sel = pa.table({"item": sig})  # noqa: F841 (read by DuckDB)
-        # Once a template is shown to be used intensely by too many accounts, every member that sent it
-        # at least twice (distinct fillings) takes part: low-and-slow accounts each send only a few, and
-        # the 99th-percentile cut that proved the template would miss most of them. Other short
-        # templates ("translate into french: {x}") are left out: repeated organic use of a stock phrase
-        # is normal. A field label ("summarize: {article}") is the one short kind kept, and only its
-        # members past the 99th-percentile intensity: twenty articles each from a handful of accounts
-        # is a sweep, two from a user is a habit.
-        con.execute(
-            f"INSERT INTO _rg_intense SELECT acc, item FROM _rg_rel "
-            f"WHERE kind = 'T' AND item IN (SELECT item FROM sel) AND ("
-            f"(np >= {MIN_REPEAT} AND s >= {MIN_INTENSE_SPECIFICITY}) OR (label AND u >= {cut99 - 1e-9!r}))"
-        )
-    log.debug("links: %d significant templates of %d tested", len(sig), len(items))
-    return sig.tolist()
-
-
-def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int, int], dict]:
-    """Top shared items of every kept link, with one example prompt from each side."""
-    rows = con.execute(
-        f"""
-        WITH sh AS (
-            SELECT k.a, k.b, r1.kind, r1.item, r1.k, r1.s,
-                   r1.s * least(r1.u, r2.u) / (r1.k - 1) AS contrib,
-                   row_number() OVER (PARTITION BY k.a, k.b
-                                      ORDER BY r1.s * least(r1.u, r2.u) / (r1.k - 1) DESC, r1.kind, r1.item) AS rk
-            FROM _rg_keep k
-            JOIN _rg_rel r1 ON r1.acc = k.a
-            JOIN _rg_rel r2 ON r2.acc = k.b AND r2.kind = r1.kind AND r2.item = r1.item
-        ), top AS (SELECT * FROM sh WHERE rk <= {int(n_evidence)}),
-        need AS (SELECT a AS acc, kind, item FROM top UNION SELECT b, kind, item FROM top),
-        ex AS (  -- one example prompt per (account, item): the smallest prompt id, for determinism
-            SELECT n.acc, n.kind, n.item, min(e.prompt_id) AS pid
-            FROM need n JOIN _rg_acc x ON x.acc = n.acc
-            JOIN exchanges e ON e.account_id = x.account_id
-            LEFT JOIN families f ON n.kind = 'F' AND f.prompt_id = e.prompt_id AND f.family_id = n.item
-            LEFT JOIN template_members m ON n.kind = 'T' AND m.prompt_id = e.prompt_id
-                                         AND m.template_id = n.item
-            WHERE f.family_id IS NOT NULL OR m.template_id IS NOT NULL
-            GROUP BY n.acc, n.kind, n.item
-        )
-        SELECT t.a, t.b, t.kind, t.item, t.k, t.s, t.contrib, ea.pid, eb.pid,
-               left(pa.text, 200), left(pb.text, 200), tp.pattern
-        FROM top t
-        JOIN ex ea ON ea.acc = t.a AND ea.kind = t.kind AND ea.item = t.item
-        JOIN ex eb ON eb.acc = t.b AND eb.kind = t.kind AND eb.item = t.item
-        LEFT JOIN prompts pa ON pa.prompt_id = ea.pid
-        LEFT JOIN prompts pb ON pb.prompt_id = eb.pid
-        LEFT JOIN templates tp ON t.kind = 'T' AND tp.template_id = t.item
-        ORDER BY t.a, t.b, t.rk
-        """
-    ).fetchall()
-    pids = {(min(r[7], r[8]), max(r[7], r[8])) for r in rows if r[2] == "F" and r[7] != r[8]}
-    sims: dict[tuple[int, int], float] = {}
-    if pids:
-        pt = pa.table({"pa": [p[0] for p in pids], "pb": [p[1] for p in pids]})  # noqa: F841
-        sims = {
-            (int(x), int(y)): float(s)
-            for x, y, s in con.execute(
-                "SELECT m.prompt_a, m.prompt_b, m.similarity FROM matches m "
-                "JOIN pt ON m.prompt_a = pt.pa AND m.prompt_b = pt.pb"
-            ).fetchall()
-        }
-    out: dict[tuple[int, int], dict] = {}
-    for a, b, kind, item, k, spec, contrib, pida, pidb, ta, tb, pattern in rows:
-        d = out.setdefault((int(a), int(b)), {"families": [], "templates": []})
-        entry: dict = {"id": int(item), "n_accounts": int(k), "weight": round(float(contrib), 4),
-                       "prompt_a": int(pida), "text_a": ta, "prompt_b": int(pidb), "text_b": tb}
-        if kind == "F":
-            # Accounts writing anything within the who-else radius (s = (k - 1) / (crowd - 1)).
-            entry["crowd"] = int(round(1 + (int(k) - 1) / spec)) if spec and spec > 0 else int(k)
-            key = (min(pida, pidb), max(pida, pidb))
-            entry["similarity"] = 1.0 if pida == pidb else sims.get(key)
-            d["families"].append(entry)
-        else:
-            entry["pattern"] = (pattern or "")[:200]
-            d["templates"].append(entry)
-    return out
-
-
-def _shuffle_into(con: duckdb.DuckDBPyConnection, rel: dict, rng: np.random.Generator, table: str) -> None:
-    """One null draw of the relations ``rel`` (columns of ``_rg_rel``) into temp table ``table``.
-
-    The item column is permuted within each kind; ``u`` stays with the account, ``s`` and ``k`` with
-    the item.
-    """
-    kind = np.asarray(rel["kind"])
-    item = np.asarray(rel["item"], dtype=np.int64)
-    perm_item = item.copy()
-    perm_s = np.asarray(rel["s"], dtype=np.float64).copy()
-    perm_k = np.asarray(rel["k"], dtype=np.int64).copy()
-    for kd in ("F", "T"):
-        idx = np.flatnonzero(kind == kd)
-        p = rng.permutation(len(idx))
-        perm_item[idx], perm_s[idx], perm_k[idx] = item[idx][p], perm_s[idx][p], perm_k[idx][p]
-    shuf = pa.table({  # noqa: F841 (read by DuckDB)
-        "acc": rel["acc"], "kind": kind, "item": perm_item, "u": rel["u"], "s": perm_s, "k": perm_k,
-    })
-    # An account drawn twice into one item keeps its largest intensity (the relation is a set).
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT acc, kind, item, max(u) AS u, "
-        "any_value(s) AS s, any_value(k) AS k FROM shuf GROUP BY acc, kind, item"
-    )
+__all__ = ["RingExpansion", "expand_rings", "find_rings"]
 
 
 @dataclass(frozen=True)
@@ -464,7 +60,7 @@ def expand_rings(
     ring (rings fixed) is taken; an account joins the ring it is most tied to when that tie exceeds the
     ``null_quantile`` of those chance ties and reaches ``min_ties`` members.
 
-    Needs the ``_rg_rel`` / ``_rg_acc`` tables of :func:`build_links` (``keep_tables=True``).
+    Needs the ``_rg_rel`` / ``_rg_acc`` tables of :func:`engine.detect.links.build_links` (``keep_tables=True``).
     """
     if not rings:
         return RingExpansion(rings, {}, math.inf)
@@ -476,7 +72,7 @@ def expand_rings(
     def ties(rel_table: str) -> dict:
         # Only (outside account, ring member) pairs matter: joining the members' relations with the
         # outsiders' skips the tens of millions of outsider-outsider pairs (at a million exchanges this
-        # was 12 s per call). Pair weights as in _pair_sql, rounded per pair the same way.
+        # was 12 s per call). Pair weights as in links._pair_sql, rounded per pair the same way.
         return con.execute(
             f"""
             WITH rel AS (SELECT x.*, r.ring FROM {rel_table} x JOIN _rg_ring r USING (acc)),
@@ -496,7 +92,7 @@ def expand_rings(
     rng = np.random.default_rng(seed + 1)
     chance: list[np.ndarray] = []
     for _ in range(max(1, n_null)):
-        _shuffle_into(con, rel, rng, "_rg_null")
+        shuffle_relations(con, rel, rng, "_rg_null")
         t = ties("_rg_null")
         acc = np.asarray(t["acc"], dtype=np.int64)
         if len(acc):
@@ -521,14 +117,6 @@ def expand_rings(
            for r, mem in enumerate(rings)]
     log.info("rings: %d outside accounts joined a ring by summed ties (null cut %.4f)", len(joined), threshold)
     return RingExpansion(out, joined, threshold)
-
-
-def drop_link_tables(con: duckdb.DuckDBPyConnection, keep: tuple[str, ...] = ()) -> None:
-    """Drop the temporary tables of :func:`build_links` (all but ``keep``); after ``keep_tables=True``
-    the caller calls this once it is done with :func:`expand_rings`."""
-    for t in ("_rg_acc", "_rg_rel", "_rg_null", "_rg_pairs", "_rg_keep", "_rg_intense", "own_null"):
-        if t not in keep:
-            con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
 def find_rings(graph: LinkGraph, *, min_size: int = 3, seed: int = 0) -> list[np.ndarray]:

@@ -1,8 +1,8 @@
 """Account and ring scores with their evidence: the detection entry point.
 
 Order of work: (1) link accounts by shared rare content and cut the links at the data's own null
-(:mod:`engine.detect.rings`); (2) Louvain rings of >= 3 accounts, then outside accounts whose summed
-ties to one ring beat the null's chance ties join it (``expand_rings``); (3) per-account measurements
+(:mod:`engine.detect.links`); (2) Louvain rings of >= 3 accounts, then outside accounts whose summed
+ties to one ring beat the null's chance ties join it (:mod:`engine.detect.rings`); (3) per-account measurements
 (:mod:`engine.detect.signals`, :mod:`engine.detect.elicitation`) with cut-offs taken from the
 accounts outside rings; (4) scores.
 
@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine.config import DEFAULT_THRESHOLD
+from engine.detect import links as lk
 from engine.detect import rings as rg
 from engine.detect import signals as sg
 from engine.detect.crowding import family_crowds
@@ -96,7 +97,7 @@ def score_accounts(
     crowd = family_crowds(con, ids, vecs, crowd_radius, index=index)
     stage["crowding"] = time.monotonic() - t0
     t0 = time.monotonic()
-    graph = rg.build_links(con, seed=seed, family_crowd=crowd, keep_tables=True)
+    graph = lk.build_links(con, seed=seed, family_crowd=crowd, keep_tables=True)
     stage["links"] = time.monotonic() - t0
     prog("links", 1, 5)
 
@@ -105,7 +106,7 @@ def score_accounts(
     try:
         expansion = rg.expand_rings(con, rg.find_rings(graph, seed=seed), n_acc, seed=seed)
     finally:
-        rg.drop_link_tables(con)
+        lk.drop_link_tables(con)
     ring_members = expansion.rings
     ring_of = np.full(n_acc, -1, dtype=np.int64)
     for r, mem in enumerate(ring_members):
@@ -314,7 +315,7 @@ def _top_elicit(con: duckdb.DuckDBPyConnection, accounts: list[str], n: int = 3)
     return out
 
 
-def _intense_accounts(graph: rg.LinkGraph) -> np.ndarray:
+def _intense_accounts(graph: lk.LinkGraph) -> np.ndarray:
     """Accounts with a kept link that stays below the pair cut: they passed the intense-item test."""
     below = graph.weight <= graph.threshold
     out = np.zeros(len(graph.accounts), dtype=bool)
@@ -323,7 +324,7 @@ def _intense_accounts(graph: rg.LinkGraph) -> np.ndarray:
     return out
 
 
-def _partners(graph: rg.LinkGraph) -> dict[int, list[int]]:
+def _partners(graph: lk.LinkGraph) -> dict[int, list[int]]:
     """Link indices per account, strongest first."""
     order = np.argsort(-graph.weight, kind="stable")
     out: dict[int, list[int]] = {}
@@ -333,7 +334,7 @@ def _partners(graph: rg.LinkGraph) -> dict[int, list[int]]:
     return out
 
 
-def _link_examples(graph: rg.LinkGraph, links: list[int], i: int, key: str, n: int = 3) -> list[dict]:
+def _link_examples(graph: lk.LinkGraph, links: list[int], i: int, key: str, n: int = 3) -> list[dict]:
     """Up to ``n`` shared items of kind ``key`` from the account's strongest links."""
     out: list[dict] = []
     for j in links:
@@ -389,7 +390,7 @@ def _elicit_examples(con: duckdb.DuckDBPyConnection, mask: np.ndarray, n: int = 
     return out
 
 
-def _write(con: duckdb.DuckDBPyConnection, graph: rg.LinkGraph, ring_rows: list, acc_rows: list,
+def _write(con: duckdb.DuckDBPyConnection, graph: lk.LinkGraph, ring_rows: list, acc_rows: list,
            quiet: list[str]) -> None:
     """Replace the three output tables (no BEGIN/COMMIT: the caller owns the transaction)."""
     for t in ("account_links", "rings", "account_scores"):

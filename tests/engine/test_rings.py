@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.detect import links as lk
 from engine.detect import rings as rg
 from tests.engine.test_scoring import build_workspace
 
 
 def test_specificity_grows_with_fixed_text():
-    s = rg.template_specificity(np.array([0, 4, 12, 40]))
+    s = lk.template_specificity(np.array([0, 4, 12, 40]))
     assert np.all(np.diff(s) > 0) and s[0] == 0 and s[-1] < 1
 
 
 def test_poisson_tail():
-    sf = rg._poisson_sf(np.array([0, 3, 1, 2, 40]), np.array([1.0, 1.0, 2.0, 0.0, 10.0]))
+    sf = lk._poisson_sf(np.array([0, 3, 1, 2, 40]), np.array([1.0, 1.0, 2.0, 0.0, 10.0]))
     # P(X >= 3 | 1) = 1 - e^-1 (1 + 1 + 1/2); at or below the mean the test is not run (1.0).
     np.testing.assert_allclose(sf[:4], [1.0, 1 - np.exp(-1) * 2.5, 1.0, 0.0], rtol=1e-9)
     assert 0 < sf[4] < 1e-10
@@ -22,7 +23,7 @@ def test_poisson_tail():
 
 def test_links_and_rings():
     con, _, _ = build_workspace()
-    g = rg.build_links(con, seed=0)
+    g = lk.build_links(con, seed=0)
     names = {(g.accounts[a], g.accounts[b]) for a, b in zip(g.a, g.b, strict=True)}
     assert ("ring0", "ring1") in names and ("split0", "split1") in names
     assert not any(a.startswith("vir") or b.startswith("vir") for a, b in names)
@@ -42,12 +43,12 @@ def test_links_and_rings():
     # A crowd of 41 around that family makes it weigh (5 - 1) / (41 - 1) of what it did.
     import pyarrow as pa
 
-    rg.build_links(con, seed=0, family_crowd=pa.table({"family_id": [fam["id"]], "crowd": [41]}), keep_tables=True)
+    lk.build_links(con, seed=0, family_crowd=pa.table({"family_id": [fam["id"]], "crowd": [41]}), keep_tables=True)
     try:
         spec = con.execute("SELECT DISTINCT s FROM _rg_rel WHERE kind = 'F' AND item = ?", [fam["id"]]).fetchall()
         others = con.execute("SELECT DISTINCT s FROM _rg_rel WHERE kind = 'F' AND item <> ?", [fam["id"]]).fetchall()
     finally:
-        rg.drop_link_tables(con)
+        lk.drop_link_tables(con)
     assert spec == [(0.1,)] and others == [(1.0,)]
     # No temporary tables left behind.
     assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_rg_%'").fetchone()[0]
@@ -63,7 +64,7 @@ def test_no_shared_content_no_links():
         m(con)
     con.execute("INSERT INTO exchanges (account_id, prompt_id) SELECT 'a' || i, i FROM range(10) t(i)")
     con.execute("INSERT INTO families SELECT i, i, i, 1 FROM range(10) t(i)")
-    g = rg.build_links(con)
+    g = lk.build_links(con)
     assert len(g.a) == 0 and rg.find_rings(g) == []
 
 
@@ -103,7 +104,7 @@ def _label_sweep_workspace(kind: str):
 def test_label_template_links_only_its_intense_users():
     # A one-word label is too short to link its users by shared use; six accounts that each sweep it
     # twenty times, where organic users send it once or twice, are a significant excess.
-    g = rg.build_links(_label_sweep_workspace("label"), seed=0)
+    g = lk.build_links(_label_sweep_workspace("label"), seed=0)
     linked = {g.accounts[i] for i in np.concatenate([g.a, g.b])}
     assert {f"sweep{j}" for j in range(6)} <= linked
     assert not any(a.startswith("org") for a in linked)
@@ -114,7 +115,7 @@ def test_label_template_links_only_its_intense_users():
 
 def test_short_non_label_template_links_nobody():
     # The same short anchor mined as an ordinary template has too little fixed text to link anyone.
-    g = rg.build_links(_label_sweep_workspace("prefix"), seed=0)
+    g = lk.build_links(_label_sweep_workspace("prefix"), seed=0)
     assert len(g.a) == 0
 
 
@@ -159,7 +160,7 @@ def _ring_with_a_straggler():
 
 def test_a_straggler_joins_the_ring_by_its_summed_ties():
     con = _ring_with_a_straggler()
-    g = rg.build_links(con, seed=0, keep_tables=True)
+    g = lk.build_links(con, seed=0, keep_tables=True)
     try:
         rings = rg.find_rings(g, seed=0)
         ring_names = [{g.accounts[i] for i in r} for r in rings]
@@ -169,7 +170,7 @@ def test_a_straggler_joins_the_ring_by_its_summed_ties():
         assert not any(late in r or stranger in r for r in rings)  # no single tie of theirs is strong
         exp = rg.expand_rings(con, rings, len(g.accounts), seed=0)
     finally:
-        rg.drop_link_tables(con)
+        lk.drop_link_tables(con)
     assert late in exp.joined and stranger not in exp.joined
     r, tie, n = exp.joined[late]
     assert {g.accounts[i] for i in rings[r]} <= members
