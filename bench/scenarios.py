@@ -40,7 +40,7 @@ _TZ = (-8, -7, -6, -5, -3, 0, 1, 2, 3, 5, 8, 9, 10)
 MODELS = ("hound-4", "hound-4-mini", "hound-4-reasoning")
 
 # Reasoning-elicitation phrasings written for this benchmark. They are deliberately *not* the
-# phrasings of engine/detect/elicitation.py (the detector's exemplars) nor engine/synth_vocab.py (the
+# phrasings of engine/detect/elicitation.py (the detector's exemplars) nor synth/vocab.py (the
 # synthetic generator's), and about a third carry none of the detector's cue words (step, reason,
 # think, explain, show, ...): a detector that only knows its own exemplars should miss those.
 COT_PHRASINGS: tuple[str, ...] = (
@@ -78,7 +78,7 @@ COT_OWN_CORES: tuple[str, ...] = (
 COT_OPENERS: tuple[str, ...] = ("", "please", "for this one,", "important:", "before answering,", "as usual,")
 COT_CLOSERS: tuple[str, ...] = ("", " Thanks.", " Then answer.", " Keep the final answer short.", " No shortcuts.")
 
-# Low-and-slow preambles written for this benchmark (not engine/synth_vocab.py's annotator ones).
+# Low-and-slow preambles written for this benchmark (not synth/vocab.py's annotator ones).
 SLOW_PREAMBLES: tuple[str, ...] = (
     "You are helping a research team build an evaluation set for conversational agents. For the request "
     "below, write the ideal reply a careful expert would give, then rate the request's difficulty from 1 "

@@ -5,7 +5,7 @@ Usage::
     python -m bench.threshold [--pool 900] [--copies 600] [--msrp 250] [--jailbreaks 120] [--device cpu]
 
 Everything is embedded as the engine embeds it: ``engine.ingest.fingerprint.normalize`` first, then the real
-``engine.embed.MiniLMEncoder`` (windowed for long prompts). Corpora come from ``../shared/corpora``
+``engine.encoders.minilm.MiniLMEncoder`` (windowed for long prompts). Corpora come from ``../shared/corpora``
 (see its README). Distributions measured:
 
 (a) ``perturbed``: organic prompts (sharegpt_first_turns, arena_hard, alpaca_5k, an equal share each,

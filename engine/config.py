@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 from index.settings import DEFAULT_JOIN, JoinSettings
 
@@ -18,6 +17,10 @@ DEFAULT_DUCKDB_MEMORY = "4GB"
 # Prompts longer than this many characters are refused at ingest: nothing a person types is this long,
 # and one 50 MB "prompt" would stall a batch. The limit is generous on purpose (about 50k tokens).
 MAX_PROMPT_CHARS = 200_000
+
+# An account (or ring) at or above this campaign score counts as flagged: in the scan's figures, the
+# overview, the demo and the reports. One definition, here, so `import engine` need not load detection.
+FLAG_SCORE = 0.5
 
 # Default who-else threshold (cosine of normalised all-MiniLM-L6-v2 embeddings), chosen from measured data
 # by `bench/threshold.py` (results in bench/results/threshold.json): over 300 evasively perturbed copies of
@@ -89,9 +92,4 @@ class EngineConfig:
     # The scan's IVF self-join (past the exact-join size): nprobe, spill, max_list, point_probes; the
     # defaults and the measurements behind them are in index.settings.
     join: JoinSettings = DEFAULT_JOIN
-    # The CLI's option defaults (engine.cli.detect) still read these names; the settings travel in `join`.
-    scan_nprobe: ClassVar[int] = JoinSettings.nprobe
-    scan_spill: ClassVar[float] = JoinSettings.spill
-    scan_max_list: ClassVar[int] = JoinSettings.max_list
-    scan_point_probes: ClassVar[int] = JoinSettings.point_probes
     extra: dict = field(default_factory=dict)

@@ -20,7 +20,7 @@ class JoinSettings:
     """
 
     # IVF lists each list of the join is compared with (`scan --nprobe`). 8 keeps the 1M join near
-    # 100 s on two cores; see README "Scale" for the recall it buys.
+    # 100 s on two cores; see docs/scale.md for the recall it buys.
     nprobe: int = 8
     # Inner-product margin within which a prompt is also a candidate in its second-nearest IVF list
     # (`scan --spill`, 0 = off). Near-copies missed by the blocked join sit on list boundaries. At a
@@ -40,7 +40,7 @@ class JoinSettings:
     # has near-copies in the lists nearest itself, and the more lists (the larger N) the more such
     # prompts. Without them the join compares 0.915 of the top-20 exact pairs at 10M, with 8 of them
     # 0.982 (bench/results/join_partition_10m.json); at 1M 8 cost 1.8x the join for top-20 recall
-    # 0.955 -> 0.984 (bench/results/join_points_pass_1m.json; README, "Join recall at 10M").
+    # 0.955 -> 0.984 (bench/results/join_points_pass_1m.json; docs/scale.md).
     point_probes: int = 8
 
     def __post_init__(self) -> None:

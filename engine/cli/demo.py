@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from engine.cli.output import write_rows
-from engine.detect.scoring import FLAG_SCORE
+from engine.config import FLAG_SCORE
 from engine.progress import ProgressFn, no_progress
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engine.cli.common import add_ray_option, open_engine, progress_bar
 from engine.cli.output import write_rows
-from engine.config import EngineConfig
+from index import DEFAULT_JOIN
 
 
 def _signals_text(signals, limit: int = 3) -> str:
@@ -124,18 +124,18 @@ def add_commands(sub, common, fmt, device) -> None:
     p.add_argument("--recheck", action="store_true",
                    help="with --encoder static (or onnx): confirm each candidate near-copy edge with all-MiniLM-L6-v2 "
                    "(which embeds only the prompts that have one); slower, fewer false edges")
-    p.add_argument("--nprobe", type=_positive_int, default=EngineConfig.scan_nprobe, metavar="N",
+    p.add_argument("--nprobe", type=_positive_int, default=DEFAULT_JOIN.nprobe, metavar="N",
                    help="past 200k prompts, IVF lists each list is joined with (default %(default)s); more "
                    "finds more of the near-copies close to the threshold, and the join takes longer")
-    p.add_argument("--spill", type=_margin, default=EngineConfig.scan_spill, metavar="M",
+    p.add_argument("--spill", type=_margin, default=DEFAULT_JOIN.spill, metavar="M",
                    help="past 200k prompts, a prompt within M (inner product) of its second-nearest IVF list "
                    "is also joined there (default %(default)s, 0 = off); finds the near-copies on list "
                    "boundaries, the ones --nprobe misses")
-    p.add_argument("--max-list", type=_list_bound, default=EngineConfig.scan_max_list, metavar="N",
+    p.add_argument("--max-list", type=_list_bound, default=DEFAULT_JOIN.max_list, metavar="N",
                    help="past 200k prompts, IVF lists of more than N prompts are split for the join (default "
                    "%(default)s = off); keeps the join's cost per prompt fixed as prompts grow, but finds "
                    "fewer near-copies than the unsplit lists")
-    p.add_argument("--point-probes", type=_count, default=EngineConfig.scan_point_probes, metavar="P",
+    p.add_argument("--point-probes", type=_count, default=DEFAULT_JOIN.point_probes, metavar="P",
                    help="past 200k prompts, each prompt is also joined with its own P nearest IVF lists (default "
                    "%(default)s, 0 = off); finds the near-copies of prompts at the edge of their list, which a "
                    "list's --nprobe misses more often the more prompts there are; each one lengthens the "

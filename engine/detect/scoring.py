@@ -32,7 +32,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from engine.config import DEFAULT_THRESHOLD
+from engine.config import DEFAULT_THRESHOLD, FLAG_SCORE
 from engine.detect import links as lk
 from engine.detect import rings as rg
 from engine.detect import signals as sg
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["FLAG_SCORE", "WEIGHTS", "score_accounts"]
 
-FLAG_SCORE = 0.5
 WEIGHTS = {
     "ring": 1.0,
     "shared_families": 1.0,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import duckdb
 
-from engine.detect.scoring import FLAG_SCORE
+from engine.config import FLAG_SCORE
 from engine.errors import QueryError
 from engine.files import atomic_path
 from engine.models import (

@@ -15,8 +15,7 @@ import logging
 import time
 
 import index as faiss_index
-from engine.config import DEFAULT_THRESHOLD
-from engine.detect.scoring import FLAG_SCORE
+from engine.config import DEFAULT_THRESHOLD, FLAG_SCORE
 from engine.encoders.base import Encoder
 from engine.errors import DetectionError
 from engine.models import ScanResult
@@ -52,7 +51,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     `mapper` computes the self-join's blocks elsewhere (`engine.scan.ray.parallel_map`), same blocks.
     `join_settings` (`index.JoinSettings`): how the IVF join (above `index.EXACT_MAX` prompts) partitions
     its comparisons: nprobe, spill, max_list, point_probes; more finds more of the pairs near the
-    threshold, for more time (see README, "Scale").
+    threshold, for more time (see docs/scale.md).
     """
     started = time.monotonic()
     n, max_shard = _state(store, encoder.name)

@@ -6,7 +6,7 @@ import numpy as np
 
 from engine.detect import links as lk
 from engine.detect import rings as rg
-from tests.engine.test_scoring import build_workspace
+from tests.fixtures.detection import Builder, build_workspace
 
 
 def test_specificity_grows_with_fixed_text():
@@ -70,8 +70,6 @@ def test_no_shared_content_no_links():
 
 def _label_sweep_workspace(kind: str):
     """250 organic accounts, 40 of them use "summarize: {0}" once or twice; 6 accounts send 20 each."""
-    from tests.engine.test_scoring import Builder
-
     b = Builder(11)
     label = b.add_template("summarize: {0}", ["summarize:"])
     for i in range(250):
@@ -121,8 +119,6 @@ def test_short_non_label_template_links_nobody():
 
 def _ring_with_a_straggler():
     """A copy ring of six accounts; 'late' sent one copy of each of four ring prompts; 'stranger' one."""
-    from tests.engine.test_scoring import Builder
-
     b = Builder(5)
     for i in range(300):
         b.organic(f"org{i:03d}", int(b.rng.integers(5, 30)))

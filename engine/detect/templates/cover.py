@@ -203,7 +203,7 @@ def label_templates(state: CoverState) -> None:
     (T0's ``xsum_summarize_DOC``). Its fixed text is too short for the n-gram pass, and organic
     users type such labels too, so these are recorded with ``kind="label"`` and low specificity:
     they never link accounts by mere shared use; only a significant excess of accounts that send
-    them intensely does (:mod:`engine.detect.rings`). A group needs ``least_prompts`` members,
+    them intensely does (:mod:`engine.detect.links`). A group needs ``least_prompts`` members,
     ``least_distinct`` distinct texts and on average ``min_label_content`` tokens after the label
     (0 turns the pass off).
     """
