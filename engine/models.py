@@ -419,6 +419,7 @@ class EvidenceExport(Record):
     n_exchanges: int
     n_families: int
     n_signals: int
+    redacted: bool = False  # prompts as fingerprints and excerpts; no responses, IPs or notes
 
 
 def _find_mark(marks: tuple[Mark, ...], kind: str, target_id: object) -> Mark | None:

@@ -13,20 +13,14 @@ one set of prompts.
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
-import os
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import duckdb
 
 from engine.config import FLAG_SCORE
 from engine.errors import QueryError
-from engine.files import atomic_path
 from engine.models import (
     MARK_KINDS,
     MARK_LABELS,
@@ -46,6 +40,7 @@ from engine.models import (
     Timeline,
     WorkspaceStatus,
 )
+from engine.query.export import signal_row, write_bundle
 from engine.query.findings import account_scores, families, rings
 from engine.store.workspace import Store
 
@@ -292,7 +287,7 @@ class Analyst:
             return _latest_marks(con, target_kind, None)
 
     # ------------------------------------------------------------------ export
-    def export_evidence(self, target_kind: str, target_id: str | int) -> EvidenceExport:
+    def export_evidence(self, target_kind: str, target_id: str | int, *, redact: bool = False) -> EvidenceExport:
         """Write an evidence bundle for an account or ring into WORKSPACE/exports/<kind>-<id>-<time>/:
 
         - evidence.json: the target, its score and signals (with their examples), members, shared
@@ -302,75 +297,38 @@ class Analyst:
         - signals.csv: one row per (account or ring, signal).
         The bundle is written in a temporary folder and renamed into place, so a reader never sees
         half a bundle. Returns where it is.
+
+        With `redact`, the bundle is for sending out (folder name ending `-redacted`, `"redacted": true`
+        in evidence.json): every prompt text and template pattern becomes its fingerprint and a short
+        excerpt, and responses, IPs, mark notes and the workspace path are left out
+        (`engine.query.redact`). Account ids, exchange ids, times, models and figures stay.
         """
         if target_kind == "account":
             view = self.account_view(str(target_id), limit=1000)
             accounts = [view.account_id]
             scores = [view.score] if view.score else []
             doc = {"kind": "account", "account": view.to_dict()}
-            signal_rows = [_signal_row("account", view.account_id, s) for s in view.signals]
+            signal_rows = [signal_row("account", view.account_id, s) for s in view.signals]
         elif target_kind == "ring":
-            rview = self.ring_view(int(target_id))
+            try:
+                ring_id = int(target_id)
+            except ValueError:
+                raise QueryError(f"ring ids are numbers, not {target_id!r}") from None
+            rview = self.ring_view(ring_id)
             accounts = [m.account_id for m in rview.members]
             scores = list(rview.members)
             doc = {"kind": "ring", "ring": rview.to_dict(),
                    "template_splits": [dict(s.to_dict(), overlap=s.overlap, coverage=s.coverage)
                                        for s in rview.template_splits]}
-            signal_rows = [_signal_row("ring", str(rview.ring.ring_id), s) for s in rview.ring.signals]
+            signal_rows = [signal_row("ring", str(rview.ring.ring_id), s) for s in rview.ring.signals]
         else:
             raise QueryError(f"cannot export a {target_kind!r}: choose account or ring")
-        signal_rows += [_signal_row("account", a.account_id, s) for a in scores if isinstance(a, AccountScore)
+        signal_rows += [signal_row("account", a.account_id, s) for a in scores if isinstance(a, AccountScore)
                         for s in a.signals if target_kind == "ring"]
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        name = f"{target_kind}-{_safe(str(target_id))}-{stamp}"
-        exports = self.store.root / "exports"
-        exports.mkdir(exist_ok=True)
-        final = exports / name
-        with atomic_path(final) as tmp:
-            tmp.mkdir()
-            with self.store.connect() as con:
-                con.execute("CREATE OR REPLACE TEMP TABLE export_accounts AS "
-                            "SELECT unnest(?::VARCHAR[]) AS account_id", [accounts])
-                n_ex = con.execute("SELECT count(*) FROM exchanges JOIN export_accounts USING (account_id)"
-                                   ).fetchone()[0]
-                _copy_csv(con, """SELECT e.exchange_id, e.account_id, e.ts, e.prompt_id, f.family_id,
-                                         tm.template_id, p.text AS prompt, e.response, e.model, e.ip
-                                  FROM exchanges e JOIN export_accounts USING (account_id)
-                                  JOIN prompts p ON p.prompt_id = e.prompt_id
-                                  LEFT JOIN families f ON f.prompt_id = e.prompt_id
-                                  LEFT JOIN template_members tm ON tm.prompt_id = e.prompt_id
-                                  ORDER BY e.ts, e.account_id, e.exchange_id""", tmp / "exchanges.csv")
-                fam_sql = """WITH fam AS (
-                                 SELECT f.family_id, count(DISTINCT e.account_id) AS n_target_accounts,
-                                        count(*) AS n_target_exchanges
-                                 FROM exchanges e JOIN export_accounts USING (account_id)
-                                 JOIN families f ON f.prompt_id = e.prompt_id GROUP BY f.family_id)
-                             SELECT fam.family_id, c.text AS center_text, fam.n_target_accounts,
-                                    fam.n_target_exchanges,
-                                    (SELECT count(DISTINCT e2.account_id) FROM families f2
-                                     JOIN exchanges e2 USING (prompt_id)
-                                     WHERE f2.family_id = fam.family_id) AS n_workspace_accounts
-                             FROM fam JOIN prompts c ON c.prompt_id = fam.family_id
-                             ORDER BY n_target_accounts DESC, n_target_exchanges DESC, fam.family_id"""
-                _copy_csv(con, fam_sql, tmp / "families.csv")
-                n_fam = con.execute(f"SELECT count(*) FROM ({fam_sql})").fetchone()[0]
-                doc["marks"] = [m.to_dict() for m in _latest_marks(con, target_kind, [str(target_id)])]
-            with open(tmp / "signals.csv", "w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(("target_kind", "target_id", "signal", "value", "background", "score", "detail",
-                                 "examples"))
-                writer.writerows(signal_rows)
-            doc.update(workspace=str(self.store.root), generated=datetime.now(UTC).isoformat(),
-                       n_exchanges=int(n_ex), n_families=int(n_fam),
-                       files=["evidence.json", "exchanges.csv", "families.csv", "signals.csv"])
-            with open(tmp / "evidence.json", "w", encoding="utf-8") as fh:
-                json.dump(doc, fh, indent=2, default=str, ensure_ascii=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-        log.info("exported %s %s: %d exchanges, %d families -> %s", target_kind, target_id, n_ex, n_fam, final)
-        return EvidenceExport(target_kind, str(target_id), str(final),
-                              tuple(str(final / f) for f in doc["files"]), len(accounts), int(n_ex), int(n_fam),
-                              len(signal_rows))
+        with self.store.connect() as con:
+            marks = _latest_marks(con, target_kind, [str(target_id)])
+        return write_bundle(self.store, target_kind, str(target_id), doc, accounts, signal_rows, marks,
+                            redact=redact)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -452,18 +410,3 @@ def _latest_marks(con: duckdb.DuckDBPyConnection, kind: str | None, ids: list[st
 
 def _mark_labels(con: duckdb.DuckDBPyConnection, kind: str, ids: list[str]) -> dict[str, str]:
     return {m.target_id: m.label for m in _latest_marks(con, kind, ids)}
-
-
-def _signal_row(kind: str, target: str, s) -> tuple:
-    return (kind, target, s.name, s.value, s.background, s.score, s.detail,
-            json.dumps(list(s.examples), default=str, ensure_ascii=False))
-
-
-def _copy_csv(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
-    quoted = str(path).replace("'", "''")
-    con.execute(f"COPY ({sql}) TO '{quoted}' (HEADER, DELIMITER ',')")
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80]
-
