@@ -14,7 +14,8 @@ from engine.cli.common import open_engine
 from engine.cli.output import write_rows
 
 MARK_COLUMNS = ("target_kind", "target_id", "label", "note", "created")
-EXPORT_COLUMNS = ("target_kind", "target_id", "path", "n_accounts", "n_exchanges", "n_families", "n_signals")
+EXPORT_COLUMNS = ("target_kind", "target_id", "path", "n_accounts", "n_exchanges", "n_families", "n_signals",
+                  "redacted")
 
 
 FRONTEND_GROUP = "copyhound.frontends"
@@ -55,7 +56,7 @@ def cmd_marks(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    result = open_engine(args, create=False).analyst.export_evidence(args.kind, args.target)
+    result = open_engine(args, create=False).analyst.export_evidence(args.kind, args.target, redact=args.redact)
     write_rows([result.to_dict()], EXPORT_COLUMNS, args.format, title="evidence bundle")
     return 0
 
@@ -81,4 +82,7 @@ def add_commands(sub, common, fmt) -> None:
                        "WORKSPACE/exports/KIND-ID-TIME/ (written to a temporary folder, then renamed).")
     p.add_argument("kind", choices=MARK_KINDS)
     p.add_argument("target", help="account id or ring id")
+    p.add_argument("--redact", action="store_true",
+                   help="for sending out: each prompt as its fingerprint and a short excerpt; no responses, "
+                   "IPs, mark notes or workspace path (the folder name ends in -redacted)")
     p.set_defaults(func=cmd_export)

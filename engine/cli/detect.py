@@ -72,7 +72,7 @@ def cmd_templates(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from engine.query.report import write_report
 
-    path = write_report(open_engine(args), Path(args.out), top=args.top)
+    path = write_report(open_engine(args), Path(args.out), top=args.top, redact=args.redact)
     print(path)
     return 0
 
@@ -160,5 +160,8 @@ def add_commands(sub, common, fmt, device) -> None:
                        description="Write a case report of the top rings and their evidence (.md or .html).")
     p.add_argument("--out", "-o", default="copyhound-report.md", help="output file (.md or .html)")
     p.add_argument("--top", type=int, default=10, help="rings to include")
+    p.add_argument("--redact", action="store_true",
+                   help="for sending out: prompts in the evidence as fingerprints and short excerpts, no "
+                   "workspace path")
     p.set_defaults(func=cmd_report)
 
