@@ -146,3 +146,10 @@ def test_cli_export_and_report_redact(engine, tmp_path):
     report = out.read_text(encoding="utf-8")
     assert "Redacted:" in report and ws not in report
     assert all(p not in report for p, _ in _stored(engine)["prompts"].values())
+
+
+def test_a_ring_id_that_is_no_number_is_a_query_error(engine):
+    from engine import QueryError
+
+    with pytest.raises(QueryError, match="ring ids are numbers"):
+        engine.analyst.export_evidence("ring", "abc", redact=True)
