@@ -53,7 +53,8 @@ def run_demo(workspace: Path, *, exchanges: int = 20_000, out: TextIO, progress:
     rows = []
     for ring in rings:
         labels = [account_truth.get(a) for a in ring.accounts]
-        planted = max(set(labels), key=labels.count) if labels else None
+        # Sorted first so a tie names the same campaign on every run (a set's order follows the hash seed).
+        planted = max(sorted(set(labels), key=str), key=labels.count) if labels else None
         purity = labels.count(planted) / len(labels) if labels and planted else 0.0
         kind = campaigns.get(planted, {}).get("kind", "organic") if planted else "organic"
         rows.append({"ring_id": ring.ring_id, "score": ring.score, "accounts": len(ring.accounts),

@@ -159,7 +159,9 @@ def score_elicitation(
         for pid, text in cue:
             ss = split_sentences(text)
             if len(ss) >= 2:
-                for s in {ss[0], ss[-1]}:
+                # dict, not set: a set's order follows the process's string hash seed, and the order of
+                # the sentences sets the encoder's batches, whose padding moves the last float digits.
+                for s in dict.fromkeys((ss[0], ss[-1])):
                     sent_pid.append(pid)
                     sents.append(s)
         if sents:
