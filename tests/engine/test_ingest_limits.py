@@ -40,7 +40,7 @@ def stored(ws: Path) -> list[tuple]:
 
 def quarantined(result) -> list[tuple[int, str]]:
     f = result.files[0]
-    return [(r["line"], r["reason"]) for r in map(json.loads, Path(f.quarantine).read_text().splitlines())]
+    return [(r["line"], r["reason"]) for r in map(json.loads, Path(f.quarantine).read_text().split("\n")[:-1])]
 
 
 # ---------------------------------------------------------------------- conflicting exchange ids
