@@ -2,17 +2,21 @@
 
 A file goes through three steps, each one resumable:
 
-1. **stage**: the rows are read in bulk by DuckDB (CSV, Parquet) or in large line chunks handed to
-   DuckDB's JSON functions (JSONL, so that every row keeps its exact line number), field-checked in
-   SQL, and written to a staging table on disk, so memory stays bounded whatever the file's size;
-2. **validate**: every bad row gets a reason (missing field, wrong type, unparseable time, empty,
-   binary or oversized prompt); by default one bad row refuses the whole file and nothing is written,
-   with `on_error="skip"` the good rows load and the bad ones go to a quarantine file;
+1. **stage**: JSONL and CSV are read line by line in Python, in large chunks (so that every row keeps
+   its physical line number, and a line over MAX_LINE_BYTES is never held whole), checked against the
+   per-row limits of engine.config before DuckDB's JSON functions see a row, then field-checked in SQL;
+   Parquet is read in bulk by DuckDB. Rows go to a staging table on disk, so memory stays bounded;
+2. **validate**: every bad row gets a reason (line, field or nesting over a limit, missing field, wrong
+   type, unparseable or out-of-range time, control characters in an id, empty, binary or oversized
+   prompt, an exchange id already used by another exchange); by default one bad row refuses the whole
+   file and nothing is written, with `on_error="skip"` the good rows load and the bad ones go to a
+   quarantine file;
 3. **load**: good rows move into `prompts` and `exchanges` in batches, one transaction per batch, the
    batch counter committed with the rows, so a killed ingest resumes at the next batch.
 
 Re-ingesting a file adds nothing: a file whose sha256 is already loaded is skipped, and exchange ids
-(given, or derived from account, time and prompt) are anti-joined against what is stored.
+(given, or derived from account, time and prompt) are anti-joined against what is stored; a given id
+that arrives with another account, time or prompt is a bad row, never a silent "duplicate".
 """
 
 from __future__ import annotations
