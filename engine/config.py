@@ -18,6 +18,24 @@ DEFAULT_DUCKDB_MEMORY = "4GB"
 # and one 50 MB "prompt" would stall a batch. The limit is generous on purpose (about 50k tokens).
 MAX_PROMPT_CHARS = 200_000
 
+# Per-row limits of ingest, checked in Python before DuckDB's JSON functions see a row: DuckDB parses a
+# row once per JSON function, and one hostile row (a 20 MB field, a few MB of nested brackets) exhausted
+# its 4 GB for the whole file. Each limit is a bad-row reason naming FILE:LINE, so `--on-error skip`
+# quarantines the row and loads the rest. Measured (1 GB DuckDB limit): a 4 MB field loads, 20 MB does not.
+# Any one field's value (a string's characters, or an object's JSON text): 5x the prompt limit, so a
+# model's longest answers (~100k tokens, ~400k characters) load whole.
+MAX_FIELD_CHARS = 1_000_000
+# Bytes of one JSONL line or CSV record: a prompt and a response at their limits, written as \uXXXX
+# escapes (6 bytes a character), come to 7.2 MB; a longer line is not read into memory at all.
+MAX_LINE_BYTES = 8 * 1024 * 1024
+# Nesting of a JSONL row: request logs nest metadata a handful of levels; 64 leaves room for any of them.
+MAX_JSON_DEPTH = 64
+# Timestamps outside [EARLIEST_TIMESTAMP, now + FUTURE_SLACK_SECONDS] are bad rows: nothing in AI-provider
+# traffic predates 2000, and a time in the future is a unit mistake (epoch microseconds, seconds past 1e11
+# read as milliseconds) or a broken clock; a day of slack covers clock skew and every time zone.
+EARLIEST_TIMESTAMP = "2000-01-01"
+FUTURE_SLACK_SECONDS = 86_400
+
 # An account (or ring) at or above this campaign score counts as flagged: in the scan's figures, the
 # overview, the demo and the reports. One definition, here, so `import engine` need not load detection.
 FLAG_SCORE = 0.5
