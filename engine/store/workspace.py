@@ -145,7 +145,9 @@ class Store:
         self._closed = signature
 
     def _damaged(self, reason: str) -> WorkspaceError:
+        # Forget the last clean close, so every later open reads every block until the file is replaced.
         self._damage_seen = True
+        (self.root / CLOSED_NAME).unlink(missing_ok=True)
         return WorkspaceError(
             f"the workspace database {self.db_path} is damaged ({reason}); nothing was written to it: "
             "restore it from a backup, or ingest the files again into a new workspace")
