@@ -44,10 +44,11 @@ DB_NAME = "copyhound.duckdb"
 CLOSED_NAME = ".copyhound.duckdb.closed"
 SUBFOLDERS = ("vectors", "index", "quarantine", "tmp", "exports")
 _LOCK_PATTERNS = ("could not set lock", "conflicting lock", "database is locked")
-# What DuckDB says about a file it cannot trust: a bad block checksum, a short read past a truncated
-# end, a header it does not recognise, or an instance it gave up on after one of those.
-_DAMAGE_PATTERNS = ("corrupt database", "checksum", "could not read enough bytes", "not a valid duckdb database",
-                    "database has been invalidated", "failed to read database header")
+# What DuckDB says about a database file it cannot trust: a bad block checksum (its own wording names no
+# file, and only a database file has block checksums), or a short read past a truncated end and a header
+# it does not recognise (said of input files too, so those count only when they name this database).
+_DAMAGE_ANY = ("corrupt database file",)
+_DAMAGE_OF_FILE = ("could not read enough bytes", "not a valid duckdb database", "failed to read database header")
 # DuckDB's file header: one main header and two database headers of 4 KiB each, then the blocks.
 _HEADER_BYTES = 3 * 4096
 
@@ -111,7 +112,7 @@ class Store:
             expected = _HEADER_BYTES + int(total) * int(block)
             if size < expected:
                 raise self._damaged(f"the file is {size:,} bytes, but its {total:,} blocks need {expected:,}: "
-                                    "it was cut short")
+                                    "it was cut short", at_open=True)
             if self.signature() == self._recorded():
                 return
             started = time.monotonic()
@@ -120,7 +121,7 @@ class Store:
             for schema, table in tables:
                 # hash() of every column makes DuckDB load, and so checksum, every block of the table.
                 con.execute(f'SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM "{schema}"."{table}"').fetchall()
-            log.info("checked every block of %s (%d tables, changed since copyhound last closed it) in %.1f s",
+            log.info("checked every block of %s (%d tables; the file is not as copyhound last closed it) in %.1f s",
                      self.db_path, len(tables), time.monotonic() - started)
 
     def _recorded(self) -> tuple | None:
@@ -144,13 +145,21 @@ class Store:
             return
         self._closed = signature
 
-    def _damaged(self, reason: str) -> WorkspaceError:
+    def _is_damage(self, err: Exception) -> bool:
+        text = str(err).lower()
+        # DuckDB names the file as it resolved it: absolute, for a workspace given as a relative path.
+        names = {str(self.db_path), os.path.abspath(self.db_path), str(self.db_path.resolve())}
+        return (any(p in text for p in _DAMAGE_ANY)
+                or (any(p in text for p in _DAMAGE_OF_FILE) and any(n.lower() in text for n in names)))
+
+    def _damaged(self, reason: str, *, at_open: bool) -> WorkspaceError:
         # Forget the last clean close, so every later open reads every block until the file is replaced.
         self._damage_seen = True
         (self.root / CLOSED_NAME).unlink(missing_ok=True)
-        return WorkspaceError(
-            f"the workspace database {self.db_path} is damaged ({reason}); nothing was written to it: "
-            "restore it from a backup, or ingest the files again into a new workspace")
+        kept = ("nothing was written to it" if at_open else
+                "the command stopped there and what it had not committed was rolled back")
+        return WorkspaceError(f"the workspace database {self.db_path} is damaged ({reason}); {kept}: "
+                              "restore it from a backup, or ingest the files again into a new workspace")
 
     def signature(self) -> tuple:
         """(mtime, size) of the database file and its WAL: changed by every commit, by no read."""
@@ -174,8 +183,8 @@ class Store:
                 break
             except duckdb.Error as err:
                 text = str(err)
-                if _is_damage(err):
-                    raise self._damaged(_first_line(err)) from err
+                if self._is_damage(err):
+                    raise self._damaged(_first_line(err), at_open=True) from err
                 if not any(p in text.lower() for p in _LOCK_PATTERNS):
                     raise WorkspaceError(f"cannot open {self.db_path}: {_first_line(err)}") from err
                 if time.monotonic() >= deadline:
@@ -209,8 +218,8 @@ class Store:
                 f"({_first_line(err)}); committed work is kept: set {MEMORY_ENV}=8GB (or more) and run the "
                 "command again") from err
         except duckdb.Error as err:
-            if _is_damage(err):
-                raise self._damaged(_first_line(err)) from err
+            if self._is_damage(err):
+                raise self._damaged(_first_line(err), at_open=False) from err
             if not isinstance(err, duckdb.IOException) or "space left" not in str(err).lower():
                 raise
             raise ResourceError(f"{self.root}: the disk is full ({_first_line(err)}); committed work is kept: "
@@ -268,11 +277,6 @@ def private_files() -> None:
     files themselves, so a mode per call cannot reach them."""
     current = os.umask(0o077)
     os.umask(current | 0o077)
-
-
-def _is_damage(err: Exception) -> bool:
-    text = str(err).lower()
-    return any(p in text for p in _DAMAGE_PATTERNS)
 
 
 def _safe(name: str) -> str:

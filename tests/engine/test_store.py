@@ -153,3 +153,14 @@ def test_a_new_workspace_is_private_whatever_the_umask(tmp_path):
     assert current & 0o077 == 0o077
     for path in (store.root, *store.root.rglob("*")):
         assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+
+
+def test_a_foreign_file_is_damage_also_for_a_relative_workspace_path(tmp_path, monkeypatch):
+    # DuckDB names the file by its absolute path; the workspace was given relative to the current folder.
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / DB_NAME).write_text("account_id,prompt\na,hello\n" * 500)
+    monkeypatch.chdir(tmp_path)
+    for create in (True, False):
+        with pytest.raises(WorkspaceError, match="ws/copyhound.duckdb is damaged .*not a valid DuckDB database"):
+            Store("ws", create=create)
+    assert (tmp_path / "ws" / DB_NAME).read_text().startswith("account_id,prompt")
