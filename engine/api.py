@@ -27,7 +27,7 @@ from engine.models import (
 )
 from engine.progress import ProgressFn, no_progress
 from engine.query.analyst import Analyst
-from engine.query.findings import account_scores, families, rings, templates
+from engine.query.findings import account_scores, count_findings, families, rings, templates
 from engine.query.senders import SenderIndex
 from engine.query.who_else import nearest_prompt_rows, prepare_queries, who_else_rows
 from engine.store import vectors
@@ -46,6 +46,11 @@ class Engine:
 
     The engine holds no open database connection between calls (see `engine.store.workspace`), so it is safe to
     keep one open in a long-lived TUI while batch jobs write to the same workspace.
+
+    `create=True` (the default, for a library caller building a workspace) makes the folder and its
+    database when they are missing; `create=False` raises `WorkspaceError` instead, before any model is
+    loaded (the CLI opens every verb but `ingest` that way). Either way a damaged database is refused
+    before anything writes to it.
     """
 
     def __init__(
@@ -205,6 +210,12 @@ class Engine:
     def templates(self, *, limit: int | None = 100) -> list[TemplateInfo]:
         with self.store.connect() as con:
             return templates(con, limit=limit)
+
+    def count(self, kind: str, *, min_score: float = 0.0, min_accounts: int = 2) -> int:
+        """Rows of `kind` ("accounts", "rings", "families", "templates") under the same filters as
+        the listing: what a page of `limit` rows is a page of."""
+        with self.store.connect() as con:
+            return count_findings(con, kind, min_score=min_score, min_accounts=min_accounts)
 
     # ------------------------------------------------------------------ queries
     def who_else(self, queries: list[str], *, threshold: float | None = None) -> WhoElseResult:

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +251,49 @@ class CopyhoundApp(App):
             screen.post_message(message)
 
 
+LOG_NAME = "tui.log"
+
+
+@contextmanager
+def logs_off_screen(path: Path) -> Iterator[Path | None]:
+    """While the TUI owns the terminal, log records (and Python warnings) go to `path`, not to stderr.
+
+    A stream handler writes straight to the terminal under Textual's screen (the encoder's "loaded ..."
+    line landed on the first row), so the root logger's stream handlers are set aside and restored after.
+    The file is appended to; if it cannot be opened, records are dropped rather than drawn. Yields the
+    path written to, or None.
+    """
+    root = logging.getLogger()
+    aside = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
+             and not isinstance(h, logging.FileHandler)]
+    try:
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        written: Path | None = path
+    except OSError:
+        handler, written = logging.NullHandler(), None
+    for h in aside:
+        root.removeHandler(h)
+    root.addHandler(handler)
+    logging.captureWarnings(True)
+    # transformers draws a "Loading weights" bar on stderr while the warm-up worker loads the model.
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "transformers.utils.logging" in sys.modules:
+        sys.modules["transformers.utils.logging"].disable_progress_bar()
+    try:
+        yield written
+    finally:
+        logging.captureWarnings(False)
+        root.removeHandler(handler)
+        handler.close()
+        for h in aside:
+            root.addHandler(h)
+
+
 def run(workspace: Engine | str | os.PathLike[str]) -> None:
     """Open the TUI on an Engine or a workspace folder. `copyhound tui` reaches this through the
-    `copyhound.frontends` entry point, because the engine's CLI may not import this package."""
-    CopyhoundApp(workspace).run()
+    `copyhound.frontends` entry point, because the engine's CLI may not import this package.
+    Logs go to WORKSPACE/tui.log while it runs (see `logs_off_screen`)."""
+    app = CopyhoundApp(workspace)
+    with logs_off_screen(app.engine.workspace / LOG_NAME):
+        app.run()

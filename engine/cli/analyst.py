@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from engine import MARK_KINDS, MARK_LABELS
-from engine.cli.common import open_engine
+from engine.cli.common import device, open_engine
 from engine.cli.output import write_rows
 
 MARK_COLUMNS = ("target_kind", "target_id", "label", "note", "created")
@@ -36,12 +36,12 @@ def load_frontend(name: str):
 
 def cmd_tui(args: argparse.Namespace) -> int:
     launch = load_frontend("tui")
-    launch(open_engine(args, create=False))
+    launch(open_engine(args))
     return 0
 
 
 def cmd_marks(args: argparse.Namespace) -> int:
-    engine = open_engine(args, create=False)
+    engine = open_engine(args)
     if args.label:
         if not (args.kind and args.target):
             from engine.errors import QueryError
@@ -56,7 +56,8 @@ def cmd_marks(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    result = open_engine(args, create=False).analyst.export_evidence(args.kind, args.target, redact=args.redact)
+    # A ring id that is not a number is refused by the facade (QueryError), in one line.
+    result = open_engine(args).analyst.export_evidence(args.kind, args.target, redact=args.redact)
     write_rows([result.to_dict()], EXPORT_COLUMNS, args.format, title="evidence bundle")
     return 0
 
@@ -65,7 +66,7 @@ def add_commands(sub, common, fmt) -> None:
     p = sub.add_parser("tui", parents=[common], help="open the analyst TUI on the workspace",
                        description="Browse the workspace: overview, search-as-you-type, and pivots from a "
                        "prompt to every account that sent near-copies, on to their ring. Keys are in the footer.")
-    p.add_argument("--device", default="cpu", help="cpu or cuda, for embedding search queries")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N, for embedding search queries")
     p.set_defaults(func=cmd_tui)
 
     p = sub.add_parser("marks", parents=[common, fmt], help="list (or add) analyst triage marks",

@@ -1,4 +1,5 @@
-"""What every CLI verb shares: opening the engine from the parsed options, the progress bar, --ray.
+"""What every CLI verb shares: the parser, opening the engine, option types, table paging, the progress
+bar, --ray.
 
 The verb modules (`main`, `detect`, `analyst`) import this one and never each other, so the CLI has no
 import circle.
@@ -8,11 +9,75 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from dataclasses import replace
+from typing import NoReturn
 
 from engine.config import EngineConfig, workspace_from_env
 from index.settings import JoinSettings
+
+# Rows a table shows unless --limit says otherwise; machine formats get every row.
+TABLE_PAGE = 50
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: `copyhound VERB: error: ...`, exit status 2, no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    value = whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def count(text: str) -> int:
+    value = whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or more, not {value}")
+    return value
+
+
+def row_limit(text: str) -> int:
+    value = whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (every row) or more, not {value}")
+    return value
+
+
+def device(text: str) -> str:
+    """cpu, cuda or cuda:N; checked here so a typo stops before a model is loaded."""
+    value = text.strip().lower()
+    if value in ("cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise argparse.ArgumentTypeError(f"unknown device {text!r}: use cpu, cuda or cuda:N")
+
+
+def page_limit(args: argparse.Namespace) -> int | None:
+    """The rows to ask for: --limit as given (0 = all), else a page for a table and all for a machine."""
+    if args.limit is None:
+        return TABLE_PAGE if args.format == "table" else None
+    return args.limit or None
+
+
+def page_caption(args: argparse.Namespace, shown: int, total) -> str | None:
+    """"showing 50 of 2,658 (--limit 0 for all)" under a table cut to a page; `total` is called only then."""
+    limit = page_limit(args)
+    if args.format != "table" or limit is None or shown < limit:
+        return None
+    n = total()
+    return f"showing {shown:,} of {n:,} (--limit 0 for all)" if n > shown else None
 
 
 class StderrProgress:
@@ -45,7 +110,9 @@ class StderrProgress:
             self._progress.stop()
 
 
-def open_engine(args: argparse.Namespace, **kwargs):
+def open_engine(args: argparse.Namespace, *, create: bool = False):
+    """The Engine on the workspace the options name. Only `ingest` (and `demo`) pass create=True: any
+    other verb on a missing workspace stops with one line before loading a model."""
     from engine import Engine
 
     config = EngineConfig(device=getattr(args, "device", "cpu") or "cpu",
@@ -53,7 +120,7 @@ def open_engine(args: argparse.Namespace, **kwargs):
                           ray_address=getattr(args, "ray", None),
                           threshold=getattr(args, "threshold", None),
                           join=_join_settings(args))
-    return Engine(workspace_from_env(args.workspace), config=config, **kwargs)
+    return Engine(workspace_from_env(args.workspace), config=config, create=create)
 
 
 def _join_settings(args: argparse.Namespace) -> JoinSettings:

@@ -24,10 +24,12 @@ def run_demo(workspace: Path, *, exchanges: int = 20_000, out: TextIO, progress:
     """Generate (once), ingest, embed, scan; print a summary and one who-else of a planted ring."""
     from engine import Engine
     from engine.config import EngineConfig
+    from engine.store.workspace import private_files
     from synth import SynthConfig, write_synth
 
     started = time.monotonic()
-    workspace.mkdir(parents=True, exist_ok=True)
+    private_files()  # the demo traffic is written into the workspace before the Store opens it
+    workspace.mkdir(parents=True, exist_ok=True, mode=0o700)
     traffic = workspace / "demo-traffic.jsonl.gz"
     truth_path = workspace / "demo-traffic.truth.json"
     if not traffic.exists() or not truth_path.exists():
@@ -36,7 +38,7 @@ def run_demo(workspace: Path, *, exchanges: int = 20_000, out: TextIO, progress:
                             progress=lambda done, total: progress("synth", done, total))
         truth_path = synth.truth_path
     truth = json.loads(Path(truth_path).read_text())
-    engine = Engine(workspace, config=EngineConfig(encoder=encoder))
+    engine = Engine(workspace, config=EngineConfig(encoder=encoder), create=True)  # the demo makes its own
     engine.ingest([traffic], progress=progress)
     scan = engine.scan(progress=progress)
     status = engine.status()

@@ -5,8 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.cli.common import add_ray_option, open_engine, progress_bar
+from engine.cli.common import (
+    add_ray_option,
+    count,
+    open_engine,
+    page_caption,
+    page_limit,
+    positive_int,
+    progress_bar,
+    row_limit,
+    whole,
+)
 from engine.cli.output import write_rows
+from engine.errors import CopyhoundError
 from index import DEFAULT_JOIN
 
 
@@ -27,7 +38,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts(args: argparse.Namespace) -> int:
-    accounts = open_engine(args).accounts(limit=args.limit or None, min_score=args.min_score)
+    engine = open_engine(args)
+    accounts = engine.accounts(limit=page_limit(args), min_score=args.min_score)
     rows = []
     for a in accounts:
         row = a.to_dict()
@@ -35,12 +47,14 @@ def cmd_accounts(args: argparse.Namespace) -> int:
             row["signals"] = _signals_text(a.signals)
         rows.append(row)
     write_rows(rows, ("account_id", "score", "ring_id", "n_exchanges", "top_signal", "signals"), args.format,
-               title="accounts by score")
+               title="accounts by score",
+               caption=page_caption(args, len(rows), lambda: engine.count("accounts", min_score=args.min_score)))
     return 0
 
 
 def cmd_rings(args: argparse.Namespace) -> int:
-    rings = open_engine(args).rings(limit=args.limit or None)
+    engine = open_engine(args)
+    rings = engine.rings(limit=page_limit(args))
     rows = []
     for r in rings:
         row = r.to_dict()
@@ -50,58 +64,50 @@ def cmd_rings(args: argparse.Namespace) -> int:
             row["signals"] = _signals_text(r.signals)
         rows.append(row)
     write_rows(rows, ("ring_id", "score", "n_accounts", "n_exchanges", "summary", "accounts", "signals"),
-               args.format, title="rings")
+               args.format, title="rings", caption=page_caption(args, len(rows), lambda: engine.count("rings")))
     return 0
 
 
 def cmd_families(args: argparse.Namespace) -> int:
-    fams = open_engine(args).families(limit=args.limit or None, min_accounts=args.min_accounts)
+    engine = open_engine(args)
+    fams = engine.families(limit=page_limit(args), min_accounts=args.min_accounts)
     write_rows([f.to_dict() for f in fams], ("family_id", "n_accounts", "n_prompts", "n_exchanges", "first_seen",
-                                            "last_seen", "center_text"), args.format, title="near-copy families")
+                                            "last_seen", "center_text"), args.format, title="near-copy families",
+               caption=page_caption(args, len(fams),
+                                    lambda: engine.count("families", min_accounts=args.min_accounts)))
     return 0
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
-    temps = open_engine(args).templates(limit=args.limit or None)
+    engine = open_engine(args)
+    temps = engine.templates(limit=page_limit(args))
     write_rows([t.to_dict() for t in temps], ("template_id", "kind", "n_accounts", "n_prompts", "n_exchanges",
                                              "slot_diversity", "fixed_ratio", "pattern"), args.format,
-               title="templates")
+               title="templates", caption=page_caption(args, len(temps), lambda: engine.count("templates")))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from engine.query.report import write_report
 
-    path = write_report(open_engine(args), Path(args.out), top=args.top, redact=args.redact)
+    out = Path(args.out)
+    folder = out.parent
+    if not folder.is_dir():
+        what = f"{folder} is not a folder" if folder.exists() else f"the folder {folder} does not exist"
+        raise CopyhoundError(f"{out}: {what}; create it first or choose another --out")
+    engine = open_engine(args)
+    try:
+        path = write_report(engine, out, top=args.top, redact=args.redact)
+    except OSError as err:
+        raise CopyhoundError(f"{out}: cannot write the report ({err.strerror or err})") from err
     print(path)
     return 0
 
 
-def _whole(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    value = _whole(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _list_bound(text: str) -> int:
-    value = _whole(text)
+    value = whole(text)
     if value != 0 and value < 16:
         raise argparse.ArgumentTypeError(f"must be 0 (off) or at least 16, not {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    value = _whole(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (off) or more, not {value}")
     return value
 
 
@@ -124,7 +130,7 @@ def add_commands(sub, common, fmt, device) -> None:
     p.add_argument("--recheck", action="store_true",
                    help="with --encoder static (or onnx): confirm each candidate near-copy edge with all-MiniLM-L6-v2 "
                    "(which embeds only the prompts that have one); slower, fewer false edges")
-    p.add_argument("--nprobe", type=_positive_int, default=DEFAULT_JOIN.nprobe, metavar="N",
+    p.add_argument("--nprobe", type=positive_int, default=DEFAULT_JOIN.nprobe, metavar="N",
                    help="past 200k prompts, IVF lists each list is joined with (default %(default)s); more "
                    "finds more of the near-copies close to the threshold, and the join takes longer")
     p.add_argument("--spill", type=_margin, default=DEFAULT_JOIN.spill, metavar="M",
@@ -135,7 +141,7 @@ def add_commands(sub, common, fmt, device) -> None:
                    help="past 200k prompts, IVF lists of more than N prompts are split for the join (default "
                    "%(default)s = off); keeps the join's cost per prompt fixed as prompts grow, but finds "
                    "fewer near-copies than the unsplit lists")
-    p.add_argument("--point-probes", type=_count, default=DEFAULT_JOIN.point_probes, metavar="P",
+    p.add_argument("--point-probes", type=count, default=DEFAULT_JOIN.point_probes, metavar="P",
                    help="past 200k prompts, each prompt is also joined with its own P nearest IVF lists (default "
                    "%(default)s, 0 = off); finds the near-copies of prompts at the edge of their list, which a "
                    "list's --nprobe misses more often the more prompts there are; each one lengthens the "
@@ -144,22 +150,25 @@ def add_commands(sub, common, fmt, device) -> None:
     p.set_defaults(func=cmd_scan)
 
     limit = argparse.ArgumentParser(add_help=False)
-    limit.add_argument("--limit", "-n", type=int, default=50, help="rows to show (default 50; 0 = all)")
+    limit.add_argument("--limit", "-n", type=row_limit, default=None,
+                       help="rows to write (0 = all); by default a table shows the first 50 and says how many "
+                       "there are, and csv, json, jsonl and parquet get every row")
 
     p = sub.add_parser("accounts", parents=[common, fmt, limit], help="accounts by campaign score, with signals")
-    p.add_argument("--min-score", type=float, default=0.0)
+    p.add_argument("--min-score", type=float, default=0.0, help="only accounts scoring at least this (default 0)")
     p.set_defaults(func=cmd_accounts)
     p = sub.add_parser("rings", parents=[common, fmt, limit], help="rings of linked accounts, with evidence")
     p.set_defaults(func=cmd_rings)
     p = sub.add_parser("families", parents=[common, fmt, limit], help="near-copy families sent by several accounts")
-    p.add_argument("--min-accounts", type=int, default=2)
+    p.add_argument("--min-accounts", type=positive_int, default=2,
+                   help="only families sent by at least this many accounts (default 2)")
     p.set_defaults(func=cmd_families)
     p = sub.add_parser("templates", parents=[common, fmt, limit], help="mined prompt templates")
     p.set_defaults(func=cmd_templates)
     p = sub.add_parser("report", parents=[common], help="write a Markdown or HTML report of the top rings",
                        description="Write a case report of the top rings and their evidence (.md or .html).")
     p.add_argument("--out", "-o", default="copyhound-report.md", help="output file (.md or .html)")
-    p.add_argument("--top", type=int, default=10, help="rings to include")
+    p.add_argument("--top", type=positive_int, default=10, help="rings to include (default 10)")
     p.add_argument("--redact", action="store_true",
                    help="for sending out: prompts in the evidence as fingerprints and short excerpts, no "
                    "workspace path")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.cli.analyst import add_commands as add_analyst_commands
-from engine.cli.common import add_ray_option, open_engine, progress_bar
+from engine.cli.common import Parser, add_ray_option, device, open_engine, positive_int, progress_bar
 from engine.cli.detect import add_commands as add_detection_commands
 from engine.cli.output import FORMATS, write_rows
 from engine.config import (
@@ -49,7 +49,7 @@ def _write(args, rows: list[dict], columns, title: str | None = None) -> None:
 
 # ---------------------------------------------------------------------- commands
 def cmd_ingest(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
+    engine = open_engine(args, create=True)  # the one verb that makes a workspace
     with progress_bar(args) as progress:
         result = engine.ingest(args.files, mapping=_parse_map(args.map), on_error=args.on_error,
                                progress=progress)
@@ -122,7 +122,7 @@ def _short(text: str, width: int) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    engine = open_engine(args, create=False)
+    engine = open_engine(args)
     status = engine.status().to_dict()
     status.pop("extra", None)
     _write(args, [status], tuple(status), title="workspace")
@@ -162,17 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentParser(add_help=False)
     fmt.add_argument("--format", "-f", choices=FORMATS, default=os.environ.get("COPYHOUND_FORMAT", "table"),
                      help="output format on stdout (default table; env COPYHOUND_FORMAT)")
-    device = argparse.ArgumentParser(add_help=False)
-    device.add_argument("--device", default=os.environ.get("COPYHOUND_DEVICE", "cpu"),
-                        help="cpu or cuda (env COPYHOUND_DEVICE)")
-    device.add_argument("--encoder", "-e", default=os.environ.get("COPYHOUND_ENCODER"),
+    devices = argparse.ArgumentParser(add_help=False)
+    devices.add_argument("--device", type=device, default=os.environ.get("COPYHOUND_DEVICE", "cpu"),
+                         help="cpu, cuda or cuda:N (env COPYHOUND_DEVICE)")
+    devices.add_argument("--encoder", "-e", default=os.environ.get("COPYHOUND_ENCODER"),
                         help="minilm (all-MiniLM-L6-v2), onnx (the same model in int8 on onnxruntime, "
                         "faster on CPU; pip install 'copyhound[onnx]') or static (a word-piece table "
                         "distilled from it, the fastest and the coarsest, with its own thresholds; see "
                         "scan --recheck); default: the encoder the workspace already uses, else minilm "
                         "(env COPYHOUND_ENCODER)")
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="copyhound",
         description="Find distillation campaigns in an AI provider's prompt traffic.",
     )
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "skip: load the good rows and write the bad ones to WORKSPACE/quarantine/")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("embed", parents=[common, fmt, device], help="embed new prompts and update the index",
+    p = sub.add_parser("embed", parents=[common, fmt, devices], help="embed new prompts and update the index",
                        description="Embed prompts not embedded yet (resumable: each shard is saved as it "
                        "finishes) and add them to the FAISS index.")
     p.add_argument("--factory", default=None,
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ray_option(p)
     p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser("who-else", parents=[common, fmt, device], help="every account that sent a near-copy",
+    p = sub.add_parser("who-else", parents=[common, fmt, devices], help="every account that sent a near-copy",
                        description="For each query prompt, every account that sent a near-copy: exact "
                        "normalised copies always, and prompts at cosine >= threshold.")
     p.add_argument("prompt", nargs="?", help="the prompt to look for")
@@ -208,25 +208,34 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{thresholds_for(ONNX_NAME)[0]} for onnx, {thresholds_for(STATIC_NAME)[0]} for static)")
     p.set_defaults(func=cmd_who_else)
 
-    p = sub.add_parser("status", parents=[common, fmt, device], help="workspace figures")
+    p = sub.add_parser("status", parents=[common, fmt, devices], help="workspace figures")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("synth", parents=[common, fmt], help="generate synthetic traffic with planted campaigns",
                        description="Write synthetic exchanges with ground truth (OUT.truth.json beside OUT).")
-    p.add_argument("--exchanges", "-n", type=int, default=20_000)
+    p.add_argument("--exchanges", "-n", type=positive_int, default=20_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", "-o", required=True, help="output file (.jsonl, .jsonl.gz, .csv or .parquet)")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("demo", parents=[common, device], help="generate, ingest, embed and scan a demo workspace",
+    p = sub.add_parser("demo", parents=[common, devices], help="generate, ingest, embed and scan a demo workspace",
                        description="Generate ~20,000 exchanges with planted campaigns into ./copyhound-demo "
                        "(or --workspace), ingest, embed, index and scan them, and show what was found.")
-    p.add_argument("--exchanges", "-n", type=int, default=20_000)
+    p.add_argument("--exchanges", "-n", type=positive_int, default=20_000)
     p.set_defaults(func=cmd_demo)
 
-    add_detection_commands(sub, common, fmt, device)
+    add_detection_commands(sub, common, fmt, devices)
     add_analyst_commands(sub, common, fmt)
     return parser
+
+
+def _hide_model_progress_bars() -> None:
+    """-q: transformers draws a "Loading weights" bar on stderr whenever it loads a model (MiniLM, and
+    the transformer the fast tiers are distilled from). Both switches: the variable for an import still
+    to come, the call for one already made in this process."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "transformers.utils.logging" in sys.modules:
+        sys.modules["transformers.utils.logging"].disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("sentence_transformers", "transformers", "faiss", "httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.quiet:
+        _hide_model_progress_bars()
     started = time.monotonic()
     func: Callable[[argparse.Namespace], int] = args.func
     try:

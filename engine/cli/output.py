@@ -30,9 +30,13 @@ def write_rows(
     *,
     out: TextIO | None = None,
     title: str | None = None,
+    caption: str | None = None,
     max_width: int = 60,
 ) -> None:
-    """Write `rows` (dicts) with `columns` in `fmt` to `out` (stdout by default)."""
+    """Write `rows` (dicts) with `columns` in `fmt` to `out` (stdout by default).
+
+    `title` and `caption` (above and below) are for a table only: machine formats carry rows alone.
+    """
     out = out or sys.stdout
     if fmt == "json":
         json.dump([{c: r.get(c) for c in columns} for r in rows], out, default=_json_default,
@@ -50,7 +54,7 @@ def write_rows(
     elif fmt == "parquet":
         _write_parquet(rows, columns, getattr(out, "buffer", None) or sys.stdout.buffer)
     elif fmt == "table":
-        _write_table(rows, columns, out, title, max_width)
+        _write_table(rows, columns, out, title, caption, max_width)
     else:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
 
@@ -78,12 +82,12 @@ def _parquet_cell(value: Any) -> Any:
     return value
 
 
-def _write_table(rows, columns, out: TextIO, title: str | None, max_width: int) -> None:
+def _write_table(rows, columns, out: TextIO, title: str | None, caption: str | None, max_width: int) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, show_lines=False, header_style="bold")
+    table = Table(title=title, caption=caption, show_lines=False, header_style="bold")
     for c in columns:
         table.add_column(c, overflow="ellipsis", max_width=max_width, no_wrap=True)
     for r in rows:

@@ -1,6 +1,7 @@
 """Read models: detection results turned from DuckDB rows into result dataclasses.
 
-Every function takes an open connection and only reads; the Engine opens and closes it.
+Every function takes an open connection and only reads; the Engine opens and closes it. `limit`: None or
+0 for every row, else at most that many; `count_findings` gives the number there is to page through.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 
 import duckdb
 
+from engine.errors import QueryError
 from engine.models import AccountScore, Family, Ring, Signal, TemplateInfo
 
 
@@ -24,8 +26,31 @@ def signals_from_json(raw: str | None) -> tuple[Signal, ...]:
     )
 
 
+FINDINGS = ("accounts", "rings", "families", "templates")
+
+
 def _limit(limit: int | None) -> str:
+    if limit is not None and int(limit) < 0:
+        raise QueryError(f"limit must be 0 (every row) or more, not {limit}")
     return f"LIMIT {int(limit)}" if limit else ""
+
+
+def count_findings(con: duckdb.DuckDBPyConnection, kind: str, *, min_score: float = 0.0,
+                   min_accounts: int = 2) -> int:
+    """How many rows `kind` (one of FINDINGS) has under the same filters as its listing."""
+    if kind == "accounts":
+        sql, params = "SELECT count(*) FROM account_scores WHERE score >= ?", [min_score]
+    elif kind == "rings":
+        sql, params = "SELECT count(*) FROM rings", []
+    elif kind == "families":
+        sql = """SELECT count(*) FROM (SELECT f.family_id FROM families f JOIN exchanges e USING (prompt_id)
+                 GROUP BY f.family_id HAVING count(DISTINCT e.account_id) >= ?)"""
+        params = [min_accounts]
+    elif kind == "templates":
+        sql, params = "SELECT count(*) FROM templates", []
+    else:
+        raise QueryError(f"unknown finding {kind!r}: choose {', '.join(FINDINGS)}")
+    return int(con.execute(sql, params).fetchone()[0])
 
 
 def account_scores(con: duckdb.DuckDBPyConnection, *, limit: int | None, min_score: float = 0.0,

@@ -5,11 +5,26 @@ connection open between operations: each engine call opens the database, does it
 A second process (the TUI while a nightly scan writes, two scans at once) that finds the file locked
 retries for `busy_timeout` seconds and then raises `WorkspaceBusyError` naming the holder's PID, so
 nothing is corrupted and nothing waits forever.
+
+Creation: only a Store opened with `create=True` (the CLI's `ingest`, `demo`) makes a workspace; any other
+open of a folder without a database is refused, so a mistyped path is an error, not a new empty workspace.
+
+Privacy: a workspace holds every prompt. Opening a Store makes every file this process creates from then
+on private to its owner (umask 077: files 0600, folders 0700), whatever umask the user runs with; DuckDB's
+database and WAL, shards, indexes, quarantine, exports and caches are all written that way.
+
+Damage: before anything writes to an existing database, the Store checks it. The file must be at least as
+long as the blocks DuckDB says it holds (a truncated copy is refused at once), and when the file changed
+since a copyhound process last closed it (a crash, a copy, an outside edit: its size and mtime differ from
+those recorded in `.copyhound.duckdb.closed`) every table is read in full, so DuckDB verifies each block's
+checksum. A damaged block met later, by any command, is one `WorkspaceError` too.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -25,7 +40,17 @@ from engine.store.migrations import MIGRATIONS
 log = logging.getLogger(__name__)
 
 DB_NAME = "copyhound.duckdb"
+# The database's size and mtime when a copyhound process last closed it (see the module's docstring).
+CLOSED_NAME = ".copyhound.duckdb.closed"
+SUBFOLDERS = ("vectors", "index", "quarantine", "tmp", "exports")
 _LOCK_PATTERNS = ("could not set lock", "conflicting lock", "database is locked")
+# What DuckDB says about a database file it cannot trust: a bad block checksum (its own wording names no
+# file, and only a database file has block checksums), or a short read past a truncated end and a header
+# it does not recognise (said of input files too, so those count only when they name this database).
+_DAMAGE_ANY = ("corrupt database file",)
+_DAMAGE_OF_FILE = ("could not read enough bytes", "not a valid duckdb database", "failed to read database header")
+# DuckDB's file header: one main header and two database headers of 4 KiB each, then the blocks.
+_HEADER_BYTES = 3 * 4096
 
 
 class Store:
@@ -37,14 +62,20 @@ class Store:
         self.root = Path(root)
         self.busy_timeout = busy_timeout
         self.memory_limit = memory_limit
-        if not self.root.exists():
-            if not create:
-                raise WorkspaceError(f"workspace {self.root} does not exist (run `copyhound ingest` first)")
-            self.root.mkdir(parents=True)
-        elif not self.root.is_dir():
+        self._closed: tuple | None = None  # the signature this Store last recorded
+        self._damage_seen = False
+        private_files()
+        if self.root.exists() and not self.root.is_dir():
             raise WorkspaceError(f"workspace {self.root} is not a folder")
-        for sub in ("vectors", "index", "quarantine", "tmp", "exports"):
-            (self.root / sub).mkdir(exist_ok=True)
+        if self.db_path.exists() and not self._holds_nothing():
+            self._check_intact()
+        elif not create:
+            raise WorkspaceError(f"no workspace at {self.root} (create one with copyhound ingest)")
+        elif not self.root.exists():
+            self.root.mkdir(parents=True, mode=0o700)
+            os.chmod(self.root, 0o700)  # mkdir's mode passes through the umask; say it outright
+        for sub in SUBFOLDERS:
+            (self.root / sub).mkdir(exist_ok=True, mode=0o700)
         with self.connect() as con:
             self._migrate(con)
 
@@ -59,6 +90,76 @@ class Store:
 
     def index_path(self, encoder: str) -> Path:
         return self.root / "index" / f"prompts.{_safe(encoder)}.faiss"
+
+    def _holds_nothing(self) -> bool:
+        """A zero-byte database and no WAL: DuckDB was killed while creating the file, before it wrote
+        a header. Nothing can be lost by removing it, so `ingest` may start again; without `create` it
+        is reported as no workspace."""
+        wal = self.db_path.with_name(self.db_path.name + ".wal")
+        if self.db_path.stat().st_size or wal.exists():
+            return False
+        self.db_path.unlink()
+        log.info("removed the empty database file %s (left by a run killed while creating it)", self.db_path)
+        return True
+
+    def _check_intact(self) -> None:
+        """Refuse a damaged database before anything writes to it (see the module's docstring)."""
+        with self.connect() as con:
+            total, block = con.execute(
+                "SELECT total_blocks, block_size FROM pragma_database_size() "
+                "WHERE database_name = current_database()").fetchone()
+            size = self.db_path.stat().st_size
+            expected = _HEADER_BYTES + int(total) * int(block)
+            if size < expected:
+                raise self._damaged(f"the file is {size:,} bytes, but its {total:,} blocks need {expected:,}: "
+                                    "it was cut short", at_open=True)
+            if self.signature() == self._recorded():
+                return
+            started = time.monotonic()
+            tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                                 "WHERE database_name = current_database() AND NOT temporary").fetchall()
+            for schema, table in tables:
+                # hash() of every column makes DuckDB load, and so checksum, every block of the table.
+                con.execute(f'SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM "{schema}"."{table}"').fetchall()
+            log.info("checked every block of %s (%d tables; the file is not as copyhound last closed it) in %.1f s",
+                     self.db_path, len(tables), time.monotonic() - started)
+
+    def _recorded(self) -> tuple | None:
+        try:
+            raw = json.loads((self.root / CLOSED_NAME).read_text(encoding="utf-8"))
+            return tuple(None if part is None else tuple(part) for part in raw)
+        except (OSError, ValueError, TypeError):
+            return None  # never written, or torn by a crash: the next open checks every block
+
+    def _remember(self) -> None:
+        """Record the database's signature after this process closed it."""
+        signature = self.signature()
+        if self._damage_seen or signature == self._closed:
+            return  # a damaged file is checked in full again next time, never trusted
+        try:
+            # A plain write, not an atomic one: a torn record only costs the next open a full check.
+            with open(self.root / CLOSED_NAME, "w", encoding="utf-8") as fh:
+                json.dump(signature, fh)
+        except OSError as err:
+            log.debug("could not record the database's signature: %s", err)
+            return
+        self._closed = signature
+
+    def _is_damage(self, err: Exception) -> bool:
+        text = str(err).lower()
+        # DuckDB names the file as it resolved it: absolute, for a workspace given as a relative path.
+        names = {str(self.db_path), os.path.abspath(self.db_path), str(self.db_path.resolve())}
+        return (any(p in text for p in _DAMAGE_ANY)
+                or (any(p in text for p in _DAMAGE_OF_FILE) and any(n.lower() in text for n in names)))
+
+    def _damaged(self, reason: str, *, at_open: bool) -> WorkspaceError:
+        # Forget the last clean close, so every later open reads every block until the file is replaced.
+        self._damage_seen = True
+        (self.root / CLOSED_NAME).unlink(missing_ok=True)
+        kept = ("nothing was written to it" if at_open else
+                "the command stopped there and what it had not committed was rolled back")
+        return WorkspaceError(f"the workspace database {self.db_path} is damaged ({reason}); {kept}: "
+                              "restore it from a backup, or ingest the files again into a new workspace")
 
     def signature(self) -> tuple:
         """(mtime, size) of the database file and its WAL: changed by every commit, by no read."""
@@ -82,6 +183,8 @@ class Store:
                 break
             except duckdb.Error as err:
                 text = str(err)
+                if self._is_damage(err):
+                    raise self._damaged(_first_line(err), at_open=True) from err
                 if not any(p in text.lower() for p in _LOCK_PATTERNS):
                     raise WorkspaceError(f"cannot open {self.db_path}: {_first_line(err)}") from err
                 if time.monotonic() >= deadline:
@@ -114,13 +217,16 @@ class Store:
                 f"{self.db_path}: DuckDB ran out of memory under its limit of {self.memory_limit} "
                 f"({_first_line(err)}); committed work is kept: set {MEMORY_ENV}=8GB (or more) and run the "
                 "command again") from err
-        except duckdb.IOException as err:
-            if "space left" not in str(err).lower():
+        except duckdb.Error as err:
+            if self._is_damage(err):
+                raise self._damaged(_first_line(err), at_open=False) from err
+            if not isinstance(err, duckdb.IOException) or "space left" not in str(err).lower():
                 raise
             raise ResourceError(f"{self.root}: the disk is full ({_first_line(err)}); committed work is kept: "
                                 "free some space and run the command again") from err
         finally:
             con.close()
+            self._remember()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -163,6 +269,14 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         except duckdb.Error as err:
             log.debug("rollback after an error failed too: %s", _first_line(err))
         raise
+
+
+def private_files() -> None:
+    """From now on this process creates files 0600 and folders 0700, whatever the user's umask allows
+    beyond that (its other bits are kept). Process-wide by nature: DuckDB, numpy and faiss open their
+    files themselves, so a mode per call cannot reach them."""
+    current = os.umask(0o077)
+    os.umask(current | 0o077)
 
 
 def _safe(name: str) -> str:
