@@ -13,8 +13,8 @@ ingest (engine/ingest/loader.py)
     ingest.stage.after_commit        rows staged and validated, file marked 'loading'
     ingest.batch.before_commit       a batch's prompts and exchanges written, not committed
     ingest.batch.after_commit        a batch committed with its counter
-    ingest.done.before_commit        aggregates refreshed and file marked 'done', not committed
-    ingest.done.after_commit         committed; the staging tables not dropped yet
+    ingest.done.before_commit        aggregates refreshed, file marked 'done', staging dropped, not committed
+    ingest.done.after_commit         committed (the staging tables dropped in the same commit)
 embed (engine/store/vectors.py)
     embed.shard.before_rename        a shard written to its temporary name
     embed.shard.after_rename         the shard file in place, its rows not committed

@@ -460,9 +460,11 @@ class Ingestor:
         with transaction(con):
             refresh_aggregates(con, f"SELECT DISTINCT prompt_id, account_id FROM exchanges WHERE file_id = {file_id}")
             con.execute("UPDATE ingest_files SET status = 'done', finished = now() WHERE file_id = ?", [file_id])
+            # Dropped with the 'done' mark: a kill after the commit would leave them forever, as a rerun
+            # stops at "already ingested".
+            self._drop_staging(con, file_id)
             crash_point("ingest.done.before_commit")
         crash_point("ingest.done.after_commit")
-        self._drop_staging(con, file_id)
 
 
 def refresh_aggregates(con: duckdb.DuckDBPyConnection, touched_sql: str) -> None:
