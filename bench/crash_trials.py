@@ -55,7 +55,7 @@ SCANS = (2, 5)
 def _synth(path: Path, n: int, seed: int, prefix: str) -> None:
     if path.exists():
         return
-    tmp = path.with_suffix(".raw")
+    tmp = path.with_name(path.stem + ".raw.jsonl")
     run_ok(("synth", "-n", str(n), "--seed", str(seed), "-o", str(tmp)), path.parent / "unused")
     with open(tmp, encoding="utf-8") as src, open(path.with_suffix(".part"), "w", encoding="utf-8") as dst:
         for line in src:
@@ -71,7 +71,7 @@ def _resolve(step: tuple[str, ...], files: dict[str, Path]) -> tuple[str, ...]:
     return (step[0], str(files[step[1]])) if step[0] == "ingest" else step
 
 
-def reference(work: Path, exchanges: int) -> dict:
+def reference(work: Path, exchanges: int, models: Path | None = None) -> dict:
     """The uninterrupted run (built once, then read from `work`): files, snapshots, durations, hits."""
     meta_path = work / "reference.json"
     files = {"A": work / "a.jsonl", "B": work / "b.jsonl"}
@@ -85,11 +85,14 @@ def reference(work: Path, exchanges: int) -> dict:
     _synth(files["B"], exchanges - int(exchanges * 0.7), 2, "b-")
     ws = work / "ref"
     shutil.rmtree(ws, ignore_errors=True)
+    if models is not None:
+        ws.mkdir()
+        copy_workspace(models, ws / "models")
     seconds, hits = [], []
     for i, step in enumerate(STEPS):
         snap = work / f"before-{i}"
         shutil.rmtree(snap, ignore_errors=True)
-        if ws.exists():
+        if (ws / "copyhound.duckdb").exists():
             copy_workspace(ws, snap)
         trace = work / f"trace-{i}.txt"
         trace.unlink(missing_ok=True)
@@ -190,9 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/copyhound-crash-trials"))
     parser.add_argument("--out", type=Path, default=RESULTS / "crash_trials_100k.json")
     parser.add_argument("--budget-s", type=float, default=None, help="stop starting trials after this long")
+    parser.add_argument("--models", type=Path, default=None,
+                        help="a workspace's models/ folder holding the static table (skips its distillation)")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    meta = reference(args.work, args.exchanges)
+    meta = reference(args.work, args.exchanges, args.models)
     expected = {i: state(args.work / f"after-{i}") for i in SCANS}
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     trials = previous.get("trials", []) if previous.get("exchanges") == args.exchanges else []
