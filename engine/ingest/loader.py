@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from engine.crashpoints import crash_point
 from engine.errors import IngestError
 from engine.files import atomic_path, file_sha256
 from engine.ingest.fingerprint import fingerprint, junk_reason, normalize
@@ -96,6 +97,7 @@ class Ingestor:
             else:
                 self._forget_unfinished(con, sha)
                 file_id = self._stage(con, path, fmt, sha)
+                crash_point("ingest.stage.after_commit")
             new_prompts_before = con.execute("SELECT count(*) FROM prompts").fetchone()[0]
             self._load(con, path, file_id)
             new_prompts = con.execute("SELECT count(*) FROM prompts").fetchone()[0] - new_prompts_before
@@ -307,11 +309,17 @@ class Ingestor:
                        rows_duplicate = rows_duplicate + ? WHERE file_id = ?""",
                     [batch + 1, loaded, candidates - loaded, file_id],
                 )
+                crash_point("ingest.batch.before_commit")
+            crash_point("ingest.batch.after_commit")
             self.progress(f"load {path.name}", batch + 1, int(batches_total))
         with transaction(con):
             refresh_aggregates(con, f"SELECT DISTINCT prompt_id, account_id FROM exchanges WHERE file_id = {file_id}")
             con.execute("UPDATE ingest_files SET status = 'done', finished = now() WHERE file_id = ?", [file_id])
-        self._drop_staging(con, file_id)
+            # Dropped with the 'done' mark: a kill after the commit would leave them forever, as a rerun
+            # stops at "already ingested".
+            self._drop_staging(con, file_id)
+            crash_point("ingest.done.before_commit")
+        crash_point("ingest.done.after_commit")
 
 
 def refresh_aggregates(con: duckdb.DuckDBPyConnection, touched_sql: str) -> None:

@@ -16,6 +16,7 @@ import time
 
 import index as faiss_index
 from engine.config import DEFAULT_THRESHOLD, FLAG_SCORE
+from engine.crashpoints import crash_point
 from engine.encoders.base import Encoder
 from engine.errors import DetectionError
 from engine.models import ScanResult
@@ -87,6 +88,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
             for stage in stages:
                 stage.write(ctx, con)
             run.finish(con)
+            crash_point("scan.detect.before_commit")
+        crash_point("scan.detect.after_commit")
     progress("scoring", 1, 1)
     log.info("scan %d done in %.1f s: %s; %s", run.scan_id, time.monotonic() - started,
              ", ".join(f"{k} {v:.1f}s" for k, v in ctx.seconds.items()), json.dumps(ctx.summary, default=str)[:300])

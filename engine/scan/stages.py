@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 import index as faiss_index
+from engine.crashpoints import crash_point
 from engine.detect.families import build_families_streamed
 from engine.detect.scoring import score_accounts
 from engine.detect.templates import TemplateParams, mine_templates
@@ -179,6 +180,7 @@ class JoinStage(Stage):
             if run.scan_id is None:
                 with store.transaction() as con:
                     run.begin(con)
+                crash_point("scan.begin.after_commit")
             else:
                 log.info("scan: resuming scan %d at block %d", run.scan_id, run.start_block)
             idx = ctx.index()
@@ -195,6 +197,8 @@ class JoinStage(Stage):
                     _write_edges(con, block)
                     con.execute("UPDATE scan_runs SET blocks_done = ? WHERE scan_id = ?",
                                 [block.block_no + 1, run.scan_id])
+                    crash_point("scan.join.before_commit")
+                crash_point("scan.join.after_commit")
                 ctx.progress("self-join", block.block_no + 1, None)
                 joined += len(block)
                 if (block.block_no + 1) % JOIN_LOG_EVERY == 0:  # a line now and then for nightly jobs' logs

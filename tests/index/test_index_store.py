@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import faiss
@@ -25,6 +29,7 @@ from index import (
     train,
 )
 from index.build import ivf_of
+from index.io import remove_stale_temps, verify
 
 ENC = "all-MiniLM-L6-v2"
 DIM = 384
@@ -42,8 +47,9 @@ def _flat(n: int = 500, seed: int = 0) -> tuple[faiss.Index, np.ndarray, np.ndar
 
 def _save(index: faiss.Index, path: Path, **extra: object) -> Manifest:
     manifest = Manifest.for_index(index, ENC, "IDMap2,Flat", extra=dict(extra))
-    save(index, path, manifest)
-    return manifest
+    written = save(index, path, manifest)
+    assert written.file_bytes == path.stat().st_size and written == replace(manifest, file_bytes=written.file_bytes)
+    return written
 
 
 # ------------------------------------------------------------------ build
@@ -205,8 +211,58 @@ def test_load_detects_index_manifest_disagreement(tmp_path: Path) -> None:
     old_manifest = path.with_suffix(".json").read_bytes()
     _save(_flat(60)[0], path)
     path.with_suffix(".json").write_bytes(old_manifest)
-    with pytest.raises(IndexMismatchError, match="holds 60 vectors but its manifest says 50"):
+    with pytest.raises(IndexCorruptError, match="bytes but its manifest says"):
         load(path, ENC, DIM)
+    # A manifest from before file sizes were recorded: the header's count still tells.
+    raw = json.loads(old_manifest)
+    del raw["file_bytes"]
+    path.with_suffix(".json").write_text(json.dumps(raw))
+    with pytest.raises(IndexMismatchError, match="holds 60 vectors but its manifest says 50"):
+        verify(path, ENC, DIM)
+
+
+def test_verify_reads_no_index(tmp_path: Path) -> None:
+    path = tmp_path / "p.faiss"
+    written = _save(_flat(70)[0], path, max_shard=3)
+    assert verify(path, ENC, DIM) == written
+    good = path.read_bytes()
+    path.write_bytes(good[:-100])  # truncated
+    with pytest.raises(IndexCorruptError, match=f"{path} is {len(good) - 100} bytes but its manifest says"):
+        verify(path, ENC, DIM)
+    path.write_bytes(b"\0" * len(good))  # foreign content of the right size
+    with pytest.raises(IndexMismatchError, match="holds dimension 0"):
+        verify(path, ENC, DIM)
+    path.write_bytes(b"IxM2")
+    raw = json.loads(path.with_suffix(".json").read_text())
+    raw["file_bytes"] = 4
+    path.with_suffix(".json").write_text(json.dumps(raw))
+    with pytest.raises(IndexCorruptError, match="too short"):
+        verify(path, ENC, DIM)
+
+
+def test_save_hook_sees_each_rename(tmp_path: Path) -> None:
+    path = tmp_path / "p.faiss"
+    seen: list[tuple[str, list[str]]] = []
+    save(_flat(20)[0], path, Manifest.for_index(_flat(20)[0], ENC, "IDMap2,Flat"),
+         hook=lambda point: seen.append((point, sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")))))
+    assert seen == [("index.save.before_index_rename", []),
+                    ("index.save.after_index_rename", ["p.faiss"]),
+                    ("index.save.after_manifest_rename", ["p.faiss", "p.json"])]
+
+
+def test_remove_stale_temps_spares_live_writers(tmp_path: Path) -> None:
+    path = tmp_path / "p.faiss"
+    _save(_flat(20)[0], path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # exited: its pid is free (reuse within this test is vanishingly unlikely)
+    stale = [tmp_path / f".p.faiss.{dead_pid}.abc123.tmp", tmp_path / f".p.json.{dead_pid}.x_9.tmp",
+             tmp_path / ".p.faiss.oldstyle.tmp", tmp_path / f".p.faiss.{os.getpid()}.mine.tmp"]
+    live = tmp_path / f".p.faiss.{os.getppid()}.live.tmp"
+    other = tmp_path / ".q.faiss.1.x.tmp"
+    for f in [*stale, live, other]:
+        f.write_bytes(b"x")
+    assert remove_stale_temps(path) == len(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "p.faiss", "p.json"])
 
 
 def test_load_missing_or_garbled(tmp_path: Path) -> None:
