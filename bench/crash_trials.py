@@ -202,10 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     trials = previous.get("trials", []) if previous.get("exchanges") == args.exchanges else []
     load_before = [round(x, 2) for x in os.getloadavg()]
+    sha = git_sha()
     while len(trials) < args.trials:
         if args.budget_s is not None and time.monotonic() - started > args.budget_s:
             break
         record = trial(args.work, meta, len(trials), args.seed, expected)
+        record["git_sha"] = sha  # a rerun that continues may run newer code: each trial says which
         trials.append(record)
         print(json.dumps(record), flush=True)
         _write(args, meta, trials, load_before)

@@ -19,6 +19,8 @@ import duckdb
 import faiss
 import numpy as np
 
+from engine.store.workspace import CLOSED_NAME
+
 ROOT = Path(__file__).resolve().parents[2]
 ENCODER = "static-minilm-256"
 CRASH_ENV = "COPYHOUND_CRASH_AT"
@@ -109,7 +111,8 @@ def state(ws: Path) -> dict:
         out["index_ids"] = faiss.vector_to_array(index.id_map).copy()
         del index
     out["leftovers"] = sorted(str(p.relative_to(ws)) for p in ws.rglob("*")
-                              if p.is_file() and (p.name.startswith(".") or ".tmp" in p.name))
+                              if p.is_file() and p.name != CLOSED_NAME
+                              and (p.name.startswith(".") or ".tmp" in p.name))
     return out
 
 
