@@ -14,7 +14,7 @@ on private to its owner (umask 077: files 0600, folders 0700), whatever umask th
 database and WAL, shards, indexes, quarantine, exports and caches are all written that way.
 
 Damage: before anything writes to an existing database, the Store checks it. The file must be at least as
-long as the blocks DuckDB says it holds (a truncated copy is refused at once), and when the file changed
+long as the blocks DuckDB says are in use (a truncated copy is refused at once), and when the file changed
 since a copyhound process last closed it (a crash, a copy, an outside edit: its size and mtime differ from
 those recorded in `.copyhound.duckdb.closed`) every table is read in full, so DuckDB verifies each block's
 checksum. A damaged block met later, by any command, is one `WorkspaceError` too.
@@ -105,14 +105,18 @@ class Store:
     def _check_intact(self) -> None:
         """Refuse a damaged database before anything writes to it (see the module's docstring)."""
         with self.connect() as con:
-            total, block = con.execute(
-                "SELECT total_blocks, block_size FROM pragma_database_size() "
+            # Used blocks, not total: DuckDB counts free blocks at the end of the file that it may
+            # already have truncated away, so a sound file can be shorter than total_blocks (seen in the
+            # suite). Each used block occupies its own place in the file, so fewer bytes than the used
+            # blocks need is a file cut short.
+            used, block = con.execute(
+                "SELECT used_blocks, block_size FROM pragma_database_size() "
                 "WHERE database_name = current_database()").fetchone()
             size = self.db_path.stat().st_size
-            expected = _HEADER_BYTES + int(total) * int(block)
+            expected = _HEADER_BYTES + int(used) * int(block)
             if size < expected:
-                raise self._damaged(f"the file is {size:,} bytes, but its {total:,} blocks need {expected:,}: "
-                                    "it was cut short", at_open=True)
+                raise self._damaged(f"the file is {size:,} bytes, but its {used:,} blocks in use need "
+                                    f"{expected:,}: it was cut short", at_open=True)
             if self.signature() == self._recorded():
                 return
             started = time.monotonic()
