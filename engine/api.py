@@ -184,7 +184,8 @@ class Engine:
             mapper = parallel_map
         result = run_scan(self.store, self.encoder, cut, progress=progress, force=force,
                           embedded=embedded.embedded, recheck=checker,
-                          crowd_radius=self.threshold, mapper=mapper, join_settings=self.config.join)
+                          crowd_radius=self.threshold, mapper=mapper, join_settings=self.config.join,
+                          detect=self.config.detect)
         # Brought up to date here (about 2 s per million exchanges) so the first who-else after a nightly
         # scan is as fast as the rest.
         progress("sender index", 0, 1)

@@ -91,6 +91,25 @@ def workspace_from_env(explicit: str | os.PathLike[str] | None) -> Path:
 
 
 @dataclass(frozen=True)
+class DetectSettings:
+    """Detection mechanisms, each of which can be switched off to measure what it buys
+    (`bench/detect_scale.py --ablate`); the defaults are what a scan runs."""
+
+    # Weigh each shared family or template by who shares it (accounts that send little but shared
+    # content), not only by how many do (engine.detect.links, "sharer weights").
+    sharer_weights: bool = True
+    # An account joins a ring by its summed ties only when its ring-shared prompts stand out against its
+    # own traffic (engine.detect.rings): one to three shared prompts among ordinary ones do not.
+    ring_guard: bool = True
+    # Items shared by more accounts than a pair list can hold are tested and linked through a bounded
+    # sample of their pairs instead of being skipped (engine.detect.links).
+    large_items: bool = True
+
+
+DEFAULT_DETECT = DetectSettings()
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """Tunable settings of one Engine; every field has a safe default."""
 
@@ -110,4 +129,5 @@ class EngineConfig:
     # The scan's IVF self-join (past the exact-join size): nprobe, spill, max_list, point_probes; the
     # defaults and the measurements behind them are in index.settings.
     join: JoinSettings = DEFAULT_JOIN
+    detect: DetectSettings = DEFAULT_DETECT
     extra: dict = field(default_factory=dict)

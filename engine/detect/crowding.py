@@ -48,8 +48,12 @@ def family_crowds(
     k: int = CROWD_NEIGHBORS,
     max_item_accounts: int = 500,
     index=None,
+    members: bool = False,
 ) -> pa.Table:
     """``(family_id, crowd)`` for families sent by 2..``max_item_accounts`` accounts.
+
+    With ``members``, ``(family_id, account_id)`` instead: who the crowd is, one row per account
+    (the family's own accounts among them), so the caller can weigh each by what else it sends.
 
     Reads ``families`` and ``exchanges``. ``ids`` int64 (n,) sorted prompt ids and ``vecs`` float32
     or float16 (n, dim) L2-normalised, parallel (rows are converted as they are searched). ``index``: the workspace's FAISS index over exactly these
@@ -65,7 +69,8 @@ def family_crowds(
         """
     ).fetchnumpy()
     fid = np.asarray(fam["family_id"], dtype=np.int64)
-    empty = pa.table({"family_id": pa.array([], pa.int64()), "crowd": pa.array([], pa.int64())})
+    empty = (pa.table({"family_id": pa.array([], pa.int64()), "account_id": pa.array([], pa.string())}) if members
+             else pa.table({"family_id": pa.array([], pa.int64()), "crowd": pa.array([], pa.int64())}))
     if len(fid) == 0 or len(ids) == 0:
         return empty
     centre = np.asarray(fam["center_id"], dtype=np.int64)
@@ -79,6 +84,18 @@ def family_crowds(
     rows = np.repeat(fid, kk)[keep.ravel()]
     pids = nbr.ravel()[keep.ravel()]
     pairs = pa.table({"family_id": rows, "prompt_id": pids})  # noqa: F841 (read by DuckDB)
+    if members:
+        con.register("_cw_pairs", pairs)
+        try:
+            out = con.sql(
+                "SELECT DISTINCT p.family_id, e.account_id FROM _cw_pairs p JOIN exchanges e USING (prompt_id) "
+                "ORDER BY p.family_id, e.account_id"
+            ).to_arrow_table()
+        finally:
+            con.unregister("_cw_pairs")
+        log.info("crowding: %d shared families, %d crowd members, in %.1f s", len(fid), out.num_rows,
+                 time.monotonic() - t0)
+        return out
     out = con.execute(
         """
         SELECT p.family_id, count(DISTINCT e.account_id) AS crowd

@@ -54,10 +54,19 @@ import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LinkGraph", "build_links", "drop_link_tables", "shuffle_relations", "template_specificity"]
+__all__ = ["LinkGraph", "account_volumes", "build_links", "coherence", "drop_link_tables", "relations",
+           "shuffle_relations", "template_specificity"]
 
 # Token length at which a template's fixed text counts as ~63 % specific (one sentence).
 _SPEC_TOKENS = 12.0
+# Items with more accounts than this link them through a sample of their pairs (`_pair_sql`): all pairs
+# of a 5,000-account item would be 12.5 million rows, its sampled ring 100,000.
+MAX_PAIR_ACCOUNTS = 500
+# Neighbours on each side of an account in a large item's sampled ring of pairs.
+SAMPLE_HALF_WIDTH = 10
+# Pseudo-prompts added to an account's volume when its shared share is taken: one prompt that happens to
+# be shared says little about what an account mostly sends (1 of 1 counts 1/3, 50 of 55 counts 0.88).
+SHARE_PRIOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -87,33 +96,56 @@ def template_specificity(fixed_tokens: np.ndarray) -> np.ndarray:
     return 1.0 - np.exp(-np.asarray(fixed_tokens, dtype=np.float64) / _SPEC_TOKENS)
 
 
-def _pair_sql(rel: str) -> str:
+def _pair_sql(rel: str, max_pair_accounts: int = MAX_PAIR_ACCOUNTS) -> str:
     """SQL for the weighted pairs of the relation table ``rel(acc, kind, item, u, s, k)``.
+
+    Items with up to ``max_pair_accounts`` accounts give every pair of their accounts; larger ones give
+    each account ``2 * SAMPLE_HALF_WIDTH`` neighbours (a ring over the item's accounts in a hashed order),
+    each pair weighing ``s * min(u) / (2 * SAMPLE_HALF_WIDTH)``: an account's summed weight from the item
+    is the same as with all pairs, at ``k * 10`` rows instead of ``k^2 / 2`` (see the module doc).
 
     Weights are rounded to 1e-9: DuckDB sums in whatever order its threads meet the rows, so 1/3 + 1/3
     + 1/3 can come out 1.0 on one run and 0.9999999999999999 on the next, and a link whose weight ties
     the null cut would pass or fail with thread scheduling (a CI run under load failed that way).
     """
+    cap, h = int(max_pair_accounts), SAMPLE_HALF_WIDTH
     return f"""
-        SELECT r1.acc AS a, r2.acc AS b,
-               round(sum(r1.s * least(r1.u, r2.u) / (r1.k - 1)), 9) AS weight,
-               count(*) AS n_shared,
-               round(sum(CASE WHEN r1.kind = 'F' THEN r1.s * least(r1.u, r2.u) / (r1.k - 1) ELSE 0 END), 9) AS w_family,
-               round(sum(CASE WHEN r1.kind = 'T' THEN r1.s * least(r1.u, r2.u) / (r1.k - 1) ELSE 0 END), 9) AS w_template
-        FROM {rel} r1 JOIN {rel} r2 ON r1.kind = r2.kind AND r1.item = r2.item AND r1.acc < r2.acc
-        GROUP BY r1.acc, r2.acc
+        WITH small AS (
+            SELECT r1.acc AS a, r2.acc AS b, r1.kind, r1.s * least(r1.u, r2.u) / (r1.k - 1) AS w
+            FROM {rel} r1 JOIN {rel} r2 ON r1.kind = r2.kind AND r1.item = r2.item AND r1.acc < r2.acc
+            WHERE r1.k <= {cap}
+        ), big AS (
+            SELECT acc, kind, item, u, s,
+                   (row_number() OVER (PARTITION BY kind, item ORDER BY hash(acc * 7919 + item), acc) - 1) AS rk,
+                   count(*) OVER (PARTITION BY kind, item) AS kk
+            FROM {rel} WHERE k > {cap}
+        ), step AS (SELECT *, unnest(range(1, {h + 1})) AS d FROM big),
+        sampled AS (
+            SELECT least(r1.acc, r2.acc) AS a, greatest(r1.acc, r2.acc) AS b, r1.kind,
+                   r1.s * least(r1.u, r2.u) / {2 * h} AS w
+            FROM step r1 JOIN big r2
+              ON r1.kind = r2.kind AND r1.item = r2.item AND r2.rk = (r1.rk + r1.d) % r1.kk
+            WHERE r1.kk > {2 * h}
+        ), p AS (SELECT * FROM small UNION ALL SELECT * FROM sampled)
+        SELECT a, b, round(sum(w), 9) AS weight, count(*) AS n_shared,
+               round(sum(CASE WHEN kind = 'F' THEN w ELSE 0 END), 9) AS w_family,
+               round(sum(CASE WHEN kind = 'T' THEN w ELSE 0 END), 9) AS w_template
+        FROM p GROUP BY a, b
     """
 
 
 def build_links(
     con: duckdb.DuckDBPyConnection,
     *,
-    max_item_accounts: int = 500,
+    max_item_accounts: int = MAX_PAIR_ACCOUNTS,
     n_null: int = 3,
     null_quantile: float = 0.99,
     seed: int = 0,
     n_evidence: int = 3,
     family_crowd: pa.Table | None = None,
+    crowd_members: pa.Table | None = None,
+    sharer_weights: bool = True,
+    large_items: bool = True,
     keep_tables: bool = False,
 ) -> LinkGraph:
     """Weighted account-account links from shared families and templates, cut at the null.
@@ -122,7 +154,8 @@ def build_links(
     dropped before returning. Account indices follow ``accounts`` sorted by account id.
 
     Args:
-        max_item_accounts: items with more accounts generate no pairs (cost bound, see module doc).
+        max_item_accounts: items with more accounts link through a sample of their pairs
+            (``large_items``) or not at all (cost bound, see module doc).
         n_null: number of shuffles pooled for the null distribution.
         null_quantile: quantile of the null pair weights a link must exceed.
         seed: seed of the shuffles (results are deterministic for a given input).
@@ -130,6 +163,12 @@ def build_links(
         family_crowd: optional ``(family_id, crowd)`` (:func:`engine.detect.crowding.family_crowds`):
             a family then weighs ``(k - 1) / (crowd - 1)`` of a family that only its own ``k``
             accounts write anything like, so common kinds of prompt link nobody.
+        crowd_members: optional ``(family_id, account_id)``, the accounts of each family's crowd
+            (``family_crowds(..., members=True)``); with ``sharer_weights`` a crowd account counts by how
+            ordinary its traffic is (``1 - share``), so campaigns crowding one another's families do not
+            discount them as if strangers wrote alike.
+        sharer_weights: weigh each item by who shares it (`sharer_weights`, module doc).
+        large_items: keep items past ``max_item_accounts`` (tested, linked by sampled pairs).
         keep_tables: keep the relation tables for :func:`engine.detect.rings.expand_rings`; the caller then calls
             :func:`drop_link_tables`.
     """
@@ -167,19 +206,25 @@ def build_links(
             GROUP BY x.acc, m.template_id
         ), allrel AS (SELECT * FROM fam UNION ALL SELECT * FROM tpl)
         SELECT acc, kind, item, 1.0 + ln(np) AS u, np, s, label,
-               count(*) OVER (PARTITION BY kind, item) AS k
+               count(*) OVER (PARTITION BY kind, item) AS k, 1.0::DOUBLE AS coherence, NULL::DOUBLE AS crowd,
+               s AS s_base
         FROM allrel
         """
     )
-    con.execute(f"DELETE FROM _rg_rel WHERE k < 2 OR k > {int(max_item_accounts)}")
-    if family_crowd is not None and family_crowd.num_rows:
+    con.execute("DELETE FROM _rg_rel WHERE k < 2" + ("" if large_items else f" OR k > {int(max_item_accounts)}"))
+    volumes = None
+    if sharer_weights:
+        volumes = account_volumes(con, len(accounts))
+        _sharer_weights(con, volumes, crowd_members)
+    elif family_crowd is not None and family_crowd.num_rows:
         con.register("_rg_crowd", family_crowd)
         con.execute(
-            "UPDATE _rg_rel SET s = (_rg_rel.k - 1)::DOUBLE / (greatest(c.crowd, _rg_rel.k) - 1) "
+            "UPDATE _rg_rel SET s = (_rg_rel.k - 1)::DOUBLE / (greatest(c.crowd, _rg_rel.k) - 1), "
+            "crowd = greatest(c.crowd, _rg_rel.k) "
             "FROM _rg_crowd c WHERE _rg_rel.kind = 'F' AND _rg_rel.item = c.family_id"
         )
         con.unregister("_rg_crowd")
-    rel = con.execute("SELECT acc, kind, item, u, s, k FROM _rg_rel ORDER BY kind, item, acc").fetchnumpy()
+    rel = relations(con)
     n_rel = len(rel["acc"])
     log.debug("links: %d account-item relations over shared items", n_rel)
     if n_rel == 0:
@@ -195,11 +240,11 @@ def build_links(
     # only the pooled one (which the few heavy accounts barely move).
     own_null = np.zeros(len(accounts), np.float64)
     for _ in range(max(1, n_null)):
-        shuffle_relations(con, rel, rng, "_rg_null")
+        shuffle_relations(con, rel, rng, "_rg_null", volumes=volumes)
         # Each account's strongest chance link; accounts with shared items but no null pair count 0.
         res = con.execute(
             f"""
-            WITH p AS ({_pair_sql('_rg_null')}),
+            WITH p AS ({_pair_sql('_rg_null', max_item_accounts)}),
             m AS (SELECT a AS acc, weight FROM p UNION ALL SELECT b, weight FROM p)
             SELECT r.acc, coalesce(max(m.weight), 0) AS w
             FROM (SELECT DISTINCT acc FROM _rg_rel) r LEFT JOIN m USING (acc) GROUP BY r.acc ORDER BY r.acc
@@ -217,7 +262,7 @@ def build_links(
 
     own = pa.table({"acc": np.arange(len(accounts), dtype=np.int64), "w": own_null})  # noqa: F841
     con.execute("CREATE OR REPLACE TEMP TABLE own_null AS SELECT * FROM own")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _rg_pairs AS {_pair_sql('_rg_rel')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _rg_pairs AS {_pair_sql('_rg_rel', max_item_accounts)}")
     n_cand = con.execute("SELECT count(*) FROM _rg_pairs").fetchone()[0]
     con.execute(
         f"""
@@ -235,7 +280,7 @@ def build_links(
         "SELECT a, b, weight, n_shared, w_family, w_template FROM _rg_keep ORDER BY a, b"
     ).fetchnumpy()
     evidence = _evidence(con, n_evidence)
-    drop_link_tables(con, keep=("_rg_acc", "_rg_rel") if keep_tables else ())
+    drop_link_tables(con, keep=("_rg_acc", "_rg_rel", "_rg_share") if keep_tables else ())
     g = LinkGraph(
         accounts=accounts,
         a=np.asarray(kept["a"], dtype=np.int64),
@@ -254,6 +299,91 @@ def build_links(
         len(g.a), n_cand, threshold, len(intense), time.monotonic() - t0,
     )
     return g
+
+
+def account_volumes(con: duckdb.DuckDBPyConnection, n_accounts: int) -> np.ndarray:
+    """Distinct prompts per account index of ``_rg_acc`` (float64, length ``n_accounts``)."""
+    vol = con.execute(
+        "SELECT x.acc, count(DISTINCT e.prompt_id) AS n FROM exchanges e JOIN _rg_acc x USING (account_id) "
+        "GROUP BY x.acc"
+    ).fetchnumpy()
+    n = np.zeros(n_accounts, np.float64)
+    n[np.asarray(vol["acc"], dtype=np.int64)] = np.asarray(vol["n"], dtype=np.float64)
+    return n
+
+
+def relations(con: duckdb.DuckDBPyConnection) -> dict:
+    """The columns of ``_rg_rel`` a null draw needs, in a fixed order (deterministic shuffles)."""
+    return con.execute(
+        "SELECT acc, kind, item, u, np, s, s_base, k FROM _rg_rel ORDER BY kind, item, acc"
+    ).fetchnumpy()
+
+
+def coherence(acc: np.ndarray, kind: np.ndarray, item: np.ndarray, n_prompts: np.ndarray,
+              volumes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per relation, its item's coherence; per account, its shared share (see `_sharer_weights`).
+
+    ``acc``, ``kind``, ``item``, ``n_prompts`` are parallel relation columns; ``volumes`` the accounts'
+    distinct prompts. A prompt in both a family and a template counts twice: capped at the volume.
+    """
+    code = np.asarray(item, dtype=np.int64) * 2 + (np.asarray(kind) == "T")
+    _, inv = np.unique(code, return_inverse=True)
+    shared = np.minimum(np.bincount(acc, weights=n_prompts, minlength=len(volumes)), volumes)
+    share = shared / (volumes + SHARE_PRIOR)
+    per_item = np.bincount(inv, weights=share[acc]) / np.maximum(np.bincount(inv), 1)
+    return per_item[inv], share
+
+
+def _sharer_weights(con: duckdb.DuckDBPyConnection, volumes: np.ndarray, crowd_members: pa.Table | None) -> None:
+    """Weigh every item of ``_rg_rel`` by who shares it; fills temp table ``_rg_share(acc, share)``.
+
+    An account's *shared share* is the part of its distinct prompts that lie in shared items,
+    ``shared / (prompts + SHARE_PRIOR)``; an item's *coherence* is the mean shared share of its accounts.
+    A family copied among accounts that send little else scores near 1; a prompt that ordinary users
+    send among their own traffic scores near their (small) shared share, however many send it. The
+    item's weight ``s`` is its base weight (specificity, crowd) times its coherence: one step of the
+    account-item iteration of HITS, stopped there because further steps only sharpen the same ranking
+    while shrinking the scale the null cut is read on. Coherence is a property of who holds the item, so
+    every null draw recomputes it on its own shuffled relations (`shuffle_relations`): a statistic
+    carried over from the real data would make the real pairs of light accounts look rarer than chance.
+
+    With ``crowd_members``, a family's crowd discount counts each crowd account outside the family by
+    ``1 - share``: strangers writing alike discount it, other campaigns' accounts much less.
+    """
+    rel = con.execute("SELECT acc, kind, item, np FROM _rg_rel").fetchnumpy()
+    acc = np.asarray(rel["acc"], dtype=np.int64)
+    if len(acc) == 0:
+        con.execute("CREATE OR REPLACE TEMP TABLE _rg_share (acc BIGINT, share DOUBLE)")
+        return
+    _, share = coherence(acc, rel["kind"], rel["item"], np.asarray(rel["np"], np.float64), volumes)
+    has = np.flatnonzero(share > 0)
+    st = pa.table({"acc": has, "share": share[has]})  # noqa: F841 (read by DuckDB)
+    con.execute("CREATE OR REPLACE TEMP TABLE _rg_share AS SELECT * FROM st")
+    if crowd_members is not None and crowd_members.num_rows:
+        con.register("_rg_cm", crowd_members)
+        con.execute(
+            """
+            UPDATE _rg_rel SET s_base = _rg_rel.s_base * (_rg_rel.k - 1) / (_rg_rel.k - 1 + o.ordinary),
+                               crowd = _rg_rel.k + o.ordinary
+            FROM (
+                SELECT cm.family_id, sum(1.0 - coalesce(sh.share, 0.0)) AS ordinary
+                FROM (SELECT DISTINCT c.family_id, x.acc FROM _rg_cm c JOIN _rg_acc x USING (account_id)) cm
+                LEFT JOIN _rg_rel r ON r.kind = 'F' AND r.item = cm.family_id AND r.acc = cm.acc
+                LEFT JOIN _rg_share sh ON sh.acc = cm.acc
+                WHERE r.acc IS NULL GROUP BY cm.family_id
+            ) o
+            WHERE _rg_rel.kind = 'F' AND _rg_rel.item = o.family_id
+            """
+        )
+        con.unregister("_rg_cm")
+    c, _ = coherence(acc, rel["kind"], rel["item"], np.asarray(rel["np"], np.float64), volumes)
+    per_rel = pa.table({"acc": acc, "kind": rel["kind"], "item": rel["item"], "c": c})  # noqa: F841
+    con.execute(
+        "UPDATE _rg_rel SET s = _rg_rel.s_base * p.c, coherence = p.c FROM per_rel p "
+        "WHERE _rg_rel.acc = p.acc AND _rg_rel.kind = p.kind AND _rg_rel.item = p.item"
+    )
+    log.debug("links: item coherence median %.3f, 99th percentile %.3f over %d relations",
+              float(np.median(c)), float(np.quantile(c, 0.99)), len(c))
 
 
 def _anchor_tokens(anchors: object) -> int:
@@ -341,7 +471,7 @@ def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int
     rows = con.execute(
         f"""
         WITH sh AS (
-            SELECT k.a, k.b, r1.kind, r1.item, r1.k, r1.s,
+            SELECT k.a, k.b, r1.kind, r1.item, r1.k, r1.coherence, r1.crowd,
                    r1.s * least(r1.u, r2.u) / (r1.k - 1) AS contrib,
                    row_number() OVER (PARTITION BY k.a, k.b
                                       ORDER BY r1.s * least(r1.u, r2.u) / (r1.k - 1) DESC, r1.kind, r1.item) AS rk
@@ -360,7 +490,7 @@ def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int
             WHERE f.family_id IS NOT NULL OR m.template_id IS NOT NULL
             GROUP BY n.acc, n.kind, n.item
         )
-        SELECT t.a, t.b, t.kind, t.item, t.k, t.s, t.contrib, ea.pid, eb.pid,
+        SELECT t.a, t.b, t.kind, t.item, t.k, t.coherence, t.crowd, t.contrib, ea.pid, eb.pid,
                left(pa.text, 200), left(pb.text, 200), tp.pattern
         FROM top t
         JOIN ex ea ON ea.acc = t.a AND ea.kind = t.kind AND ea.item = t.item
@@ -383,13 +513,16 @@ def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int
             ).fetchall()
         }
     out: dict[tuple[int, int], dict] = {}
-    for a, b, kind, item, k, spec, contrib, pida, pidb, ta, tb, pattern in rows:
+    for a, b, kind, item, k, coherence, crowd, contrib, pida, pidb, ta, tb, pattern in rows:
         d = out.setdefault((int(a), int(b)), {"families": [], "templates": []})
         entry: dict = {"id": int(item), "n_accounts": int(k), "weight": round(float(contrib), 4),
-                       "prompt_a": int(pida), "text_a": ta, "prompt_b": int(pidb), "text_b": tb}
+                       "prompt_a": int(pida), "text_a": ta, "prompt_b": int(pidb), "text_b": tb,
+                       # Mean shared share of the item's accounts: how little else they send.
+                       "coherence": round(float(coherence), 3)}
         if kind == "F":
-            # Accounts writing anything within the who-else radius (s = (k - 1) / (crowd - 1)).
-            entry["crowd"] = int(round(1 + (int(k) - 1) / spec)) if spec and spec > 0 else int(k)
+            # Accounts writing anything within the who-else radius; with sharer weights, those outside
+            # the family count by how ordinary their traffic is.
+            entry["crowd"] = int(round(crowd)) if crowd is not None else int(k)
             key = (min(pida, pidb), max(pida, pidb))
             entry["similarity"] = 1.0 if pida == pidb else sims.get(key)
             d["families"].append(entry)
@@ -399,23 +532,30 @@ def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int
     return out
 
 
-def shuffle_relations(con: duckdb.DuckDBPyConnection, rel: dict, rng: np.random.Generator, table: str) -> None:
-    """One null draw of the relations ``rel`` (columns of ``_rg_rel``) into temp table ``table``.
+def shuffle_relations(con: duckdb.DuckDBPyConnection, rel: dict, rng: np.random.Generator, table: str,
+                      volumes: np.ndarray | None = None) -> None:
+    """One null draw of the relations ``rel`` (:func:`relations`) into temp table ``table``.
 
-    The item column is permuted within each kind; ``u`` stays with the account, ``s`` and ``k`` with
-    the item.
+    The item column is permuted within each kind; ``u`` stays with the account, the base weight and
+    ``k`` with the item. With ``volumes`` (sharer weights), each item's coherence is recomputed from the
+    accounts the draw gave it, and its weight is its base weight times that; without, ``s`` moves as is.
     """
     kind = np.asarray(rel["kind"])
     item = np.asarray(rel["item"], dtype=np.int64)
     perm_item = item.copy()
-    perm_s = np.asarray(rel["s"], dtype=np.float64).copy()
+    base = np.asarray(rel["s_base" if volumes is not None else "s"], dtype=np.float64)
+    perm_s = base.copy()
     perm_k = np.asarray(rel["k"], dtype=np.int64).copy()
     for kd in ("F", "T"):
         idx = np.flatnonzero(kind == kd)
         p = rng.permutation(len(idx))
         perm_item[idx], perm_s[idx], perm_k[idx] = item[idx][p], perm_s[idx][p], perm_k[idx][p]
+    acc = np.asarray(rel["acc"], dtype=np.int64)
+    if volumes is not None:
+        c, _ = coherence(acc, kind, perm_item, np.asarray(rel["np"], np.float64), volumes)
+        perm_s = perm_s * c
     shuf = pa.table({  # noqa: F841 (read by DuckDB)
-        "acc": rel["acc"], "kind": kind, "item": perm_item, "u": rel["u"], "s": perm_s, "k": perm_k,
+        "acc": acc, "kind": kind, "item": perm_item, "u": rel["u"], "s": perm_s, "k": perm_k,
     })
     # An account drawn twice into one item keeps its largest intensity (the relation is a set).
     con.execute(
@@ -427,6 +567,6 @@ def shuffle_relations(con: duckdb.DuckDBPyConnection, rel: dict, rng: np.random.
 def drop_link_tables(con: duckdb.DuckDBPyConnection, keep: tuple[str, ...] = ()) -> None:
     """Drop the temporary tables of :func:`build_links` (all but ``keep``); after ``keep_tables=True``
     the caller calls this once it is done with :func:`engine.detect.rings.expand_rings`."""
-    for t in ("_rg_acc", "_rg_rel", "_rg_null", "_rg_pairs", "_rg_keep", "_rg_intense", "own_null"):
+    for t in ("_rg_acc", "_rg_rel", "_rg_null", "_rg_pairs", "_rg_keep", "_rg_intense", "_rg_share", "own_null"):
         if t not in keep:
             con.execute(f"DROP TABLE IF EXISTS {t}")

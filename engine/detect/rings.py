@@ -8,24 +8,44 @@ links to build one.
 
 An account outside a ring whose ties to the ring as a whole (not to any one member) pass the same
 kind of null joins it (:func:`expand_rings`).
+
+**Bystanders** (:func:`guard_rings`). A campaign drawing on a public prompt bank shares items with
+ordinary users who send one to three of those prompts among their own traffic; their summed ties can
+pass the null, and Louvain can take in an account whose one strong link is such a prompt. Every ring
+account (member or joined) must therefore send more of the ring's content than the ring's ordinary
+neighbours do: with ``x`` of its ``n`` distinct prompts in items that other ring accounts also sent, and
+``p`` the rate at which the accounts outside the ring that touch its items send such prompts
+(``sum x / sum n`` over them), it stays when ``P(Binomial(n, p) >= x) < alpha``. Three of three prompts
+(a thin campaign account) or twenty of a hundred (a diluted one, whose other traffic is ordinary) stay;
+three of twenty (a bystander) do not. A ring left with fewer than three accounts is dropped.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import duckdb
 import networkx as nx
 import numpy as np
 import pyarrow as pa
+from scipy.stats import binom
 
-from engine.detect.links import LinkGraph, shuffle_relations
+from engine.detect.links import MAX_PAIR_ACCOUNTS, LinkGraph, account_volumes, relations, shuffle_relations
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RingExpansion", "expand_rings", "find_rings"]
+__all__ = ["RingExpansion", "expand_rings", "find_rings", "guard_rings"]
+
+# Tail probability below which an account's share of ring content stands out against the ring's
+# ordinary neighbours (`guard_rings`). Applied per account without a multiple-test correction on purpose:
+# the accounts tested already passed the link or tie null; this only asks whether what they share is
+# more than an ordinary neighbour's handful.
+GUARD_ALPHA = 0.01
+# Prompts of the ring's outside neighbours needed to estimate their rate; below it the rate of all
+# accounts outside rings is used (a ring on private content has few or no neighbours).
+GUARD_MIN_PROMPTS = 200
 
 
 @dataclass(frozen=True)
@@ -39,6 +59,10 @@ class RingExpansion:
     rings: list[np.ndarray]
     joined: dict[int, tuple[int, float, int]]
     threshold: float
+    # Accounts the bystander guard removed: index -> (ring, ring-shared prompts, prompts, neighbours' rate).
+    removed: dict[int, tuple[int, int, int, float]] = field(default_factory=dict)
+    # Ring-shared prompts and distinct prompts of each ring account, and the tail probability it passed at.
+    shares: dict[int, tuple[int, int, float]] = field(default_factory=dict)
 
 
 def expand_rings(
@@ -50,6 +74,8 @@ def expand_rings(
     null_quantile: float = 0.99,
     min_ties: int = 2,
     seed: int = 0,
+    max_pair_accounts: int = MAX_PAIR_ACCOUNTS,
+    sharer_weights: bool = True,
 ) -> RingExpansion:
     """Add to each ring the outside accounts tied to it as a whole, not to any one member.
 
@@ -61,6 +87,8 @@ def expand_rings(
     ``null_quantile`` of those chance ties and reaches ``min_ties`` members.
 
     Needs the ``_rg_rel`` / ``_rg_acc`` tables of :func:`engine.detect.links.build_links` (``keep_tables=True``).
+    Items past ``max_pair_accounts`` accounts give no ties (their members link through sampled pairs).
+    ``sharer_weights`` as the links were built (each null draw then recomputes item coherence).
     """
     if not rings:
         return RingExpansion(rings, {}, math.inf)
@@ -75,7 +103,8 @@ def expand_rings(
         # was 12 s per call). Pair weights as in links._pair_sql, rounded per pair the same way.
         return con.execute(
             f"""
-            WITH rel AS (SELECT x.*, r.ring FROM {rel_table} x JOIN _rg_ring r USING (acc)),
+            WITH rel AS (SELECT x.*, r.ring FROM {rel_table} x JOIN _rg_ring r USING (acc)
+                         WHERE x.k <= {int(max_pair_accounts)}),
             p AS (
                 SELECT o.acc, m.acc AS other, m.ring,
                        round(sum(o.s * least(o.u, m.u) / (o.k - 1)), 9) AS weight
@@ -88,11 +117,13 @@ def expand_rings(
             """
         ).fetchnumpy()
 
-    rel = con.execute("SELECT acc, kind, item, u, s, k FROM _rg_rel ORDER BY kind, item, acc").fetchnumpy()
+    rel = relations(con)
+    # The links' null recomputed item coherence per draw (sharer weights); so does this one.
+    volumes = account_volumes(con, n_accounts) if sharer_weights else None
     rng = np.random.default_rng(seed + 1)
     chance: list[np.ndarray] = []
     for _ in range(max(1, n_null)):
-        shuffle_relations(con, rel, rng, "_rg_null")
+        shuffle_relations(con, rel, rng, "_rg_null", volumes=volumes)
         t = ties("_rg_null")
         acc = np.asarray(t["acc"], dtype=np.int64)
         if len(acc):
@@ -117,6 +148,77 @@ def expand_rings(
            for r, mem in enumerate(rings)]
     log.info("rings: %d outside accounts joined a ring by summed ties (null cut %.4f)", len(joined), threshold)
     return RingExpansion(out, joined, threshold)
+
+
+def guard_rings(con: duckdb.DuckDBPyConnection, expansion: RingExpansion, n_accounts: int, *,
+                alpha: float = GUARD_ALPHA, min_size: int = 3) -> RingExpansion:
+    """Remove from each ring the accounts whose ring-shared prompts do not stand out (module doc).
+
+    Needs ``_rg_rel`` / ``_rg_acc`` as :func:`expand_rings`. Rings keep their order; a ring left with fewer
+    than ``min_size`` accounts is dropped (later rings move up one id).
+    """
+    rings = expansion.rings
+    if not rings:
+        return expansion
+    ring_of = np.full(n_accounts, -1, dtype=np.int64)
+    for r, mem in enumerate(rings):
+        ring_of[mem] = r
+    con.register("_rg_ring", pa.table({"acc": np.arange(n_accounts, dtype=np.int64), "ring": ring_of}))
+    try:
+        n = account_volumes(con, n_accounts)
+        # x: the account's distinct prompts in items that some *other* account of ring R also sent.
+        t = con.execute(
+            """
+            WITH rel AS (SELECT x.acc, x.kind, x.item, x.np, r.ring FROM _rg_rel x JOIN _rg_ring r USING (acc)),
+            ir AS (SELECT kind, item, ring, count(*) AS m FROM rel WHERE ring >= 0 GROUP BY kind, item, ring)
+            SELECT o.acc, ir.ring, sum(o.np) AS x, any_value(o.ring) AS own
+            FROM rel o JOIN ir ON o.kind = ir.kind AND o.item = ir.item
+            WHERE ir.m - (CASE WHEN o.ring = ir.ring THEN 1 ELSE 0 END) >= 1
+            GROUP BY o.acc, ir.ring
+            """
+        ).fetchnumpy()
+    finally:
+        con.unregister("_rg_ring")
+    acc = np.asarray(t["acc"], dtype=np.int64)
+    ring = np.asarray(t["ring"], dtype=np.int64)
+    x = np.minimum(np.asarray(t["x"], dtype=np.float64), n[acc])
+    inside = ring_of[acc] == ring
+    out_all = ring_of < 0
+    # Rate of all accounts outside rings: ring-shared prompts of outsiders over all outsiders' prompts.
+    outsider = ~inside & (ring_of[acc] < 0)
+    p_all = float(x[outsider].sum() / max(n[out_all].sum(), 1.0))
+    keep_rings: list[np.ndarray] = []
+    removed: dict[int, tuple[int, int, int, float]] = {}
+    shares: dict[int, tuple[int, int, float]] = {}
+    for r, mem in enumerate(rings):
+        nb = (ring == r) & ~inside
+        sx, sn = float(x[nb].sum()), float(n[acc[nb]].sum())
+        p = sx / sn if sn >= GUARD_MIN_PROMPTS else p_all
+        p = min(max(p, 1e-6), 0.999)
+        sel = (ring == r) & inside
+        xi = np.zeros(len(mem))
+        pos = {int(a): j for j, a in enumerate(mem.tolist())}
+        for a, xv in zip(acc[sel].tolist(), x[sel].tolist(), strict=True):
+            xi[pos[a]] = xv
+        ni = n[mem]
+        tail = binom.sf(xi - 1, ni, p)
+        ok = tail < alpha
+        for j in np.flatnonzero(~ok).tolist():
+            removed[int(mem[j])] = (r, int(xi[j]), int(ni[j]), p)
+        for j in np.flatnonzero(ok).tolist():
+            shares[int(mem[j])] = (int(xi[j]), int(ni[j]), float(tail[j]))
+        keep_rings.append(mem[ok])
+    kept = [m for m in keep_rings if len(m) >= min_size]
+    # Joined accounts keep their entry only if still in a ring; ring ids follow the kept order.
+    new_id = {id(m): i for i, m in enumerate(kept)}
+    old_to_new = {r: new_id.get(id(m)) for r, m in enumerate(keep_rings)}
+    in_kept = set().union(*(set(m.tolist()) for m in kept)) if kept else set()
+    joined = {a: (old_to_new[r], w, k) for a, (r, w, k) in expansion.joined.items()
+              if a in in_kept and old_to_new[r] is not None}
+    shares = {a: v for a, v in shares.items() if a in in_kept}
+    log.info("rings: the bystander guard removed %d accounts, %d of %d rings kept", len(removed), len(kept),
+             len(rings))
+    return replace(expansion, rings=kept, joined=joined, removed=removed, shares=shares)
 
 
 def find_rings(graph: LinkGraph, *, min_size: int = 3, seed: int = 0) -> list[np.ndarray]:

@@ -32,7 +32,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from engine.config import DEFAULT_THRESHOLD, FLAG_SCORE
+from engine.config import DEFAULT_DETECT, DEFAULT_THRESHOLD, FLAG_SCORE, DetectSettings
 from engine.detect import links as lk
 from engine.detect import rings as rg
 from engine.detect import signals as sg
@@ -79,6 +79,7 @@ def score_accounts(
     seed: int = 0,
     index=None,
     crowd_radius: float = DEFAULT_THRESHOLD,
+    settings: DetectSettings = DEFAULT_DETECT,
 ) -> dict:
     """Recompute ``account_links``, ``rings`` and ``account_scores`` (delete, then insert).
 
@@ -86,24 +87,30 @@ def score_accounts(
     float32 or float16 (n, dim) L2-normalised vectors of all prompts; ``encoder.encode(list[str])`` embeds
     the elicitation exemplars; ``index`` (optional) is the workspace's FAISS index over ``vecs``,
     reused for the family crowds; ``crowd_radius`` the encoder's who-else threshold, the radius of a
-    family's crowd (each encoder has its own cosine scale). Returns summary figures: counts, thresholds and seconds per stage.
+    family's crowd (each encoder has its own cosine scale); ``settings`` which mechanisms run. Returns summary figures: counts, thresholds and seconds per stage.
     """
     prog = progress or (lambda stage, done, total: None)
     stage: dict[str, float] = {}
     ids = np.asarray(ids, dtype=np.int64)
 
     t0 = time.monotonic()
-    crowd = family_crowds(con, ids, vecs, crowd_radius, index=index)
+    # With sharer weights the crowd is weighed account by account (who it is), else counted.
+    crowd = family_crowds(con, ids, vecs, crowd_radius, index=index, members=settings.sharer_weights)
     stage["crowding"] = time.monotonic() - t0
     t0 = time.monotonic()
-    graph = lk.build_links(con, seed=seed, family_crowd=crowd, keep_tables=True)
+    graph = lk.build_links(con, seed=seed, keep_tables=True, sharer_weights=settings.sharer_weights,
+                           large_items=settings.large_items,
+                           **({"crowd_members": crowd} if settings.sharer_weights else {"family_crowd": crowd}))
     stage["links"] = time.monotonic() - t0
     prog("links", 1, 5)
 
     t0 = time.monotonic()
     n_acc = len(graph.accounts)
     try:
-        expansion = rg.expand_rings(con, rg.find_rings(graph, seed=seed), n_acc, seed=seed)
+        expansion = rg.expand_rings(con, rg.find_rings(graph, seed=seed), n_acc, seed=seed,
+                                    sharer_weights=settings.sharer_weights)
+        if settings.ring_guard:
+            expansion = rg.guard_rings(con, expansion, n_acc)
     finally:
         lk.drop_link_tables(con)
     ring_members = expansion.rings
@@ -225,6 +232,10 @@ def score_accounts(
             joined = expansion.joined.get(i)
             how = (f"; joined by its summed ties to {joined[2]} members (weight {joined[1]:.2f}, "
                    f"chance cut {expansion.threshold:.2f})" if joined else "")
+            if i in expansion.shares:
+                x, nx, tail = expansion.shares[i]
+                how += (f"; {x} of its {nx} prompts are ring content (chance for a ring neighbour "
+                        f"{tail:.1e})")
             sigs.append(_signal("ring", ring_score[r], FLAG_SCORE, ring_score[r],
                                 f"member of ring {r} ({len(ring_members[r])} accounts){how}",
                                 [{"ring_id": r, "accounts": [graph.accounts[j] for j in ring_members[r][:10]]}]))

@@ -15,7 +15,7 @@ import logging
 import time
 
 import index as faiss_index
-from engine.config import DEFAULT_THRESHOLD, FLAG_SCORE
+from engine.config import DEFAULT_DETECT, DEFAULT_THRESHOLD, FLAG_SCORE, DetectSettings
 from engine.crashpoints import crash_point
 from engine.encoders.base import Encoder
 from engine.errors import DetectionError
@@ -44,7 +44,8 @@ def _state(store: Store, encoder: str) -> tuple[int, int]:
 def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: ProgressFn = no_progress,
              force: bool = False, embedded: int = 0, recheck=None,
              crowd_radius: float = DEFAULT_THRESHOLD, mapper=None,
-             join_settings: faiss_index.JoinSettings = faiss_index.DEFAULT_JOIN) -> ScanResult:
+             join_settings: faiss_index.JoinSettings = faiss_index.DEFAULT_JOIN,
+             detect: DetectSettings = DEFAULT_DETECT) -> ScanResult:
     """Self-join the encoder's vectors at `threshold`, then rebuild every detection table.
 
     `recheck` (an `engine.scan.recheck.Rechecker`, optional) confirms the self-join's candidate edges with
@@ -52,7 +53,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     `mapper` computes the self-join's blocks elsewhere (`engine.scan.ray.parallel_map`), same blocks.
     `join_settings` (`index.JoinSettings`): how the IVF join (above `index.EXACT_MAX` prompts) partitions
     its comparisons: nprobe, spill, max_list, point_probes; more finds more of the pairs near the
-    threshold, for more time (see docs/scale.md).
+    threshold, for more time (see docs/scale.md). `detect`: which detection mechanisms run (all by default).
     """
     started = time.monotonic()
     n, max_shard = _state(store, encoder.name)
@@ -79,7 +80,7 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
                   start_block=int(last[3]) if resumed else 0)
     stages = [stage() for stage in STAGES]
     with ScanContext(store, encoder, threshold, run, join, join_settings, MAX_NEIGHBORS, SELFJOIN_BLOCK,
-                     crowd_radius, mapper=mapper, recheck=recheck, progress=progress) as ctx:
+                     crowd_radius, mapper=mapper, recheck=recheck, progress=progress, detect=detect) as ctx:
         for stage in stages:
             stage.run(ctx)
         # Families, templates, links, rings and scores are recomputed whole and replace the last scan's

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 import index as faiss_index
+from engine.config import DEFAULT_DETECT, DetectSettings
 from engine.crashpoints import crash_point
 from engine.detect.families import build_families_streamed
 from engine.detect.scoring import score_accounts
@@ -102,6 +103,7 @@ class ScanContext:
     mapper: Callable | None = None
     recheck: Rechecker | None = None
     progress: ProgressFn = no_progress
+    detect: DetectSettings = DEFAULT_DETECT
     seconds: dict[str, float] = field(default_factory=dict)  # per stage, in the order they first ran
     summary: dict = field(default_factory=dict)  # scoring's figures, for the log
     ids: np.ndarray | None = None  # int64 (n,) sorted prompt ids of the vectors, kept through the scan
@@ -287,7 +289,8 @@ class ScoringStage(Stage):
         with ctx.timed("load_vectors"):
             vecs, idx = ctx.vectors(), ctx.index()
         with ctx.timed("scoring"):
-            ctx.summary = score_accounts(con, ctx.ids, vecs, ctx.encoder, index=idx, crowd_radius=ctx.crowd_radius)
+            ctx.summary = score_accounts(con, ctx.ids, vecs, ctx.encoder, index=idx, crowd_radius=ctx.crowd_radius,
+                                         settings=ctx.detect)
 
 
 #: The scan, in order (see the module docstring).
