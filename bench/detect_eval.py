@@ -27,15 +27,24 @@ Metrics, per campaign (truth file) and pooled per campaign kind:
   (``numpy`` "higher" method, so the cut is an actual organic score and the organic FPR is <= 1 %);
   recall = share of the campaign's accounts scoring strictly above it. ``fpr`` is the organic share
   above the same cut (it can be well under 1 % when many organic accounts tie at the cut).
+* ``recall_at_01pct_fpr``: the same at the 99.9th percentile of organic scores (0.1 % FPR), reported
+  everywhere the 1 % figure is (``cut_at_01pct_fpr``, ``organic_fpr_at_01pct_cut``).
 * ``auc``: ROC AUC of campaign accounts vs organic accounts (ties count half).
 * ``ring_capture``: the largest share of the campaign's accounts in one ring; ``ring_purity``: the share
   of that ring's accounts that belong to the campaign; ``n_rings``: rings holding any of its accounts.
+  Per kind, ``campaigns_ringed``: the share of its campaigns with >= 80 % of their accounts in one ring
+  of purity >= 0.9.
+* ``shapes`` (when the truth has ``account_shapes``, i.e. ``synth --profile season``): recall at both
+  cuts per campaign-account shape (diluted, thin, heavy, regular).
 
 Hard negatives: rings whose members are mostly (>= 50 %) senders of one viral prompt ("viral rings",
 target: none), and any ring that is mostly organic; the single-account template apps and the heavy
 organic users (top 1 % of organic accounts by volume, apps excluded): their scores, whether they are
-above the 1 %-FPR cut, flagged by copyhound (score >= 0.5), or in a ring. For copyhound, missed campaign
-accounts and the top organic accounts are listed with their signals (``diagnosis``).
+above the 1 %-FPR cut (and the 0.1 % one), flagged by copyhound (score >= 0.5), or in a ring; with a
+season truth also the bank bystanders (organic users who pasted public-bank questions).
+``organic_rings_per_million_accounts`` counts the organic rings per million accounts of the dataset.
+For copyhound, missed campaign accounts and the top organic accounts are listed with their signals
+(``diagnosis``).
 
 Writes ``bench/results/<out>.json`` and prints one table per scenario.
 """
@@ -66,6 +75,9 @@ LSH_THRESHOLD = 0.5
 NUM_PERM = 128
 RING_MIN_SHARED = 2
 METHODS = ("copyhound", "exact", "minhash")
+# A campaign counts as ringed when one ring holds >= 80 % of its accounts at >= 90 % purity.
+RINGED_CAPTURE, RINGED_PURITY = 0.8, 0.9
+SHAPES = ("diluted", "thin", "heavy", "regular")  # account shapes in a season truth (synth.season)
 
 
 # ---------------------------------------------------------------------------------- baselines
@@ -176,14 +188,21 @@ def ring_capture(members: set[str], rings: list[set[str]]) -> dict:
             "ring_size": len(best) if best else 0, "n_rings": touched}
 
 
+def _recall(s: np.ndarray, cut: float) -> float | None:
+    return round(float((s > cut).mean()), 4) if len(s) else None
+
+
 def evaluate(score: dict[str, float], rings: list[set[str]], truth: dict, volume: dict[str, int]) -> dict:
     """All metrics for one method; see the module docstring."""
     labels: dict[str, str | None] = truth["accounts"]
     org = [a for a, c in labels.items() if c is None]
     org_s = np.array([score.get(a, 0.0) for a in org])
     cut = float(np.percentile(org_s, 99, method="higher"))
+    cut01 = float(np.percentile(org_s, 99.9, method="higher"))
     fpr = float((org_s > cut).mean())
-    out: dict = {"cut_at_1pct_fpr": round(cut, 6), "organic_fpr": round(fpr, 5), "campaigns": {}, "kinds": {}}
+    out: dict = {"cut_at_1pct_fpr": round(cut, 6), "organic_fpr": round(fpr, 5),
+                 "cut_at_01pct_fpr": round(cut01, 6), "organic_fpr_at_01pct_cut": round(float((org_s > cut01).mean()), 5),
+                 "campaigns": {}, "kinds": {}}
     by_kind: dict[str, list[str]] = defaultdict(list)
     for c in truth["campaigns"]:
         accs = list(c["accounts"])
@@ -191,7 +210,7 @@ def evaluate(score: dict[str, float], rings: list[set[str]], truth: dict, volume
         by_kind[c["kind"]] += accs
         out["campaigns"][c["campaign_id"]] = {
             "kind": c["kind"], "accounts": len(accs),
-            "recall_at_1pct_fpr": round(float((s > cut).mean()), 4),
+            "recall_at_1pct_fpr": _recall(s, cut), "recall_at_01pct_fpr": _recall(s, cut01),
             "auc": round(auc(s, org_s), 4),
             **ring_capture(set(accs), rings),
         }
@@ -200,12 +219,25 @@ def evaluate(score: dict[str, float], rings: list[set[str]], truth: dict, volume
         insts = [v for v in out["campaigns"].values() if v["kind"] == kind]
         out["kinds"][kind] = {
             "accounts": len(accs), "instances": len(insts),
-            "recall_at_1pct_fpr": round(float((s > cut).mean()), 4),
+            "recall_at_1pct_fpr": _recall(s, cut), "recall_at_01pct_fpr": _recall(s, cut01),
             "min_instance_recall": min(v["recall_at_1pct_fpr"] for v in insts),
             "auc": round(auc(s, org_s), 4),
             "mean_ring_capture": round(float(np.mean([v["ring_capture"] for v in insts])), 4),
             "min_ring_purity": min((v["ring_purity"] for v in insts if v["ring_purity"] is not None), default=None),
+            # The ring with most of a campaign's accounts is the only one that can hold >= 80 % of them.
+            "campaigns_ringed": round(float(np.mean([(v["ring_capture"] or 0) >= RINGED_CAPTURE
+                                                     and (v["ring_purity"] or 0) >= RINGED_PURITY
+                                                     for v in insts])), 4),
         }
+    if "account_shapes" in truth:
+        by_shape: dict[str, list[str]] = defaultdict(list)
+        for a, shape in truth["account_shapes"].items():
+            by_shape[shape].append(a)
+        out["shapes"] = {}
+        for shape in SHAPES:
+            s = np.array([score.get(a, 0.0) for a in by_shape.get(shape, [])])
+            out["shapes"][shape] = {"accounts": len(s), "recall_at_1pct_fpr": _recall(s, cut),
+                                    "recall_at_01pct_fpr": _recall(s, cut01)}
     # ---- hard negatives
     viral_sets = [(v["viral_id"], {a for a in v["accounts"] if labels.get(a) is None}) for v in truth["viral"]]
     viral_any = set().union(*(s for _, s in viral_sets)) if viral_sets else set()
@@ -219,6 +251,7 @@ def evaluate(score: dict[str, float], rings: list[set[str]], truth: dict, volume
             viral_rings.append(desc)
         if n_org >= 0.5 * len(r):
             organic_rings.append(desc)
+    out["organic_rings_per_million_accounts"] = round(len(organic_rings) / max(len(labels), 1) * 1e6, 2)
     in_ring = set().union(*rings) if rings else set()
     apps = [s["account"] for s in truth["single_app"]]
     org_plain = [a for a in org if a not in set(apps)]
@@ -227,17 +260,22 @@ def evaluate(score: dict[str, float], rings: list[set[str]], truth: dict, volume
 
     def group(accs: list[str] | set[str]) -> dict:
         s = np.array([score.get(a, 0.0) for a in accs])
-        return {"accounts": len(s), "above_cut": int((s > cut).sum()), "flagged": int((s >= FLAG_SCORE).sum()),
+        return {"accounts": len(s), "above_cut": int((s > cut).sum()), "above_01pct_cut": int((s > cut01).sum()),
+                "flagged": int((s >= FLAG_SCORE).sum()),
                 "in_ring": sum(a in in_ring for a in accs), "max_score": round(float(s.max()), 4) if len(s) else None}
 
     out["negatives"] = {
         "viral_rings": viral_rings, "organic_rings": organic_rings,
         "viral_senders": group(viral_any),
         "single_app": [{"account": a, "exchanges": volume.get(a, 0), "score": round(score.get(a, 0.0), 4),
-                        "above_cut": score.get(a, 0.0) > cut, "in_ring": a in in_ring} for a in apps],
+                        "above_cut": score.get(a, 0.0) > cut, "above_01pct_cut": score.get(a, 0.0) > cut01,
+                        "in_ring": a in in_ring} for a in apps],
         "heavy_users": {**group(heavy), "min_exchanges": int(vcut)},
         "organic": group(org),
     }
+    if "bank_bystanders" in truth:
+        # Organic users who pasted a few public-bank questions that campaigns also send.
+        out["negatives"]["bank_bystanders"] = group([a for a in truth["bank_bystanders"] if labels.get(a) is None])
     return out
 
 

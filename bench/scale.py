@@ -4,10 +4,10 @@ Usage::
 
     python -m bench.scale --sizes 100000 300000 1000000 [--encoder static] [--workdir /tmp/scale]
 
-For each N (exchanges), in ``<workdir>/n<N>`` (the synthetic traffic file is generated once and kept;
-the workspace is rebuilt every run so every stage is timed from empty; ``--rescan`` scans a kept
-workspace again from scratch and ``--resume-scan`` finishes its interrupted scan, both without
-re-running ingest and embed):
+For each N (exchanges), in ``<workdir>/n<N>`` (``season-<N>`` with ``--profile season``; the synthetic traffic
+file is generated once and kept; the workspace is rebuilt every run so every stage is timed from empty;
+``--rescan`` scans a kept workspace again from scratch and ``--resume-scan`` finishes its interrupted scan,
+both without re-running ingest and embed):
 
 1. ``ingest``, ``embed`` (encoder + FAISS index), ``scan`` (self-join, families, templates, links,
    rings, scores; its own stage breakdown is kept): wall time, throughput and the process's peak RSS
@@ -56,13 +56,17 @@ log = logging.getLogger("bench.scale")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def traffic_for(n: int, folder: Path, seed: int) -> tuple[Path, dict]:
+def size_folder(workdir: Path, n: int, profile: str = "default") -> Path:  # n<N>: folders made before profiles
+    return workdir / (f"n{n}" if profile == "default" else f"{profile}-{n}")
+
+
+def traffic_for(n: int, folder: Path, seed: int, profile: str = "default") -> tuple[Path, dict]:
     path = folder / "traffic.jsonl"
     truth = folder / "traffic.truth.json"
     if not (path.exists() and truth.exists()):
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        write_synth(SynthConfig(exchanges=n, seed=seed), path)
+        write_synth(SynthConfig(exchanges=n, seed=seed, profile=profile), path)
         log.info("synth %d exchanges in %.0f s", n, time.perf_counter() - started)
     return path, json.loads(truth.read_text())
 
@@ -89,11 +93,12 @@ def quality(eng: Engine, truth: dict) -> dict:
     volume = {a.account_id: a.n_exchanges for a in accs}
     rings = [set(r.accounts) for r in eng.rings(limit=None)]
     res = detect_eval.evaluate(score, rings, truth, volume)
-    return {"kinds": {k: {"recall_at_1pct_fpr": v.get("recall_at_1pct_fpr"), "auc": v.get("auc"),
-                          "accounts": v.get("accounts")} for k, v in res["kinds"].items()},
-            "viral_rings": len(res["negatives"]["viral_rings"]),
-            "organic_rings": len(res["negatives"]["organic_rings"]),
-            "organic_fpr": res.get("organic_fpr")}
+    keep = ("recall_at_1pct_fpr", "recall_at_01pct_fpr", "auc", "accounts", "campaigns_ringed")
+    return {"kinds": {k: {m: v.get(m) for m in keep} for k, v in res["kinds"].items()},
+            "viral_rings": len(res["negatives"]["viral_rings"]), "organic_rings": len(res["negatives"]["organic_rings"]),
+            "organic_rings_per_million_accounts": res.get("organic_rings_per_million_accounts"),
+            "organic_fpr": res.get("organic_fpr"), "shapes": res.get("shapes"),
+            "bank_bystanders": res["negatives"].get("bank_bystanders")}
 
 
 def side_by_side(eng: Engine, scan_stage: dict, threshold: float, sample: int, seed: int) -> dict:
@@ -241,8 +246,8 @@ def _recall_by_band(sims: np.ndarray, hit: np.ndarray, threshold: float) -> list
 
 
 def run_size(n: int, args) -> dict:
-    folder = args.workdir / f"n{n}"
-    traffic, truth = traffic_for(n, folder, args.seed)
+    folder = size_folder(args.workdir, n, args.profile)
+    traffic, truth = traffic_for(n, folder, args.seed, args.profile)
     ws = folder / "ws"
     if ws.exists():
         shutil.rmtree(ws)
@@ -275,8 +280,8 @@ def resume_size(n: int, args) -> dict:
     families, templates, scoring), not a whole scan. ``--rescan``: the whole scan again from its
     first join block (after a change to the scan). Ingest and embed are not timed again.
     """
-    folder = args.workdir / f"n{n}"
-    _, truth = traffic_for(n, folder, args.seed)
+    folder = size_folder(args.workdir, n, args.profile)
+    _, truth = traffic_for(n, folder, args.seed, args.profile)
     eng = Engine(folder / "ws", config=EngineConfig(encoder=args.encoder), create=False)
     out = _scan_and_measure(n, eng, truth, {}, args, force=args.rescan)
     out["resumed_scan" if not args.rescan else "rescanned"] = True
@@ -432,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exact-sample", type=int, default=2000)
     ap.add_argument("--no-side-by-side", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--profile", choices=("default", "season"), default="default", help="synth profile")
     ap.add_argument("--name", default="scale")
     ap.add_argument("--side-by-side-only", action="store_true",
                     help="recompute only the side-by-side figures on the workspaces of the last run")
@@ -454,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.common import git_sha
 
         for r in result["runs"]:
-            eng = Engine(args.workdir / f"n{r['exchanges']}" / "ws", create=False)
+            eng = Engine(size_folder(args.workdir, r["exchanges"], args.profile) / "ws", create=False)
             r["who_else_remeasured"] = dict(who_else_latency(eng, random.Random(args.seed), args.queries),
                                             git_sha=git_sha())
         write_results(args.name, result, json.dumps([r["who_else_remeasured"] for r in result["runs"]], indent=1))
@@ -463,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         path = RESULTS / f"{args.name}.json"
         result = json.loads(path.read_text())
         for r in result["runs"]:
-            eng = Engine(args.workdir / f"n{r['exchanges']}" / "ws", create=False)
+            eng = Engine(size_folder(args.workdir, r["exchanges"], args.profile) / "ws", create=False)
             if args.exact_only:
                 r.setdefault("side_by_side", {})["exact_sample"] = _exact_only(eng, args)
             else:
@@ -475,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.sizes:
         runs.append(resume_size(n, args) if args.resume_scan or args.rescan else run_size(n, args))
         # Written after every size, so a long run that is stopped keeps what it measured.
-        result = envelope("scale", sizes=args.sizes, encoder=args.encoder, recheck=args.recheck, runs=runs,
+        result = envelope("scale", sizes=args.sizes, profile=args.profile, encoder=args.encoder, recheck=args.recheck, runs=runs,
                           exponents=fit_exponents(runs))
         rows = [{"exchanges": r["exchanges"], "prompts": r["prompts"], "end_to_end_s": r["end_to_end_s"],
                  **{f"{k}_s": round(r["stages"][k]["seconds"], 1) for k in ("ingest", "embed", "scan")

@@ -25,8 +25,22 @@ What is planted (labelled in the truth file) and what is a hard negative (organi
 Campaign accounts also send a little ordinary traffic ("cover"), and their ids look exactly like
 organic ids: ids are a random permutation over all accounts.
 
+Profiles (``SynthConfig.profile``): ``default`` is all of the above, in the six ``COLUMNS``; its output
+for a seed never changes. ``season`` (`synth.season`) imitates a reported season of distillation at
+scale: with 1M exchanges, ~50 campaigns of the same four kinds with 2 to a few hundred accounts each
+(a few thousand campaign accounts among ~170k organic ones; ten times that at 10M); a few public
+banks of benchmark-like questions that several copy-ring and chain-of-thought campaigns share and
+that ~3 % of organic users paste 1-3 questions from (``bank_bystanders`` in the truth); heavy-tailed
+campaign accounts (thin: 2-5 exchanges, heavy: hundreds to thousands) of which ~30 % are diluted
+(campaign rows under half of what they send); dozens to hundreds of single-account template
+integrations (organic); and three more columns, ``META_COLUMNS`` (client, key_created, payment),
+whose campaign traces are strong, medium or absent per campaign (`synth.infra`). Its truth adds
+``config.profile``, ``banks``, ``account_shapes`` (diluted, thin, heavy or regular per campaign
+account), ``bank_bystanders``, and ``bank`` and ``infra`` on each campaign.
+
 The package in modules: `synth.config` (what to generate), `synth.plan` (phase 1), `synth.render`
-(phase 2), `synth.texts` (templates, noise, campaign questions) over `synth.vocab` (the word lists);
+(phase 2), `synth.texts` (templates, noise, campaign questions) over `synth.vocab` (the word lists),
+`synth.season` and `synth.infra` (the season profile's plan and its request metadata);
 this module runs the two phases, writes the files and the truth.
 """
 
@@ -44,10 +58,10 @@ from pathlib import Path
 
 import numpy as np
 
-from synth import vocab as V
 from synth.config import BLOCK_ROWS, COLUMNS, KINDS, MODELS, SUFFIXES, SynthConfig
-from synth.plan import VIRAL, Plan
+from synth.plan import APP, VIRAL, Plan
 from synth.render import Renderer
+from synth.season import SeasonPlan
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +86,10 @@ class CampaignTruth:
     description: str
     example_prompts: tuple[str, ...]
     cover_exchanges: int = 0
+    # Season profile only (absent from the default truth): the public bank the campaign draws its
+    # questions from, and how much its infrastructure gives away ("strong", "medium", "none").
+    bank: str | None = None
+    infra: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +141,8 @@ class _Run:
     """One generation: plan, rendered blocks, and the truth once every block has rendered."""
 
     def __init__(self, config: SynthConfig) -> None:
-        self.plan = Plan(config)
+        config.check()
+        self.plan = SeasonPlan(config) if config.profile == "season" else Plan(config)
         self.renderer = Renderer(self.plan)
 
     def account_id(self, a: int) -> str:
@@ -141,6 +160,7 @@ class _Run:
                 f"{('residential', 'datacenter pool', 'rotating proxies')[c.ip_mode]} IPs)",
                 example_prompts=tuple(c.examples),
                 cover_exchanges=c.cover_rows,
+                **(self.plan.campaign_extras(c.cid) if isinstance(self.plan, SeasonPlan) else {}),
             )
             for c in self.plan.campaigns
         )
@@ -156,12 +176,12 @@ class _Run:
 
     def single_apps(self) -> tuple[SingleAppTruth, ...]:
         plan = self.plan
-        out = []
-        for k in range(plan.n_app):
-            a = plan.app_base + k
-            n = int(np.count_nonzero(plan.acct == a))
-            out.append(SingleAppTruth(self.account_id(a), V.APP_TEMPLATES[k], n))
-        return tuple(out)
+        n = np.bincount(plan.acct[plan.src == APP] - plan.app_base, minlength=plan.n_app)
+        idx = plan.app_template_idx if plan.app_template_idx is not None else np.arange(plan.n_app)
+        return tuple(
+            SingleAppTruth(self.account_id(plan.app_base + k), plan.app_templates[int(idx[k])], int(n[k]))
+            for k in range(plan.n_app)
+        )
 
     def truth(self) -> dict[str, object]:
         plan = self.plan
@@ -171,32 +191,46 @@ class _Run:
         for a in order.tolist():
             ci = int(plan.camp_of[a])
             accounts[self.account_id(a)] = plan.campaigns[ci].cid if ci >= 0 else None
-        return {
-            "config": {
-                "exchanges": plan.config.exchanges,
-                "seed": plan.config.seed,
-                "start": plan.config.start.isoformat(),
-                "days": plan.config.days,
-                "campaign_share": plan.config.campaign_share,
-            },
-            "campaigns": [asdict(c) for c in camps],
+        season = isinstance(plan, SeasonPlan)
+        config: dict[str, object] = {
+            "exchanges": plan.config.exchanges,
+            "seed": plan.config.seed,
+            "start": plan.config.start.isoformat(),
+            "days": plan.config.days,
+            "campaign_share": plan.config.campaign_share,
+        }
+        campaigns = [asdict(c) for c in camps]
+        if not season:
+            # The default truth keeps its original keys, byte for byte.
+            for c in campaigns:
+                del c["bank"], c["infra"]
+        out: dict[str, object] = {
+            "config": config,
+            "campaigns": campaigns,
             "viral": [asdict(v) for v in self.virals()],
             "single_app": [asdict(s) for s in self.single_apps()],
             "accounts": accounts,
         }
+        if season:
+            config["profile"] = plan.config.profile
+            out.update(plan.truth_extras(self.account_id))
+        return out
 
 
 def iter_blocks(config: SynthConfig, block_rows: int = BLOCK_ROWS) -> Iterator[dict[str, list[str]]]:
-    """Columnar blocks (``{column: list[str]}``, columns as in ``COLUMNS``), in time order."""
+    """Columnar blocks (``{column: list[str]}``), in time order.
+
+    Columns as in ``COLUMNS``, followed by ``META_COLUMNS`` for the season profile.
+    """
     yield from _Run(config).renderer.blocks(block_rows)
 
 
 def iter_exchanges(config: SynthConfig) -> Iterator[dict[str, str]]:
-    """One dict per exchange with the keys in ``COLUMNS``, in time order."""
+    """One dict per exchange with the keys of `iter_blocks`' columns, in time order."""
     for block in iter_blocks(config):
-        cols = [block[c] for c in COLUMNS]
-        for values in zip(*cols, strict=True):
-            yield dict(zip(COLUMNS, values, strict=True))
+        names = tuple(block)
+        for values in zip(*(block[c] for c in names), strict=True):
+            yield dict(zip(names, values, strict=True))
 
 
 def write_synth(
@@ -218,7 +252,7 @@ def write_synth(
     tmp = out.with_name(out.name + ".tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     done = 0
-    with _writer(fmt, tmp) as write:
+    with _writer(fmt, tmp, run.plan.columns) as write:
         for block in run.renderer.blocks():
             write(block)
             done += len(block["exchange_id"])
@@ -248,8 +282,8 @@ def write_synth(
 class _writer:
     """Context manager giving ``write(block)`` for one output format."""
 
-    def __init__(self, fmt: str, path: Path) -> None:
-        self.fmt, self.path = fmt, path
+    def __init__(self, fmt: str, path: Path, columns: tuple[str, ...] = COLUMNS) -> None:
+        self.fmt, self.path, self.columns = fmt, path, columns
 
     def __enter__(self) -> Callable[[dict[str, list[str]]], None]:
         if self.fmt in (".jsonl", ".jsonl.gz"):
@@ -259,11 +293,11 @@ class _writer:
                 # mtime=0 keeps the bytes identical across runs with the same seed.
                 self._raw = open(self.path, "wb")  # noqa: SIM115 - closed in __exit__
                 self._fh = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=3, mtime=0)
-            return self._write_jsonl
+            return self._write_jsonl if self.columns == COLUMNS else self._write_jsonl_meta
         # pyarrow only for the columnar formats: JSONL output (and `import synth`) needs numpy alone.
         import pyarrow as pa
 
-        self._schema = pa.schema([(c, pa.string()) for c in COLUMNS])
+        self._schema = pa.schema([(c, pa.string()) for c in self.columns])
         if self.fmt == ".csv":
             import pyarrow.csv as pacsv
 
@@ -282,6 +316,15 @@ class _writer:
             f'{{"exchange_id":"{e}","account_id":"{a}","timestamp":"{t}","prompt":{enc(p)},'
             f'"model":"{m}","ip":"{i}"}}\n'
             for e, a, t, p, m, i in zip(*(block[c] for c in COLUMNS), strict=True)
+        ]
+        self._fh.write("".join(lines).encode("utf-8"))
+
+    def _write_jsonl_meta(self, block: dict[str, list[str]]) -> None:
+        enc = encode_basestring
+        lines = [
+            f'{{"exchange_id":"{e}","account_id":"{a}","timestamp":"{t}","prompt":{enc(p)},'
+            f'"model":"{m}","ip":"{i}","client":{enc(c)},"key_created":"{k}","payment":"{y}"}}\n'
+            for e, a, t, p, m, i, c, k, y in zip(*(block[c] for c in self.columns), strict=True)
         ]
         self._fh.write("".join(lines).encode("utf-8"))
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synth import vocab as V
-from synth.config import KINDS, MODELS, SynthConfig
+from synth.config import COLUMNS, KINDS, MODELS, SynthConfig
 from synth.texts import DOMAINS, Template, benchmark_question
 
 log = logging.getLogger(__name__)
 
 # Row sources in the plan.
 ORGANIC, COVER, VIRAL, APP, COPY, SWEEP, COT, LOWSLOW = range(8)
+BANK, BANK_STRIDE = 8, 1 << 24  # season only: a public bank's question (item = bank * stride + question)
 _KIND_SRC = {"copy_ring": COPY, "template_sweep": SWEEP, "cot_elicitation": COT, "low_slow": LOWSLOW}
 
 _DAY = 86_400
@@ -95,13 +96,12 @@ class _Viral:
 class Plan:
     """Every row's account, time, source and item, as compact arrays sorted by time."""
 
+    # What a profile varies besides the arrays; the season plan (`synth.season`) overrides them.
+    columns, app_templates, banks, app_template_idx = COLUMNS, V.APP_TEMPLATES, (), None
+    infra = None  # `synth.infra.Infra` when the rows carry request metadata
+
     def __init__(self, config: SynthConfig) -> None:
-        if config.exchanges < 1:
-            raise ValueError("exchanges must be >= 1")
-        if not 0.0 <= config.campaign_share <= 0.9:
-            raise ValueError("campaign_share must be within [0, 0.9]")
-        if config.days < 1:
-            raise ValueError("days must be >= 1")
+        config.check()
         t0 = time.perf_counter()
         self.config = config
         self.rng = np.random.default_rng(config.seed)

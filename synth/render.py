@@ -15,7 +15,7 @@ import numpy as np
 
 from synth import vocab as V
 from synth.config import BLOCK_ROWS, MODELS
-from synth.plan import APP, COPY, COT, COVER, MODEL_P, ORGANIC, SWEEP, VIRAL, Plan
+from synth.plan import APP, BANK, BANK_STRIDE, COPY, COT, COVER, MODEL_P, ORGANIC, SWEEP, VIRAL, Plan
 from synth.texts import (
     DOMAINS,
     Template,
@@ -48,7 +48,7 @@ class Renderer:
         self.organic = organic_templates()
         self.content = content_templates()
         self.volume = np.bincount(plan.acct, minlength=plan.n_accounts)
-        self.apps = tuple(Template(t) for t in V.APP_TEMPLATES)
+        self.apps = tuple(Template(t) for t in plan.app_templates)
         self.start_epoch = int(plan.config.start.timestamp())
         self.ex_width = max(8, len(str(plan.config.exchanges - 1)))
 
@@ -83,7 +83,7 @@ class Renderer:
         ips = self._ips(rs, acct)
         stamps = np.datetime_as_string((plan.ts[lo:hi] + self.start_epoch).astype("datetime64[s]"), unit="s")
         w = plan.id_width
-        return {
+        block = {
             "exchange_id": [f"ex_{i:0{self.ex_width}d}" for i in range(lo, hi)],
             "account_id": [f"acct_{k:0{w}d}" for k in plan.public_num[acct].tolist()],
             "timestamp": [s + "Z" for s in stamps.tolist()],
@@ -91,6 +91,10 @@ class Renderer:
             "model": [MODELS[m] for m in model.tolist()],
             "ip": ips,
         }
+        if plan.infra is not None:
+            # Its own generator, so the columns above draw exactly what they draw without it.
+            block.update(plan.infra.columns(np.random.default_rng([plan.config.seed, 11, b]), acct))
+        return block
 
     def _ips(self, rs: np.random.Generator, acct: np.ndarray) -> list[str]:
         plan = self.plan
@@ -143,6 +147,11 @@ class Renderer:
             if s == APP:
                 append(self.apps[it].render(rnd))
                 continue
+            if s == BANK:
+                # An ordinary user pasting a question from a public benchmark bank, sometimes retyped.
+                text = plan.banks[it // BANK_STRIDE][it % BANK_STRIDE]
+                append(organic_noise(text, rnd) if rnd.random() < 0.3 else text)
+                continue
             camp = camps[ci]
             if s == COPY:
                 text = ring_perturb(camp.pool[it], rnd)
@@ -152,7 +161,8 @@ class Renderer:
                 text = camp.template.render_combo(rnd, (it * camp.combo_mult + camp.combo_off) % space)
             elif s == COT:
                 phrasing, before = camp.phrasings[int(rnd.random() * len(camp.phrasings))]
-                q = reasoning_question(rnd)
+                # A campaign drawing on a public bank asks its questions; others make up their own.
+                q = camp.pool[it] if camp.pool else reasoning_question(rnd)
                 text = f"{phrasing}\n\n{q}" if before else f"{q}\n\n{phrasing}"
                 if rnd.random() < 0.3:
                     text = organic_noise(text, rnd)

@@ -133,7 +133,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from synth import SynthConfig, write_synth
 
     with progress_bar(args) as progress:
-        result = write_synth(SynthConfig(exchanges=args.exchanges, seed=args.seed), Path(args.out),
+        result = write_synth(SynthConfig(exchanges=args.exchanges, seed=args.seed, profile=args.profile), Path(args.out),
                              progress=lambda done, total: progress("synth", done, total))
     rows = [{"campaign_id": c.campaign_id, "kind": c.kind, "accounts": len(c.accounts),
              "exchanges": c.exchanges, "description": c.description} for c in result.campaigns]
@@ -216,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exchanges", "-n", type=positive_int, default=20_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", "-o", required=True, help="output file (.jsonl, .jsonl.gz, .csv or .parquet)")
+    p.add_argument("--profile", choices=("default", "season"), default="default",
+                   help="default: small campaigns in six columns; season: campaigns at the scale of a real "
+                   "distillation season (thousands of accounts per million exchanges, shared public prompt "
+                   "banks with organic bystanders, diluted/thin/heavy accounts, single-account template "
+                   "integrations) plus client, key_created and payment columns")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("demo", parents=[common, devices], help="generate, ingest, embed and scan a demo workspace",
