@@ -101,6 +101,10 @@ class DetectSettings:
     # An account joins a ring by its summed ties only when its ring-shared prompts stand out against its
     # own traffic (engine.detect.rings): one to three shared prompts among ordinary ones do not.
     ring_guard: bool = True
+    # An outside account joins a ring when its summed ties beat the strongest chance tie of every
+    # outside account in the null draws (one false join per workspace, at any size), not the 99th
+    # percentile of them (1% of all outside accounts: hundreds of bystanders at a million exchanges).
+    familywise_joins: bool = True
     # Items shared by more accounts than a pair list can hold are tested and linked through a bounded
     # sample of their pairs instead of being skipped (engine.detect.links).
     large_items: bool = True

@@ -13,11 +13,15 @@ kind of null joins it (:func:`expand_rings`).
 ordinary users who send one to three of those prompts among their own traffic; their summed ties can
 pass the null, and Louvain can take in an account whose one strong link is such a prompt. Every ring
 account (member or joined) must therefore send more of the ring's content than the ring's ordinary
-neighbours do: with ``x`` of its ``n`` distinct prompts in items that other ring accounts also sent, and
-``p`` the rate at which the accounts outside the ring that touch its items send such prompts
-(``sum x / sum n`` over them), it stays when ``P(Binomial(n, p) >= x) < alpha``. Three of three prompts
-(a thin campaign account) or twenty of a hundred (a diluted one, whose other traffic is ordinary) stay;
-three of twenty (a bystander) do not. A ring left with fewer than three accounts is dropped.
+neighbours do (the accounts outside the ring that sent some of its items): with ``x`` of its ``n``
+distinct prompts in items that other ring accounts also sent, it stays when either
+
+* for its volume: ``P(Binomial(n, p) >= x) < alpha``, ``p`` the neighbours' rate ``sum x / sum n``
+  (three of three prompts, a thin campaign account, stays; three of twenty does not), or
+* in all: ``P(Poisson(m) >= x) < alpha``, ``m`` the neighbours' median count (a diluted account whose
+  twenty campaign prompts are a fifth of what it sends stays; a neighbour's one to three do not).
+
+A ring left with fewer than three accounts is dropped.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import duckdb
 import networkx as nx
 import numpy as np
 import pyarrow as pa
-from scipy.stats import binom
+from scipy.stats import binom, poisson
 
 from engine.detect.links import MAX_PAIR_ACCOUNTS, LinkGraph, account_volumes, relations, shuffle_relations
 
@@ -76,6 +80,7 @@ def expand_rings(
     seed: int = 0,
     max_pair_accounts: int = MAX_PAIR_ACCOUNTS,
     sharer_weights: bool = True,
+    familywise: bool = True,
 ) -> RingExpansion:
     """Add to each ring the outside accounts tied to it as a whole, not to any one member.
 
@@ -89,6 +94,10 @@ def expand_rings(
     Needs the ``_rg_rel`` / ``_rg_acc`` tables of :func:`engine.detect.links.build_links` (``keep_tables=True``).
     Items past ``max_pair_accounts`` accounts give no ties (their members link through sampled pairs).
     ``sharer_weights`` as the links were built (each null draw then recomputes item coherence).
+    ``familywise``: the cut is the strongest chance tie of all draws instead of their ``null_quantile``:
+    a per-account quantile lets that share of *all* outside accounts in, which at a million exchanges
+    is hundreds of ordinary accounts; the maximum over every outside account of ``n_null`` draws lets
+    in about one in ``n_null`` workspaces, whatever their size.
     """
     if not rings:
         return RingExpansion(rings, {}, math.inf)
@@ -131,7 +140,10 @@ def expand_rings(
             first = np.flatnonzero(np.r_[True, acc[1:] != acc[:-1]])
             chance.append(np.asarray(t["tie"], dtype=np.float64)[first])
     pooled = np.concatenate(chance) if chance else np.empty(0)
-    threshold = float(np.quantile(pooled, null_quantile)) if len(pooled) else 0.0
+    if not len(pooled):
+        threshold = 0.0
+    else:
+        threshold = float(pooled.max() if familywise else np.quantile(pooled, null_quantile))
     t = ties("_rg_rel")
     con.unregister("_rg_ring")
     con.execute("DROP TABLE IF EXISTS _rg_null")
@@ -195,13 +207,15 @@ def guard_rings(con: duckdb.DuckDBPyConnection, expansion: RingExpansion, n_acco
         sx, sn = float(x[nb].sum()), float(n[acc[nb]].sum())
         p = sx / sn if sn >= GUARD_MIN_PROMPTS else p_all
         p = min(max(p, 1e-6), 0.999)
+        # Median, not mean: campaign accounts the expansion missed are neighbours too, and would raise it.
+        m = max(float(np.median(x[nb])), 1.0) if nb.any() else 1.0
         sel = (ring == r) & inside
         xi = np.zeros(len(mem))
         pos = {int(a): j for j, a in enumerate(mem.tolist())}
         for a, xv in zip(acc[sel].tolist(), x[sel].tolist(), strict=True):
             xi[pos[a]] = xv
         ni = n[mem]
-        tail = binom.sf(xi - 1, ni, p)
+        tail = np.minimum(binom.sf(xi - 1, ni, p), poisson.sf(xi - 1, m))
         ok = tail < alpha
         for j in np.flatnonzero(~ok).tolist():
             removed[int(mem[j])] = (r, int(xi[j]), int(ni[j]), p)

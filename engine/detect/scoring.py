@@ -108,7 +108,7 @@ def score_accounts(
     n_acc = len(graph.accounts)
     try:
         expansion = rg.expand_rings(con, rg.find_rings(graph, seed=seed), n_acc, seed=seed,
-                                    sharer_weights=settings.sharer_weights)
+                                    sharer_weights=settings.sharer_weights, familywise=settings.familywise_joins)
         if settings.ring_guard:
             expansion = rg.guard_rings(con, expansion, n_acc)
     finally:
