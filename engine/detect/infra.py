@@ -141,7 +141,7 @@ def _empty(accounts: tuple[str, ...], cuts: dict | None = None) -> InfraLinks:
 def has_infrastructure(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether any exchange carries an address or metadata (cheap: stops at the first one)."""
     return bool(con.execute("SELECT EXISTS (SELECT 1 FROM exchanges WHERE ip IS NOT NULL OR meta IS NOT NULL)"
-                            ).fetchone()[0])
+                            ).fetchall()[0][0])
 
 
 def build_relations(con: duckdb.DuckDBPyConnection) -> None:
@@ -329,7 +329,7 @@ def build_infra_links(
         + ", ".join(f"coalesce(sum(p.w) FILTER (p.type = '{t}'), 0) AS w_{t}" for t in LINK_TYPES)
         + " FROM _if_keep k JOIN _if_pairs p USING (a, b) GROUP BY k.a, k.b ORDER BY k.a, k.b").fetchnumpy()
     evidence = _evidence(con, n_evidence)
-    n_cand = con.execute("SELECT count(DISTINCT (a, b)) FROM _if_pairs").fetchone()[0]
+    n_cand = con.execute("SELECT count(DISTINCT (a, b)) FROM _if_pairs").fetchall()[0][0]
     drop_infra_tables(con, keep=("_if_acc", "_if_rel") if keep_tables else ())
     out = InfraLinks(
         accounts=accounts, a=np.asarray(kept["a"], dtype=np.int64), b=np.asarray(kept["b"], dtype=np.int64),
@@ -393,7 +393,7 @@ def describe_ring(con: duckdb.DuckDBPyConnection, members: np.ndarray, *, n: int
     :func:`build_infra_links` kept it, else builds it (and leaves it for the next ring)."""
     mem = np.asarray(members, dtype=np.int64)
     exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_if_rel' AND temporary"
-                         ).fetchone()[0]
+                         ).fetchall()[0][0]
     if not exists:
         if not has_infrastructure(con):
             return RingInfrastructure(len(mem), ())

@@ -153,3 +153,47 @@ def test_random_assignment_gives_few_links(kind):
     g = build_infra_links(con, seed=1)
     linked = set(g.a.tolist()) | set(g.b.tolist())
     assert len(linked) <= 0.03 * n, (kind, len(linked))
+
+
+def test_engine_scan_reports_infrastructure(tmp_path, static_encoder, organic):
+    """Ingest ip/client/payment columns, scan, and find the infra evidence in links and signals."""
+    from engine import Engine
+    from tests.fixtures.traffic import ring_traffic, write_jsonl
+
+    rng = np.random.default_rng(4)
+    rows = ring_traffic(organic)
+    for r in rows:
+        if r["account_id"].startswith("ring_"):
+            m = int(r["account_id"][-1])
+            r.update(ip=f"203.0.113.{10 + m // 2}", client="distill-bot/0.3", payment="card-77")
+        else:
+            r.update(ip=f"11.{rng.integers(256)}.{rng.integers(256)}.{rng.integers(1, 255)}", client=COMMON_UA)
+    ip = ""
+    for i in range(1500):  # a background big enough for the nulls: one exchange each
+        ip = ip if i % 20 == 1 else f"12.{rng.integers(256)}.{rng.integers(256)}.{rng.integers(1, 255)}"
+        rows.append({"account_id": f"bg_{i:04d}", "timestamp": 1760000000 + int(rng.integers(0, 30 * 86400)),
+                     "prompt": f"note {i}: " + " ".join(f"w{int(x)}" for x in rng.integers(0, 5000, 8)),
+                     "ip": ip, "client": COMMON_UA if i % 3 else f"app/{i}"})
+    # An office: 30 honest accounts on one /24 with the company's SDK build, no shared content.
+    for i in range(30):
+        rows.append({"account_id": f"office_{i:02d}", "timestamp": 1765000000 + int(rng.integers(0, 8 * 3600)),
+                     "prompt": f"office {i}: " + " ".join(f"v{int(x)}" for x in rng.integers(0, 5000, 8)),
+                     "ip": f"198.51.100.{i + 2}", "client": "corp-sdk/2.1"})
+    engine = Engine(tmp_path / "ws", encoder=static_encoder)
+    engine.ingest([write_jsonl(tmp_path / "traffic.jsonl", rows)])
+    engine.scan()
+    with engine.store.connect() as con:
+        links = {(a, b): json.loads(ev) for a, b, ev in con.execute(
+            "SELECT account_a, account_b, evidence FROM account_links").fetchall()}
+        scores = {a: (s, r, json.loads(sig)) for a, s, r, sig in con.execute(
+            "SELECT account_id, score, ring_id, signals FROM account_scores").fetchall()}
+    ev = links[("ring_0", "ring_1")]
+    infra = {e["type"]: e for e in ev["infrastructure"]}
+    assert infra["ip"]["value"] == "203.0.113.10" and infra["client"]["value"] == "distill-bot/0.3"
+    assert "families" in ev
+    sig = {s["name"]: s for s in scores["ring_0"][2]}["shared_infrastructure"]
+    assert sig["score"] > 0 and sig["examples"][0]["infrastructure"]
+    assert all(scores[f"office_{i:02d}"][0] < 0.5 and scores[f"office_{i:02d}"][1] is None for i in range(30))
+    ring = engine.rings(limit=5)[0]
+    inf = [s for s in ring.signals if s.name == "shared_infrastructure"]
+    assert inf and "203.0.113" in inf[0].detail
