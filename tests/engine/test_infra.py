@@ -197,3 +197,21 @@ def test_engine_scan_reports_infrastructure(tmp_path, static_encoder, organic):
     ring = engine.rings(limit=5)[0]
     inf = [s for s in ring.signals if s.name == "shared_infrastructure"]
     assert inf and "203.0.113" in inf[0].detail
+
+
+def test_redaction_drops_addresses_and_payment_fingerprints():
+    from engine.query.analyst import infra_labels
+    from engine.query.redact import Redactor
+
+    evidence = {"families": [], "templates": [], "infrastructure": [
+        {"type": "ip", "value": "203.0.113.10", "n_accounts": 3, "weight": 0.5},
+        {"type": "subnet", "value": "2001:db8:1::/48", "n_accounts": 12, "weight": 0.09},
+        {"type": "client", "value": "distill-bot/0.3", "n_accounts": 12, "weight": 0.09},
+        {"type": "payment", "value": "card:4242-ab12", "n_accounts": 12, "weight": 0.09}]}
+    signal = {"name": "shared_infrastructure", "detail": "shared /24 203.0.113.0/24 with 41 accounts at 10:20:30",
+              "examples": [{"other_account": "b", "evidence": json.dumps(evidence)}]}
+    out = Redactor(None).redact(signal)
+    text = json.dumps(out)
+    assert "203.0.113" not in text and "2001:db8" not in text and "4242" not in text
+    assert "distill-bot/0.3" in text and "[address]" in out["detail"] and "10:20:30" in out["detail"]
+    assert infra_labels(json.dumps(evidence))[-1] == "payment (12 accounts)"
