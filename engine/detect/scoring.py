@@ -1,7 +1,9 @@
 """Account and ring scores with their evidence: the detection entry point.
 
 Order of work: (1) link accounts by shared rare content and cut the links at the data's own null
-(:mod:`engine.detect.links`); (2) Louvain rings of >= 3 accounts, then outside accounts whose summed
+(:mod:`engine.detect.links`), and by shared infrastructure, each type at its own null
+(:mod:`engine.detect.infra`); (2) Louvain rings of >= 3 accounts over both (one scale and the rule that a
+ring needs content links: :mod:`engine.detect.fusion`), then outside accounts whose summed
 ties to one ring beat the null's chance ties join it (:mod:`engine.detect.rings`); (3) per-account measurements
 (:mod:`engine.detect.signals`, :mod:`engine.detect.elicitation`) with cut-offs taken from the
 accounts outside rings; (4) scores.
@@ -10,7 +12,8 @@ accounts outside rings; (4) scores.
 ``1 - prod(1 - w_i * s_i)``. Shared rare content and ring membership are direct evidence (w = 1);
 templated share and copied share (0.8: most of the account's exchanges are near-copies of other
 accounts' prompts, however popular) and elicitation share (0.7) are strong but have organic uses (an
-app, a student); topic coverage (0.4) only supports. Each signal score is 0 up to its background cut-off
+app, a student); topic coverage (0.4) only supports, and so does shared infrastructure (0.5: never
+enough alone, see :mod:`engine.detect.fusion`). Each signal score is 0 up to its background cut-off
 (99th percentile of non-ring accounts, or the null threshold for links), so an account with no
 shared content and ordinary behaviour scores 0. An account is *flagged* at score >= 0.5, which
 needs one signal clearly past its cut-off (a value just past the 99th percentile scores near 0).
