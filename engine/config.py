@@ -108,6 +108,9 @@ class DetectSettings:
     # Items shared by more accounts than a pair list can hold are tested and linked through a bounded
     # sample of their pairs instead of being skipped (engine.detect.links).
     large_items: bool = True
+    # Infrastructure and request-metadata links (shared IPs, /24s, client strings, payment fingerprints,
+    # synchronised activity) fused with content links (engine.detect.infra, engine.detect.fusion).
+    infra_links: bool = True
 
 
 DEFAULT_DETECT = DetectSettings()

@@ -328,7 +328,8 @@ class PromptGroup(Record):
 
 @dataclass(frozen=True)
 class LinkedAccount(Record):
-    """An account linked to another (table account_links) and the families both sent."""
+    """An account linked to another (table account_links), the families both sent and the infrastructure
+    both use beyond chance (``"subnet 203.0.113.0/24 (41 accounts)"``, from the link's evidence)."""
 
     account_id: str
     weight: float
@@ -338,6 +339,7 @@ class LinkedAccount(Record):
     score: float | None
     ring_id: int | None
     mark: str | None
+    shared_infrastructure: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

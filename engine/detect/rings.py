@@ -163,9 +163,11 @@ def expand_rings(
 
 
 def guard_rings(con: duckdb.DuckDBPyConnection, expansion: RingExpansion, n_accounts: int, *,
-                alpha: float = GUARD_ALPHA, min_size: int = 3) -> RingExpansion:
+                alpha: float = GUARD_ALPHA, min_size: int = 3, exempt: np.ndarray | None = None) -> RingExpansion:
     """Remove from each ring the accounts whose ring-shared prompts do not stand out (module doc).
 
+    ``exempt`` (bool per account): accounts kept whatever their content, e.g. those tied to their ring
+    by a significant infrastructure link.
     Needs ``_rg_rel`` / ``_rg_acc`` as :func:`expand_rings`. Rings keep their order; a ring left with fewer
     than ``min_size`` accounts is dropped (later rings move up one id).
     """
@@ -217,6 +219,8 @@ def guard_rings(con: duckdb.DuckDBPyConnection, expansion: RingExpansion, n_acco
         ni = n[mem]
         tail = np.minimum(binom.sf(xi - 1, ni, p), poisson.sf(xi - 1, m))
         ok = tail < alpha
+        if exempt is not None:
+            ok |= exempt[mem]
         for j in np.flatnonzero(~ok).tolist():
             removed[int(mem[j])] = (r, int(xi[j]), int(ni[j]), p)
         for j in np.flatnonzero(ok).tolist():

@@ -1,7 +1,9 @@
 """Account and ring scores with their evidence: the detection entry point.
 
 Order of work: (1) link accounts by shared rare content and cut the links at the data's own null
-(:mod:`engine.detect.links`); (2) Louvain rings of >= 3 accounts, then outside accounts whose summed
+(:mod:`engine.detect.links`), and by shared infrastructure, each type at its own null
+(:mod:`engine.detect.infra`); (2) Louvain rings of >= 3 accounts over both (one scale and the rule that a
+ring needs content links: :mod:`engine.detect.fusion`), then outside accounts whose summed
 ties to one ring beat the null's chance ties join it (:mod:`engine.detect.rings`); (3) per-account measurements
 (:mod:`engine.detect.signals`, :mod:`engine.detect.elicitation`) with cut-offs taken from the
 accounts outside rings; (4) scores.
@@ -10,7 +12,8 @@ accounts outside rings; (4) scores.
 ``1 - prod(1 - w_i * s_i)``. Shared rare content and ring membership are direct evidence (w = 1);
 templated share and copied share (0.8: most of the account's exchanges are near-copies of other
 accounts' prompts, however popular) and elicitation share (0.7) are strong but have organic uses (an
-app, a student); topic coverage (0.4) only supports. Each signal score is 0 up to its background cut-off
+app, a student); topic coverage (0.4) only supports, and so does shared infrastructure (0.5: never
+enough alone, see :mod:`engine.detect.fusion`). Each signal score is 0 up to its background cut-off
 (99th percentile of non-ring accounts, or the null threshold for links), so an account with no
 shared content and ordinary behaviour scores 0. An account is *flagged* at score >= 0.5, which
 needs one signal clearly past its cut-off (a value just past the 99th percentile scores near 0).
@@ -33,6 +36,8 @@ import numpy as np
 import pyarrow as pa
 
 from engine.config import DEFAULT_DETECT, DEFAULT_THRESHOLD, FLAG_SCORE, DetectSettings
+from engine.detect import fusion as fu
+from engine.detect import infra as ifr
 from engine.detect import links as lk
 from engine.detect import rings as rg
 from engine.detect import signals as sg
@@ -51,6 +56,8 @@ WEIGHTS = {
     "copied_share": 0.8,
     "elicitation": 0.7,
     "coverage": 0.4,
+    # Supporting evidence only: alone it cannot reach the flag score (see engine.detect.fusion).
+    "shared_infrastructure": fu.INFRA_WEIGHT,
 }
 
 
@@ -102,18 +109,26 @@ def score_accounts(
                            large_items=settings.large_items,
                            **({"crowd_members": crowd} if settings.sharer_weights else {"family_crowd": crowd}))
     stage["links"] = time.monotonic() - t0
+    t0 = time.monotonic()
+    infra = ifr.build_infra_links(con, seed=seed, keep_tables=True, enabled=settings.infra_links)
+    stage["infra"] = time.monotonic() - t0
     prog("links", 1, 5)
 
     t0 = time.monotonic()
     n_acc = len(graph.accounts)
     try:
-        expansion = rg.expand_rings(con, rg.find_rings(graph, seed=seed), n_acc, seed=seed,
+        # Louvain on content and infrastructure links together; a community needs content links to be a ring.
+        found = fu.keep_content_rings(rg.find_rings(fu.fused_graph(graph, infra), seed=seed), graph)
+        expansion = rg.expand_rings(con, found, n_acc, seed=seed,
                                     sharer_weights=settings.sharer_weights, familywise=settings.familywise_joins)
         if settings.ring_guard:
-            expansion = rg.guard_rings(con, expansion, n_acc)
+            # Members tied to their ring by a significant infrastructure link passed that link's own null;
+            # the guard asks the others whether their shared content is more than a neighbour's handful.
+            expansion = rg.guard_rings(con, expansion, n_acc, exempt=fu.infra_tied(infra, expansion.rings, n_acc))
     finally:
         lk.drop_link_tables(con)
     ring_members = expansion.rings
+    tied = fu.content_tied(graph, infra, ring_members, expansion.joined)
     ring_of = np.full(n_acc, -1, dtype=np.int64)
     for r, mem in enumerate(ring_members):
         ring_of[mem] = r
@@ -179,8 +194,7 @@ def score_accounts(
     for r, mem in enumerate(ring_members):
         names = [graph.accounts[i] for i in mem]
         inside = np.isin(graph.a, mem) & np.isin(graph.b, mem)
-        n_pairs = len(mem) * (len(mem) - 1) / 2
-        density = float(inside.sum() / n_pairs)
+        density = fu.ring_density(graph, infra, mem)
         tim = sg.ring_timing(con, names, seed=seed)
         s_tim = float(sg.exceed_ratio(np.array([tim["value"]]), tim["background"])[0]) \
             if tim["value"] > 0 else 0.0
@@ -207,6 +221,9 @@ def score_accounts(
             _signal("elicitation", me, cut_e, float(sg.exceed_share(np.array([me]), cut_e)[0]),
                     f"members' mean reasoning-elicitation share {me:.2f}"),
         ]
+        ring_inf = fu.ring_infra(con, infra, mem)
+        if ring_inf is not None:
+            sigs.append(_signal("shared_infrastructure", ring_inf[0], 0.0, ring_inf[0], ring_inf[1], ring_inf[2]))
         p = 1 - sigs[0]["score"]
         for s in sigs[1:]:
             p *= 1 - 0.5 * s["score"]
@@ -215,11 +232,15 @@ def score_accounts(
         n_ex = int(shares["n_ex"][mem].sum())
         summary = (f"{len(mem)} accounts, {n_ex} exchanges; {int(inside.sum())} links over shared "
                    f"{'families' if wf >= wt else 'templates'}; timing sync {tim['value']:.0%}")
+        if ring_inf is not None and ring_inf[0] > 0:
+            summary += f"; {ring_inf[0]:.0%} of member pairs share infrastructure"
         sigs = [s for s in sigs if s["score"] > 0] or sigs[:1]
         ring_rows.append((r, score, len(mem), n_ex, json.dumps(sigs, ensure_ascii=False), summary))
 
+    ifr.drop_infra_tables(con)
+    str_i, s_i, i_links = fu.account_infra(infra)
     # Only accounts with some signal past its cut-off need Python work; the rest score 0.
-    active = (ring_of >= 0) | (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_cp > 0) | (s_e > 0) | (s_c > 0)
+    active = (ring_of >= 0) | (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_cp > 0) | (s_e > 0) | (s_c > 0) | (s_i > 0)
     # Accounts flagged by the mean similarity alone have no prompt past the cut to show: their closest.
     by_mean = [graph.accounts[i] for i in np.flatnonzero((s_e > 0) & (s_e_share < s_e_mean)).tolist()]
     closest_e = _top_elicit(con, [a for a in by_mean if not examples_e.get(a)])
@@ -236,7 +257,10 @@ def score_accounts(
                 x, nx, tail = expansion.shares[i]
                 how += (f"; {x} of its {nx} prompts are ring content (chance for a ring neighbour "
                         f"{tail:.1e})")
-            sigs.append(_signal("ring", ring_score[r], FLAG_SCORE, ring_score[r],
+            # Tied to the ring by infrastructure only: it inherits the ring score at infrastructure's weight.
+            rs = ring_score[r] * (1.0 if tied[i] else fu.INFRA_WEIGHT)
+            how += "" if tied[i] else "; tied to it by shared infrastructure only"
+            sigs.append(_signal("ring", rs, FLAG_SCORE, rs,
                                 f"member of ring {r} ({len(ring_members[r])} accounts){how}",
                                 [{"ring_id": r, "accounts": [graph.accounts[j] for j in ring_members[r][:10]]}]))
         if s_f[i] > 0:
@@ -248,6 +272,9 @@ def score_accounts(
                                 "templates split with other accounts"
                                 + (" (intense member of a significant template)" if intense_acc[i] else ""),
                                 _link_examples(graph, partners.get(i, []), i, "templates")))
+        if s_i[i] > 0:
+            detail, ex = fu.account_signal(infra, i, float(str_i[i]), i_links.get(i, []))
+            sigs.append(_signal("shared_infrastructure", str_i[i], 1.0, s_i[i], detail, ex))
         if s_t[i] > 0:
             sigs.append(_signal("templated_share", shares["templated_share"][i], cut_t, s_t[i],
                                 f"{int(shares['n_templated'][i])} of {int(shares['n_ex'][i])} exchanges use "
@@ -276,18 +303,20 @@ def score_accounts(
                          sigs[0]["name"] if sigs else None, json.dumps(sigs, ensure_ascii=False)))
 
     con.unregister("_sc_elicit")
-    _write(con, graph, ring_rows, acc_rows, [graph.accounts[i] for i in np.flatnonzero(~active).tolist()])
+    _write(con, fu.written_links(graph, infra), ring_rows, acc_rows, [graph.accounts[i] for i in np.flatnonzero(~active).tolist()])
     stage["scores"] = time.monotonic() - t0
     prog("scores", 5, 5)
     n_flag = sum(1 for r in acc_rows if r[1] >= FLAG_SCORE)
     out = {
         "n_links": int(len(graph.a)), "n_candidate_pairs": graph.n_candidate_pairs,
+        "n_infra_links": int(len(infra.a)),
         "n_rings": len(ring_rows), "n_flagged": n_flag, "n_accounts": n_acc,
         "thresholds": {"link_weight": thr, "templated_share": cut_t, "copied_share": cut_cp,
                        "elicitation_share": cut_e,
                        "elicitation_mean": cut_m,
                        "elicitation_similarity": el.threshold, "flag_score": FLAG_SCORE,
-                       "intense_templates": len(graph.intense_templates)},
+                       "intense_templates": len(graph.intense_templates),
+                       "infrastructure": {t: round(c, 6) for t, c in infra.cuts.items()}},
         "stage_seconds": {k: round(v, 3) for k, v in stage.items()},
     }
     log.info("scoring: %d links, %d rings, %d of %d accounts flagged", out["n_links"], out["n_rings"], n_flag, n_acc)

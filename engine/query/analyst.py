@@ -13,6 +13,7 @@ one set of prompts.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -386,8 +387,27 @@ def _links(con: duckdb.DuckDBPyConnection, account_id: str, limit: int = 100) ->
     return tuple(
         LinkedAccount(str(r[0]), round(float(r[1] or 0), 4), int(r[2] or 0), tuple(int(f) for f in r[3]),
                       r[4] or "", None if r[5] is None else round(float(r[5]), 4),
-                      None if r[6] is None else int(r[6]), labels.get(str(r[0])))
+                      None if r[6] is None else int(r[6]), labels.get(str(r[0])), infra_labels(r[4]))
         for r in rows)
+
+
+def infra_labels(evidence: str | None) -> tuple[str, ...]:
+    """Readable lines for a link's infrastructure evidence (``"client distill-bot/0.3 (12 accounts)"``);
+    payment fingerprints are named by type only, and the key-creation date is supporting evidence."""
+    try:
+        items = json.loads(evidence or "{}").get("infrastructure") or []
+    except (ValueError, AttributeError):
+        return ()
+    out = []
+    for e in items:
+        kind = e.get("type")
+        if kind == "sync":
+            out.append(f"sync {e.get('n_windows')} windows")
+        elif kind == "payment":
+            out.append(f"payment ({e.get('n_accounts')} accounts)")
+        else:
+            out.append(f"{'key created' if kind == 'key' else kind} {e.get('value')} ({e.get('n_accounts')} accounts)")
+    return tuple(out)
 
 
 def _latest_marks(con: duckdb.DuckDBPyConnection, kind: str | None, ids: list[str] | None) -> list[Mark]:

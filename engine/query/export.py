@@ -21,7 +21,7 @@ import pyarrow as pa
 from engine.files import atomic_path
 from engine.models import EvidenceExport, Mark, Signal
 from engine.query.redact import DESCRIPTION as REDACTION
-from engine.query.redact import Redactor, excerpt, fingerprint_hex
+from engine.query.redact import Redactor, excerpt, fingerprint_hex, scrub_addresses
 from engine.store.workspace import Store
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,9 @@ def write_bundle(store: Store, target_kind: str, target_id: str, doc: dict, acco
         if redact:
             redactor = Redactor(store).prepare([doc] + [row[-1] for row in signal_rows])
             doc = dict(redactor.redact(doc), redacted=True, redaction=REDACTION)
-            signal_rows = [row[:-1] + (redactor.redact(row[-1]),) for row in signal_rows]
+            # The detail (index 6) may quote a shared address (infrastructure signals).
+            signal_rows = [row[:6] + (scrub_addresses(row[6]),) + row[7:-1] + (redactor.redact(row[-1]),)
+                           for row in signal_rows]
         with open(tmp / "signals.csv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(("target_kind", "target_id", "signal", "value", "background", "score", "detail",

@@ -17,10 +17,17 @@ Template patterns are treated the same way (a pattern is the fixed text of many 
 IPs, the `meta` column, analysts' free-text mark notes and the workspace path (it names a user's home
 folder) are dropped; account ids, exchange ids, prompt/family/template ids, models, times, scores and
 signal figures stay, since they are the evidence and name no person by themselves.
+
+Infrastructure evidence (`engine.detect.infra`) names addresses and payment fingerprints: an entry
+`{"type": "ip" | "subnet" | "payment", "value": ...}` loses its `value` (the type, the number of accounts
+and the weight stay: "a /24 shared by 41 accounts" is the evidence, which /24 is not needed to weigh it),
+and addresses quoted in free text (a signal's `detail`, a ring's `summary`) become `[address]`. Client
+strings and key-creation dates stay: they name software and a day, not a person.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterable
@@ -44,6 +51,14 @@ PATTERN_KEYS = frozenset({"pattern", "template_pattern"})
 DROPPED_KEYS = frozenset({"response", "ip", "meta", "note", "workspace"})
 # Keys whose string value is JSON written by the scorer (a link's evidence): redacted inside.
 JSON_TEXT_KEYS = frozenset({"evidence"})
+# Infrastructure evidence types whose "value" names a network or a card (engine.detect.infra.PRIVATE_TYPES).
+PRIVATE_INFRA_TYPES = frozenset({"ip", "subnet", "payment"})
+# Free-text keys whose addresses are scrubbed.
+PROSE_KEYS = frozenset({"detail", "summary"})
+# Anything shaped like an IPv4 or IPv6 address, with an optional prefix length; validated before it is
+# replaced, so a time such as 10:20:30 stays.
+_ADDRESS = re.compile(r"(?<![\w:.])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})"
+                      r"(?:/\d{1,3})?(?![\w:])")
 
 # The scorer's examples quote prompts cut to this many characters (`left(p.text, 200)`).
 _QUOTED_CHARS = 200
@@ -54,8 +69,21 @@ _HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\
 DESCRIPTION = (
     "prompt text and template patterns replaced by <key>_fingerprint (16 hex digits: blake2b-64 of the "
     "normalised prompt, as prompts.fingerprint) and <key>_excerpt (at most 40 characters and half the "
-    "text, cut at a word); responses, IPs, meta, mark notes and the workspace path left out"
+    "text, cut at a word); responses, IPs, meta, mark notes and the workspace path left out; addresses and "
+    "payment fingerprints in infrastructure evidence left out"
 )
+
+
+def scrub_addresses(text: str) -> str:
+    """`text` with every IPv4/IPv6 address or network in it replaced by `[address]`."""
+    def sub(m: re.Match) -> str:
+        try:
+            ipaddress.ip_network(m.group(0), strict=False)
+        except ValueError:
+            return m.group(0)
+        return "[address]"
+
+    return _ADDRESS.sub(sub, text)
 
 
 def fingerprint_hex(value: int) -> str:
@@ -139,10 +167,13 @@ class Redactor:
         """A redacted copy of `value` (see the module docstring); account ids and figures are kept."""
         if isinstance(value, dict):
             out: dict[str, Any] = {}
+            private = value.get("type") in PRIVATE_INFRA_TYPES
             for key, item in value.items():
-                if key in DROPPED_KEYS:
+                if key in DROPPED_KEYS or (private and key == "value"):
                     continue
-                if isinstance(item, str) and key in PROMPT_TEXT_KEYS:
+                if isinstance(item, str) and key in PROSE_KEYS:
+                    out[key] = scrub_addresses(item)
+                elif isinstance(item, str) and key in PROMPT_TEXT_KEYS:
                     id_key = PROMPT_TEXT_KEYS[key]
                     out[f"{key}_fingerprint"] = self.prompt_fingerprint(item, value.get(id_key) if id_key else None)
                     out[f"{key}_excerpt"] = excerpt(item)

@@ -24,7 +24,7 @@ from engine.errors import CopyhoundError
 from engine.files import atomic_write
 from engine.models import Signal
 from engine.query.redact import DESCRIPTION as REDACTION
-from engine.query.redact import Redactor
+from engine.query.redact import Redactor, scrub_addresses
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,8 @@ def _blocks(engine, top: int, redact: bool) -> list[_Block]:
     redactor = None
     if redact:
         redactor = Redactor(engine.store).prepare(list(s.examples) for r in rings for s in r.signals)
+    # Infrastructure signals quote shared addresses in their detail: scrubbed when redacted.
+    prose = scrub_addresses if redact else str
     where: Inline = [_Raw("Workspace ("), _Raw("path left out"), _Raw(")")] if redact else \
         [_Raw("Workspace "), _Code(str(status.workspace))]
     out = [_Block("h1", ([_Raw("copyhound case report")],))]
@@ -112,13 +114,13 @@ def _blocks(engine, top: int, redact: bool) -> list[_Block]:
         out += [
             _Block("h3", ([_Raw(f"Ring {ring.ring_id}: score {ring.score:.2f}, {len(ring.accounts)} accounts, "
                                 f"{ring.n_exchanges:,} exchanges")],)),
-            _Block("p", ([_Text(ring.summary or "")],)),
+            _Block("p", ([_Text(prose(ring.summary or ""))],)),
             _Block("p", (members,)),
         ]
         rows = [[[_Raw(h)] for h in ("signal", "value", "background cut-off", "score", "detail")]]
         for s in sorted(ring.signals, key=lambda s: -s.score):
             rows.append([[_Text(s.name)], [_Raw(f"{s.value:.4g}")], [_Raw(f"{s.background:.4g}")],
-                         [_Raw(f"{s.score:.2f}")], [_Text(s.detail)]])
+                         [_Raw(f"{s.score:.2f}")], [_Text(prose(s.detail))]])
         out.append(_Block("table", tuple(rows)))
         for s in ring.signals:
             examples = _example_lines(s, redactor)

@@ -49,7 +49,7 @@ class AccountScreen(PivotScreen):
             yield ActivityChart(id="timeline")
             yield Static("Prompts by family and template", id="groups-title", classes="section")
             yield DataTable(id="groups", cursor_type="row", zebra_stripes=True)
-            yield Static("Linked accounts (shared rare content)", classes="section")
+            yield Static("Linked accounts (shared rare content or infrastructure)", classes="section")
             yield DataTable(id="links", cursor_type="row", zebra_stripes=True)
 
     def setup(self) -> None:
@@ -58,7 +58,7 @@ class AccountScreen(PivotScreen):
         self.query_one("#groups", DataTable).add_columns("family", "template", "prompts", "exch", "accts in family",
                                                          "first", "last", "example")
         self.query_one("#links", DataTable).add_columns("account", "weight", "shared", "shared families", "score",
-                                                        "ring", "mark")
+                                                        "ring", "mark", "shared infrastructure")
 
     def show(self, v: AccountView) -> None:
         self.data = v
@@ -85,7 +85,8 @@ class AccountScreen(PivotScreen):
         fill(self.query_one("#links", DataTable), (
             (ln.account_id, (short(ln.account_id, 24), f"{ln.weight:.2f}", str(ln.n_shared),
                              short(", ".join(map(str, ln.shared_families)), 30), score(ln.score),
-                             "" if ln.ring_id is None else str(ln.ring_id), ln.mark or ""))
+                             "" if ln.ring_id is None else str(ln.ring_id), ln.mark or "",
+                             short("; ".join(ln.shared_infrastructure), 40)))
             for ln in v.links))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
