@@ -111,6 +111,10 @@ class DetectSettings:
     # Infrastructure and request-metadata links (shared IPs, /24s, client strings, payment fingerprints,
     # synchronised activity) fused with content links (engine.detect.infra, engine.detect.fusion).
     infra_links: bool = True
+    # Single-purpose accounts (one template is nearly all they send, at volume: integrations) draw no
+    # evidence from content they share only with each other, nor from their shared share, nor join rings
+    # by summed ties (engine.detect.signals.single_purpose).
+    single_purpose: bool = True
 
 
 DEFAULT_DETECT = DetectSettings()

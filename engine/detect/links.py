@@ -54,7 +54,7 @@ import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LinkGraph", "account_volumes", "build_links", "coherence", "drop_link_tables", "relations",
+__all__ = ["LinkGraph", "account_volumes", "drop_links", "build_links", "coherence", "drop_link_tables", "relations",
            "shuffle_relations", "template_specificity"]
 
 # Token length at which a template's fixed text counts as ~63 % specific (one sentence).
@@ -62,6 +62,9 @@ _SPEC_TOKENS = 12.0
 # Items with more accounts than this link them through a sample of their pairs (`_pair_sql`): all pairs
 # of a 5,000-account item would be 12.5 million rows, its sampled ring 100,000.
 MAX_PAIR_ACCOUNTS = 500
+# Coherence (mean shared share of its accounts) a template past MAX_PAIR_ACCOUNTS needs before the
+# intense-member test links its members: most of what they send is shared content.
+LARGE_ITEM_COHERENCE = 0.5
 # Neighbours on each side of an account in a large item's sampled ring of pairs.
 SAMPLE_HALF_WIDTH = 10
 # Pseudo-prompts added to an account's volume when its shared share is taken: one prompt that happens to
@@ -89,6 +92,20 @@ class LinkGraph:
     n_candidate_pairs: int
     intense_templates: tuple[int, ...] = ()
     evidence: dict[tuple[int, int], dict] = field(default_factory=dict)
+
+
+def drop_links(graph: LinkGraph, drop: np.ndarray) -> LinkGraph:
+    """The graph without the links where ``drop`` (bool per link) is set."""
+    keep = ~np.asarray(drop, dtype=bool)
+    if keep.all():
+        return graph
+    idx = np.flatnonzero(keep)
+    ev = {k: v for k, v in graph.evidence.items()} if graph.evidence else {}
+    kept_pairs = set(zip(graph.a[idx].tolist(), graph.b[idx].tolist(), strict=True))
+    ev = {k: v for k, v in ev.items() if k in kept_pairs}
+    return LinkGraph(graph.accounts, graph.a[idx], graph.b[idx], graph.weight[idx], graph.n_shared[idx],
+                     graph.w_family[idx], graph.w_template[idx], graph.threshold, graph.n_candidate_pairs,
+                     graph.intense_templates, ev)
 
 
 def template_specificity(fixed_tokens: np.ndarray) -> np.ndarray:
@@ -206,7 +223,7 @@ def build_links(
             GROUP BY x.acc, m.template_id
         ), allrel AS (SELECT * FROM fam UNION ALL SELECT * FROM tpl)
         SELECT acc, kind, item, 1.0 + ln(np) AS u, np, s, label,
-               count(*) OVER (PARTITION BY kind, item) AS k, 1.0::DOUBLE AS coherence, NULL::DOUBLE AS crowd,
+               count(*) OVER (PARTITION BY kind, item) AS k, NULL::DOUBLE AS coherence, NULL::DOUBLE AS crowd,
                s AS s_base
         FROM allrel
         """
@@ -258,7 +275,7 @@ def build_links(
     threshold = float(np.quantile(pooled, null_quantile)) if len(pooled) else 0.0
 
     # Intense templates: binomial test on members whose intensity is past the 99th percentile.
-    intense = _intense_templates(con)
+    intense = _intense_templates(con, max_item_accounts)
 
     own = pa.table({"acc": np.arange(len(accounts), dtype=np.int64), "w": own_null})  # noqa: F841
     con.execute("CREATE OR REPLACE TEMP TABLE own_null AS SELECT * FROM own")
@@ -422,9 +439,18 @@ def _poisson_sf(x: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return out
 
 
-def _intense_templates(con: duckdb.DuckDBPyConnection) -> list[int]:
-    """Templates with significantly many intense members; fills temp table ``_rg_intense(acc, item)``."""
-    rel = con.execute("SELECT item, u FROM _rg_rel WHERE kind = 'T' ORDER BY item").fetchnumpy()
+def _intense_templates(con: duckdb.DuckDBPyConnection, max_pair_accounts: int = MAX_PAIR_ACCOUNTS) -> list[int]:
+    """Templates with significantly many intense members; fills temp table ``_rg_intense(acc, item)``.
+
+    Templates past ``max_pair_accounts`` accounts are tested only when their coherence (sharer weights)
+    reaches ``LARGE_ITEM_COHERENCE``: over thousands of accounts the Poisson test finds any excess
+    significant, and a stock phrase ordinary users repeat a little more than average would link
+    thousands of them; a template whose accounts mostly send shared content is what a campaign is.
+    """
+    rel = con.execute(
+        f"SELECT item, u FROM _rg_rel WHERE kind = 'T' AND (k <= {int(max_pair_accounts)} "
+        f"OR coalesce(coherence, 0) >= {LARGE_ITEM_COHERENCE}) ORDER BY item"
+    ).fetchnumpy()
     u = np.asarray(rel["u"], dtype=np.float64)
     con.execute("CREATE OR REPLACE TEMP TABLE _rg_intense (acc BIGINT, item BIGINT)")
     if len(u) == 0:
@@ -518,7 +544,7 @@ def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int
         entry: dict = {"id": int(item), "n_accounts": int(k), "weight": round(float(contrib), 4),
                        "prompt_a": int(pida), "text_a": ta, "prompt_b": int(pidb), "text_b": tb,
                        # Mean shared share of the item's accounts: how little else they send.
-                       "coherence": round(float(coherence), 3)}
+                       "coherence": round(float(coherence), 3) if coherence is not None else None}
         if kind == "F":
             # Accounts writing anything within the who-else radius; with sharer weights, those outside
             # the family count by how ordinary their traffic is.

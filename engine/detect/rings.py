@@ -81,6 +81,7 @@ def expand_rings(
     max_pair_accounts: int = MAX_PAIR_ACCOUNTS,
     sharer_weights: bool = True,
     familywise: bool = True,
+    exclude: np.ndarray | None = None,
 ) -> RingExpansion:
     """Add to each ring the outside accounts tied to it as a whole, not to any one member.
 
@@ -97,7 +98,9 @@ def expand_rings(
     ``familywise``: the cut is the strongest chance tie of all draws instead of their ``null_quantile``:
     a per-account quantile lets that share of *all* outside accounts in, which at a million exchanges
     is hundreds of ordinary accounts; the maximum over every outside account of ``n_null`` draws lets
-    in about one in ``n_null`` workspaces, whatever their size.
+    in about one in ``n_null`` workspaces, whatever their size. ``exclude`` (bool per account): accounts
+    that never join by ties (single-purpose integrations: every prompt of theirs is one template, so any
+    public template they share with a ring ties all of their traffic to it).
     """
     if not rings:
         return RingExpansion(rings, {}, math.inf)
@@ -155,6 +158,8 @@ def expand_rings(
         n = np.asarray(t["n"], dtype=np.int64)[first]
         ring = np.asarray(t["ring"], dtype=np.int64)[first]
         for i in np.flatnonzero((tie > threshold) & (n >= min_ties)).tolist():
+            if exclude is not None and exclude[acc[first[i]]]:
+                continue
             joined[int(acc[first[i]])] = (int(ring[i]), float(tie[i]), int(n[i]))
     out = [np.array(sorted(set(mem.tolist()) | {a for a, (r2, _, _) in joined.items() if r2 == r}), dtype=np.int64)
            for r, mem in enumerate(rings)]

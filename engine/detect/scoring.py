@@ -108,6 +108,10 @@ def score_accounts(
     graph = lk.build_links(con, seed=seed, keep_tables=True, sharer_weights=settings.sharer_weights,
                            large_items=settings.large_items,
                            **({"crowd_members": crowd} if settings.sharer_weights else {"family_crowd": crowd}))
+    # Single-purpose accounts (integrations): content they share only with each other is no evidence.
+    single = (sg.single_purpose(con, graph.accounts) if settings.single_purpose
+              else np.zeros(len(graph.accounts), dtype=bool))
+    graph = lk.drop_links(graph, single[graph.a] & single[graph.b])
     stage["links"] = time.monotonic() - t0
     t0 = time.monotonic()
     infra = ifr.build_infra_links(con, seed=seed, keep_tables=True, enabled=settings.infra_links)
@@ -120,7 +124,8 @@ def score_accounts(
         # Louvain on content and infrastructure links together; a community needs content links to be a ring.
         found = fu.keep_content_rings(rg.find_rings(fu.fused_graph(graph, infra), seed=seed), graph)
         expansion = rg.expand_rings(con, found, n_acc, seed=seed,
-                                    sharer_weights=settings.sharer_weights, familywise=settings.familywise_joins)
+                                    sharer_weights=settings.sharer_weights, familywise=settings.familywise_joins,
+                                    exclude=single)
         if settings.ring_guard:
             # Members tied to their ring by a significant infrastructure link passed that link's own null;
             # the guard asks the others whether their shared content is more than a neighbour's handful.
@@ -151,13 +156,14 @@ def score_accounts(
     cut_t = sg.background_cut(shares["templated_share"], bg)
     cut_e = sg.background_cut(shares["elicit_share"], bg)
     cut_c = sg.coverage_cut(cov["evenness"], cov["n_prompts"], bg)
-    s_t = sg.exceed_share(shares["templated_share"], cut_t)
+    # A single-purpose account's shares are ~1 by what it is (one template): no evidence of copying.
+    s_t = np.where(single, 0.0, sg.exceed_share(shares["templated_share"], cut_t))
     # Copied share: most of what the account sends is a near-copy of what other accounts send. Links
     # discount a family by its crowd (a viral prompt says nothing about who knows whom), so accounts
     # pasting from one big shared question bank link weakly to each other; what sets them apart from
     # a viral prompt's senders is that copies are nearly all they send.
     cut_cp = sg.background_cut(shares["copied_share"], bg)
-    s_cp = sg.exceed_share(shares["copied_share"], cut_cp)
+    s_cp = np.where(single, 0.0, sg.exceed_share(shares["copied_share"], cut_cp))
     s_e_share = sg.exceed_share(shares["elicit_share"], cut_e)
     # Consistency: the account's mean exemplar similarity past the background's 99th percentile, scaled
     # to reach 1 at the per-prompt threshold (where every prompt of the account would be flagged).

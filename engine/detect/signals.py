@@ -25,6 +25,7 @@ __all__ = [
     "PRIOR_EXCHANGES",
     "SHARED_TEMPLATES_SQL",
     "account_shares",
+    "single_purpose",
     "background_cut",
     "coverage",
     "exceed_share",
@@ -61,6 +62,49 @@ def exceed_ratio(value: np.ndarray, cut: float) -> np.ndarray:
         return np.where(v > 0, 1.0, 0.0)
     with np.errstate(divide="ignore"):
         return np.clip(1.0 - cut / np.where(v > 0, v, np.inf), 0.0, 1.0) * (v > cut)
+
+
+# An account is single-purpose when one fixed opening (or closing) starts (ends) at least this share of
+# its distinct prompts...
+SINGLE_PURPOSE_SHARE = 0.9
+# ...and it sent at least this many: a person does not fill one template a hundred times, an
+# integration (a customer's product calling the API with its own prompt) does all day.
+SINGLE_PURPOSE_MIN_PROMPTS = 100
+# Characters of normalised text that make the fixed opening or closing: a sentence's first words.
+SINGLE_PURPOSE_CHARS = 32
+
+
+def single_purpose(con: duckdb.DuckDBPyConnection, accounts: tuple[str, ...]) -> np.ndarray:
+    """Bool per account (in ``accounts`` order, sorted ids): one prompt is nearly all it sends, at volume.
+
+    "One prompt": the same first (or last) ``SINGLE_PURPOSE_CHARS`` characters of normalised text,
+    the fixed instruction of a product's template; read off the text, not the mined templates, which
+    split one integration's prompt by its slots. Such accounts are customers' integrations far more
+    often than campaigns: a product calls the API with its own prompt, and popular prompts (an SDK's
+    example, a vendor's plug-in) run at many companies at once, so two integrations share a template
+    and dozens of near-copy families without knowing of each other. Content shared only among them is
+    therefore no evidence (see `engine.detect.scoring`); a campaign's heavy sweep accounts still link to
+    its other accounts.
+    """
+    r = con.execute(
+        f"""
+        WITH ap AS (
+            SELECT DISTINCT e.account_id, e.prompt_id FROM exchanges e
+        ), vol AS (
+            SELECT account_id, count(*) AS n FROM ap GROUP BY account_id
+            HAVING count(*) >= {SINGLE_PURPOSE_MIN_PROMPTS}
+        ), txt AS (
+            SELECT ap.account_id, p.normalized FROM ap JOIN vol USING (account_id) JOIN prompts p USING (prompt_id)
+        ), ends AS (
+            SELECT account_id, left(normalized, {SINGLE_PURPOSE_CHARS}) AS k, count(*) AS c FROM txt GROUP BY 1, 2
+            UNION ALL
+            SELECT account_id, right(normalized, {SINGLE_PURPOSE_CHARS}) AS k, count(*) AS c FROM txt GROUP BY 1, 2
+        ), top AS (SELECT account_id, max(c) AS c FROM ends GROUP BY account_id)
+        SELECT v.account_id FROM vol v JOIN top t USING (account_id) WHERE t.c >= {SINGLE_PURPOSE_SHARE} * v.n
+        """
+    ).fetchall()
+    names = {x[0] for x in r}
+    return np.array([a in names for a in accounts], dtype=bool)
 
 
 def account_shares(
