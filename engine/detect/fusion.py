@@ -8,8 +8,15 @@ clients, payment fingerprints, synchronised windows).
 give": a content link weighs ``weight / content threshold`` (at least 1: a link kept by the
 intense-template test counts as at the cut), an infrastructure link ``INFRA_WEIGHT * weight / combined
 cut`` (its weight is already a sum of per-type ratios to their cuts, see the infra module). A pair
-linked both ways adds the two. Louvain runs on these fused weights, so infrastructure can tie
-together parts of a campaign whose content links are sparse, but at half the pull of content.
+linked both ways adds the two (the weights written to ``account_links``).
+
+**Rings come from content; infrastructure attaches.** Louvain runs on content links only. Proxy
+networks are rented by several operators at once, so infrastructure links bridge *different*
+campaigns: Louvain over fused weights merged campaigns of a season into one ring (purity 0.14 on the
+season profile at 100k exchanges). An account outside every ring then joins the ring it has the most
+significant infrastructure links to, when that is at least ``MIN_INFRA_TIES`` of its members
+(:func:`attach_by_infra`): a diluted account whose campaign prompts are too few to tie it by content,
+sent through the campaign's proxies, joins its campaign's ring.
 
 **Infrastructure is supporting evidence** (``INFRA_WEIGHT`` = 0.5, the weight of the
 ``shared_infrastructure`` signal in the scorer's noisy-OR). Households, coworkers behind one office
@@ -33,11 +40,13 @@ import numpy as np
 from engine.detect.infra import InfraLinks, describe_ring
 from engine.detect.links import LinkGraph
 
-__all__ = ["INFRA_WEIGHT", "MIN_CONTENT_LINKS", "account_infra", "account_signal", "content_tied", "fused_graph",
+__all__ = ["INFRA_WEIGHT", "MIN_CONTENT_LINKS", "MIN_INFRA_TIES", "account_infra", "attach_by_infra", "account_signal", "content_tied", "fused_graph",
            "keep_content_rings", "ring_density", "ring_infra", "written_links"]
 
 INFRA_WEIGHT = 0.5
 MIN_CONTENT_LINKS = 2
+# Significant infrastructure links to members of one ring an outside account needs to join it.
+MIN_INFRA_TIES = 2
 
 
 def _content_scale(graph: LinkGraph) -> float:
@@ -87,6 +96,41 @@ def written_links(graph: LinkGraph, infra: InfraLinks) -> LinkGraph:
     n = len(graph.accounts)
     in_content = np.isin(infra.a * n + infra.b, graph.a * n + graph.b)
     return _union(graph, infra, graph.weight, np.where(in_content, 0.0, iw), infra.n_shared)
+
+
+def attach_by_infra(infra: InfraLinks, rings: list[np.ndarray], n_accounts: int,
+                    exclude: np.ndarray | None = None) -> tuple[list[np.ndarray], dict[int, tuple[int, int]]]:
+    """Rings with the outside accounts that have ``MIN_INFRA_TIES`` or more significant infrastructure links
+    to one ring's members (the ring with most such links; ties to the earlier ring), and at least half of
+    all their infrastructure links there: an account of a proxy network that several operators rent links
+    to all of its users, and says nothing about which campaign it belongs to. Returns the rings and
+    ``{account: (ring, links)}`` for the accounts attached. ``exclude``: accounts never attached."""
+    if not rings or len(infra.a) == 0:
+        return rings, {}
+    ring_of = np.full(n_accounts, -1, dtype=np.int64)
+    for r, mem in enumerate(rings):
+        ring_of[mem] = r
+    # Directed (outsider, ring) pairs of every infra link with one end in a ring and the other outside.
+    ra, rb = ring_of[infra.a], ring_of[infra.b]
+    out_acc = np.concatenate([infra.a[(ra < 0) & (rb >= 0)], infra.b[(rb < 0) & (ra >= 0)]])
+    to_ring = np.concatenate([rb[(ra < 0) & (rb >= 0)], ra[(rb < 0) & (ra >= 0)]])
+    if exclude is not None and len(out_acc):
+        keep = ~exclude[out_acc]
+        out_acc, to_ring = out_acc[keep], to_ring[keep]
+    if len(out_acc) == 0:
+        return rings, {}
+    pairs, counts = np.unique(out_acc * len(rings) + to_ring, return_counts=True)
+    acc, ring = pairs // len(rings), pairs % len(rings)
+    # Per account its best ring: most links, then the lower ring id (np.lexsort: last key first).
+    order = np.lexsort((ring, -counts, acc))
+    acc, ring, counts = acc[order], ring[order], counts[order]
+    first = np.r_[True, acc[1:] != acc[:-1]]
+    degree = np.bincount(np.concatenate([infra.a, infra.b]), minlength=n_accounts)
+    attached = {int(a): (int(r), int(c)) for a, r, c in zip(acc[first], ring[first], counts[first], strict=True)
+                if c >= MIN_INFRA_TIES and 2 * c >= degree[a]}
+    grown = [np.array(sorted(set(mem.tolist()) | {a for a, (r2, _) in attached.items() if r2 == r}), dtype=np.int64)
+             for r, mem in enumerate(rings)]
+    return grown, attached
 
 
 def keep_content_rings(rings: list[np.ndarray], graph: LinkGraph) -> list[np.ndarray]:

@@ -67,6 +67,8 @@ class RingExpansion:
     removed: dict[int, tuple[int, int, int, float]] = field(default_factory=dict)
     # Ring-shared prompts and distinct prompts of each ring account, and the tail probability it passed at.
     shares: dict[int, tuple[int, int, float]] = field(default_factory=dict)
+    # Accounts attached by infrastructure links (engine.detect.fusion.attach_by_infra): index -> (ring, links).
+    attached: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 def expand_rings(
@@ -238,10 +240,12 @@ def guard_rings(con: duckdb.DuckDBPyConnection, expansion: RingExpansion, n_acco
     in_kept = set().union(*(set(m.tolist()) for m in kept)) if kept else set()
     joined = {a: (old_to_new[r], w, k) for a, (r, w, k) in expansion.joined.items()
               if a in in_kept and old_to_new[r] is not None}
+    attached = {a: (old_to_new[r], k) for a, (r, k) in expansion.attached.items()
+                if a in in_kept and old_to_new[r] is not None}
     shares = {a: v for a, v in shares.items() if a in in_kept}
     log.info("rings: the bystander guard removed %d accounts, %d of %d rings kept", len(removed), len(kept),
              len(rings))
-    return replace(expansion, rings=kept, joined=joined, removed=removed, shares=shares)
+    return replace(expansion, rings=kept, joined=joined, removed=removed, shares=shares, attached=attached)
 
 
 def find_rings(graph: LinkGraph, *, min_size: int = 3, seed: int = 0) -> list[np.ndarray]:

@@ -30,6 +30,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import duckdb
 import numpy as np
@@ -121,11 +122,13 @@ def score_accounts(
     t0 = time.monotonic()
     n_acc = len(graph.accounts)
     try:
-        # Louvain on content and infrastructure links together; a community needs content links to be a ring.
-        found = fu.keep_content_rings(rg.find_rings(fu.fused_graph(graph, infra), seed=seed), graph)
-        expansion = rg.expand_rings(con, found, n_acc, seed=seed,
+        # Rings are content communities; infrastructure only attaches outside accounts to them
+        # (engine.detect.fusion: proxy networks bridge different campaigns).
+        expansion = rg.expand_rings(con, rg.find_rings(graph, seed=seed), n_acc, seed=seed,
                                     sharer_weights=settings.sharer_weights, familywise=settings.familywise_joins,
                                     exclude=single)
+        grown, attached = fu.attach_by_infra(infra, expansion.rings, n_acc, exclude=single)
+        expansion = replace(expansion, rings=grown, attached=attached)
         if settings.ring_guard:
             # Members tied to their ring by a significant infrastructure link passed that link's own null;
             # the guard asks the others whether their shared content is more than a neighbour's handful.
