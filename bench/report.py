@@ -260,6 +260,48 @@ def _detection(results: list[Result]) -> list[str]:
         ["scenario", "encoder", "method", *KIND_HEADERS, "viral rings", "organic rings", "seconds", *PROVENANCE], rows)
 
 
+def _rec2(v: dict[str, Any] | None) -> str:
+    """Recall at 1% / 0.1% organic FPR."""
+    if not v:
+        return "-"
+    return f"{_ratio(v.get('recall_at_1pct_fpr'))} / {_ratio(v.get('recall_at_01pct_fpr'))}"
+
+
+def _detection_at_scale(results: list[Result]) -> list[str]:
+    rows = []
+    for name, data in results:
+        if bench_of(name, data) != "detect_scale":
+            continue
+        for config, run in data.get("runs", {}).items():
+            q = run.get("quality", {})
+            shapes = q.get("shapes") or {}
+            neg = q.get("negatives", {})
+            apps = neg.get("single_app", [])
+            ringed = [q["kinds"][k].get("campaigns_ringed") for k in KINDS if k in q.get("kinds", {})]
+            rows.append([data.get("profile", "default"), _num(data.get("exchanges")), config,
+                         *[_rec2(q.get("kinds", {}).get(k)) for k in KINDS],
+                         _ratio(shapes.get("diluted", {}).get("recall_at_1pct_fpr")) if shapes else "-",
+                         _ratio(shapes.get("thin", {}).get("recall_at_1pct_fpr")) if shapes else "-",
+                         " / ".join(_ratio(x) for x in ringed) if ringed else "-",
+                         _num(len(neg.get("organic_rings", []))),
+                         _num(sum(1 for a in apps if a.get("above_cut"))) + f" of {len(apps)}",
+                         _num((neg.get("bank_bystanders") or {}).get("in_ring")) if neg.get("bank_bystanders") else "-",
+                         _secs(run.get("seconds")), *_provenance(name, data)])
+    if not rows:
+        return []
+    return ["## Detection at scale, and what each mechanism buys (`bench/detect_scale.py`)", "",
+            "The scoring stage run again on one scanned workspace per row group, with every detection "
+            "mechanism on (*all*, what a scan runs), each one off alone, and all off (*none*: detection as it "
+            "was before them). Kinds: recall of campaign accounts at 1% / 0.1% organic false-positive rate. "
+            "Diluted and thin: recall at 1% of the season profile's accounts whose campaign traffic is under "
+            "half of what they send, and of those with 2-5 exchanges. Ringed: share of each kind's campaigns "
+            "with >= 80% of their accounts in one ring of purity >= 0.9 (kinds in the order of the columns). "
+            "Apps: single-account integrations above the 1% cut. Bystanders: organic users who sent a few "
+            "public-bank prompts, in a ring.", ""] + _table(
+        ["profile", "exchanges", "mechanisms", *KIND_HEADERS, "diluted", "thin", "ringed", "organic rings",
+         "apps", "bystanders in rings", "scoring s", *PROVENANCE], rows)
+
+
 def _join(results: list[Result]) -> list[str]:
     rows = []
     for name, data in results:
@@ -420,7 +462,7 @@ def _tui(results: list[Result]) -> list[str]:
 
 
 SECTIONS: tuple[Callable[[list[Result]], list[str]], ...] = (
-    _scale, _detection, _join, _thresholds, _encoders, _pipeline, _templates, _tui, _files)
+    _scale, _detection, _detection_at_scale, _join, _thresholds, _encoders, _pipeline, _templates, _tui, _files)
 
 
 def render(results: list[Result]) -> str:

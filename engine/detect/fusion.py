@@ -23,8 +23,7 @@ sent through the campaign's proxies, joins its campaign's ring.
 NAT, a class on campus Wi-Fi and a team sharing one SDK build all share infrastructure honestly; an
 organisation with 30 accounts on one office /24 is not a campaign. So:
 
-- a community of the fused graph is a ring only when it holds at least ``MIN_CONTENT_LINKS`` content
-  links (three accounts tied by shared rare content): infrastructure alone makes no ring;
+- rings are communities of content links: infrastructure alone makes no ring;
 - a ring member tied to the ring by infrastructure only (no content link to a member, not joined by
   its summed content ties) inherits the ring score times ``INFRA_WEIGHT``;
 - the account signal scores ``1 - cut / strength`` (0 at the cut, 0.5 at twice it) and weighs 0.5, so
@@ -40,11 +39,10 @@ import numpy as np
 from engine.detect.infra import InfraLinks, describe_ring
 from engine.detect.links import LinkGraph
 
-__all__ = ["INFRA_WEIGHT", "MIN_CONTENT_LINKS", "MIN_INFRA_TIES", "account_infra", "attach_by_infra", "account_signal", "content_tied", "fused_graph",
-           "keep_content_rings", "ring_density", "ring_infra", "written_links"]
+__all__ = ["INFRA_WEIGHT", "MIN_INFRA_TIES", "account_infra", "account_signal", "attach_by_infra", "content_tied",
+           "infra_tied", "ring_density", "ring_infra", "written_links"]
 
 INFRA_WEIGHT = 0.5
-MIN_CONTENT_LINKS = 2
 # Significant infrastructure links to members of one ring an outside account needs to join it.
 MIN_INFRA_TIES = 2
 
@@ -74,15 +72,6 @@ def _union(graph: LinkGraph, infra: InfraLinks, content_w: np.ndarray, infra_w: 
         evidence[key] = {"families": [], "templates": [], **evidence.get(key, {}), "infrastructure": ev}
     return LinkGraph(graph.accounts, a.astype(np.int64), b.astype(np.int64), w, shared, wf, wt, graph.threshold,
                      graph.n_candidate_pairs, graph.intense_templates, evidence)
-
-
-def fused_graph(graph: LinkGraph, infra: InfraLinks) -> LinkGraph:
-    """Content and infra links on the normalised scale (1.0 = at a channel's chance cut), for Louvain."""
-    if len(infra.a) == 0:
-        return graph
-    cw = np.maximum(graph.weight / _content_scale(graph), 1.0)
-    iw = INFRA_WEIGHT * infra.weight / infra.threshold
-    return _union(graph, infra, cw, iw, infra.n_shared)
 
 
 def written_links(graph: LinkGraph, infra: InfraLinks) -> LinkGraph:
@@ -131,16 +120,6 @@ def attach_by_infra(infra: InfraLinks, rings: list[np.ndarray], n_accounts: int,
     grown = [np.array(sorted(set(mem.tolist()) | {a for a, (r2, _) in attached.items() if r2 == r}), dtype=np.int64)
              for r, mem in enumerate(rings)]
     return grown, attached
-
-
-def keep_content_rings(rings: list[np.ndarray], graph: LinkGraph) -> list[np.ndarray]:
-    """The communities with at least ``MIN_CONTENT_LINKS`` content links inside (order kept)."""
-    out = []
-    for mem in rings:
-        inside = np.isin(graph.a, mem) & np.isin(graph.b, mem)
-        if int(inside.sum()) >= MIN_CONTENT_LINKS:
-            out.append(mem)
-    return out
 
 
 def content_tied(graph: LinkGraph, infra: InfraLinks, rings: list[np.ndarray], joined: dict) -> np.ndarray:

@@ -62,9 +62,6 @@ _SPEC_TOKENS = 12.0
 # Items with more accounts than this link them through a sample of their pairs (`_pair_sql`): all pairs
 # of a 5,000-account item would be 12.5 million rows, its sampled ring 100,000.
 MAX_PAIR_ACCOUNTS = 500
-# Coherence (mean shared share of its accounts) a template past MAX_PAIR_ACCOUNTS needs before the
-# intense-member test links its members: most of what they send is shared content.
-LARGE_ITEM_COHERENCE = 0.5
 # Neighbours on each side of an account in a large item's sampled ring of pairs.
 SAMPLE_HALF_WIDTH = 10
 # Pseudo-prompts added to an account's volume when its shared share is taken: one prompt that happens to
@@ -442,14 +439,14 @@ def _poisson_sf(x: np.ndarray, lam: np.ndarray) -> np.ndarray:
 def _intense_templates(con: duckdb.DuckDBPyConnection, max_pair_accounts: int = MAX_PAIR_ACCOUNTS) -> list[int]:
     """Templates with significantly many intense members; fills temp table ``_rg_intense(acc, item)``.
 
-    Templates past ``max_pair_accounts`` accounts are tested only when their coherence (sharer weights)
-    reaches ``LARGE_ITEM_COHERENCE``: over thousands of accounts the Poisson test finds any excess
-    significant, and a stock phrase ordinary users repeat a little more than average would link
-    thousands of them; a template whose accounts mostly send shared content is what a campaign is.
+    Templates past ``max_pair_accounts`` accounts are not tested here (their members link through sampled
+    pairs, cut at the same null as every pair): over thousands of accounts the Poisson test finds any
+    excess significant, and a stock phrase ordinary users repeat a little more than average linked
+    thousands of them into one ring (season profile, 1M exchanges: a ring of 1,971 organic accounts,
+    even with the test limited to templates whose accounts mostly send shared content).
     """
     rel = con.execute(
-        f"SELECT item, u FROM _rg_rel WHERE kind = 'T' AND (k <= {int(max_pair_accounts)} "
-        f"OR coalesce(coherence, 0) >= {LARGE_ITEM_COHERENCE}) ORDER BY item"
+        f"SELECT item, u FROM _rg_rel WHERE kind = 'T' AND k <= {int(max_pair_accounts)} ORDER BY item"
     ).fetchnumpy()
     u = np.asarray(rel["u"], dtype=np.float64)
     con.execute("CREATE OR REPLACE TEMP TABLE _rg_intense (acc BIGINT, item BIGINT)")
