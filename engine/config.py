@@ -115,6 +115,10 @@ class DetectSettings:
     # evidence from content they share only with each other, nor from their shared share, nor join rings
     # by summed ties (engine.detect.signals.single_purpose).
     single_purpose: bool = True
+    # The templated-share signal counts only templates whose fixed text is a sentence or more (about
+    # eight tokens): stock phrasings ("translate this into {0}: {1}") are how people write, and heavy
+    # users send them all day (engine.detect.links.specific_templates).
+    specific_templates: bool = True
 
 
 DEFAULT_DETECT = DetectSettings()

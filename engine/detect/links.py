@@ -54,7 +54,7 @@ import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LinkGraph", "account_volumes", "drop_links", "build_links", "coherence", "drop_link_tables", "relations",
+__all__ = ["LinkGraph", "account_volumes", "drop_links", "specific_templates", "build_links", "coherence", "drop_link_tables", "relations",
            "shuffle_relations", "template_specificity"]
 
 # Token length at which a template's fixed text counts as ~63 % specific (one sentence).
@@ -398,6 +398,15 @@ def _sharer_weights(con: duckdb.DuckDBPyConnection, volumes: np.ndarray, crowd_m
     )
     log.debug("links: item coherence median %.3f, 99th percentile %.3f over %d relations",
               float(np.median(c)), float(np.quantile(c, 0.99)), len(c))
+
+
+def specific_templates(con: duckdb.DuckDBPyConnection) -> np.ndarray:
+    """Ids of the templates whose fixed text is a sentence or more (specificity >= MIN_INTENSE_SPECIFICITY,
+    about eight tokens): someone wrote them. "translate this into {0}: {1}" is how people talk."""
+    rows = con.execute("SELECT template_id, anchors FROM templates ORDER BY template_id").fetchall()
+    tid = np.array([r[0] for r in rows], dtype=np.int64)
+    spec = template_specificity(np.array([_anchor_tokens(r[1]) for r in rows], dtype=np.float64))
+    return tid[spec >= MIN_INTENSE_SPECIFICITY]
 
 
 def _anchor_tokens(anchors: object) -> int:

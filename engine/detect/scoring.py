@@ -148,7 +148,11 @@ def score_accounts(
     # Registered under a name so helpers in other frames can join it (DuckDB's replacement scan
     # only sees the calling frame's variables).
     con.register("_sc_elicit", elicitation_table(el, ids))
-    shares = sg.account_shares(con, "_sc_elicit")
+    if settings.specific_templates:
+        con.register("_sc_specific", pa.table({"template_id": lk.specific_templates(con)}))
+    shares = sg.account_shares(con, "_sc_elicit", "_sc_specific" if settings.specific_templates else None)
+    if settings.specific_templates:
+        con.unregister("_sc_specific")
     assert tuple(shares["account_id"]) == graph.accounts  # both ordered by account id in DuckDB
     cov = sg.coverage(con, ids, vecs, seed=seed)
     stage["signals"] = time.monotonic() - t0

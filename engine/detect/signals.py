@@ -108,7 +108,7 @@ def single_purpose(con: duckdb.DuckDBPyConnection, accounts: tuple[str, ...]) ->
 
 
 def account_shares(
-    con: duckdb.DuckDBPyConnection, elicit: str
+    con: duckdb.DuckDBPyConnection, elicit: str, templates: str | None = None
 ) -> dict[str, np.ndarray]:
     """Per-account exchange counts, shared-template and elicitation counts, in account-id order.
 
@@ -118,13 +118,15 @@ def account_shares(
     ``families`` table) was sent by more than one account. Returns int64/float64 arrays keyed ``n_ex``,
     ``n_prompts``, ``n_templated``, ``n_copied``, ``n_elicit``, the shrunk shares ``templated_share``,
     ``copied_share``, ``elicit_share`` and
-    ``elicit_mean`` (mean exemplar similarity, shrunk towards the workspace mean).
+    ``elicit_mean`` (mean exemplar similarity, shrunk towards the workspace mean). ``templates`` names a
+    registered relation ``(template_id)``: only those templates count as shared (e.g. the specific ones).
     """
     r = con.execute(
         f"""
         WITH tacc AS ({SHARED_TEMPLATES_SQL}
         ), shared AS (
-            SELECT m.prompt_id FROM template_members m JOIN tacc USING (template_id)
+            SELECT DISTINCT m.prompt_id FROM template_members m JOIN tacc USING (template_id)
+            {f"JOIN {templates} USING (template_id)" if templates else ""}
         ), facc AS (
             SELECT f.family_id, count(DISTINCT e.account_id) AS k
             FROM exchanges e JOIN families f USING (prompt_id) GROUP BY f.family_id
