@@ -16,9 +16,10 @@ then runs the step again and the pipeline on to the next scan, and compares with
 per prompt, index ids = prompts, no temporary files, every table of record and of findings identical.
 
 Resumable: each trial is appended to the results file as it ends; run the script again (same `--out`,
-same `--work`) and it continues until `--trials` are done.
+same `--work`) and it continues until `--trials` are done (and, with `--kills`, until that many trials
+actually killed their step).
 
-    python -m bench.crash_trials --exchanges 100000 --trials 100
+    python -m bench.crash_trials --exchanges 100000 --trials 100 --kills 100
 """
 
 from __future__ import annotations
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/copyhound-crash-trials"))
     parser.add_argument("--out", type=Path, default=RESULTS / "crash_trials_100k.json")
+    parser.add_argument("--kills", type=int, default=0,
+                        help="also go on until this many trials actually killed the step (a timed kill can land "
+                             "after the step finished)")
     parser.add_argument("--budget-s", type=float, default=None, help="stop starting trials after this long")
     parser.add_argument("--models", type=Path, default=None,
                         help="a workspace's models/ folder holding the static table (skips its distillation)")
@@ -203,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     trials = previous.get("trials", []) if previous.get("exchanges") == args.exchanges else []
     load_before = [round(x, 2) for x in os.getloadavg()]
     sha = git_sha()
-    while len(trials) < args.trials:
+    while len(trials) < args.trials or sum(t["killed"] for t in trials) < args.kills:
         if args.budget_s is not None and time.monotonic() - started > args.budget_s:
             break
         record = trial(args.work, meta, len(trials), args.seed, expected)
@@ -221,7 +225,7 @@ def _write(args, meta: dict, trials: list[dict], load_before: list[float]) -> No
     result = {
         "name": "crash_trials", "git_sha": git_sha(), "machine": machine_info(),
         "loadavg_at_start_1_5_15": load_before, "exchanges": args.exchanges, "encoder": "static",
-        "trials_wanted": args.trials, "seed": args.seed,
+        "trials_wanted": args.trials, "kills_wanted": args.kills, "seed": args.seed,
         "reference_step_seconds": dict(zip(STAGE, meta["seconds"], strict=True)),
         "summary": summarise(trials), "trials": trials,
         "note": ("a trial copies the uninterrupted run's workspace from before a random step, kills that step "

@@ -148,3 +148,74 @@ def test_without_the_guard_a_quantile_cut_lets_bystanders_in():
     names = lambda e: {g.accounts[i] for r in e.rings for i in r.tolist()}  # noqa: E731
     assert not any(m.startswith("bystander") for m in names(guarded))
     assert {g.accounts[i] for i in guarded.removed} <= {g.accounts[i] for i in exp.joined} | names(exp)
+
+
+def test_integrations_sharing_one_public_template_link_nobody():
+    # Two customers' products send the same SDK prompt with their own data, hundreds of times each: by
+    # content alone a sweep split over two accounts, by what they are two integrations.
+    from engine.detect import signals as sg
+
+    b = Builder(9)
+    fixed = "summarize the following support ticket in two sentences and classify its priority"
+    tid = b.add_template(fixed + " {0}", [fixed])
+    for acc in ("appA", "appB"):
+        for _ in range(120):
+            p = b.prompt(f"{fixed} {b.words(5)}")
+            b.tmembers.append((tid, p))
+            b.send(acc, p)
+    # Their users' data overlaps (the same product names, the same stock complaints): 30 fillings each
+    # side are near-copies of the other side's.
+    for _ in range(30):
+        p = b.prompt(f"{fixed} {b.words(5)}")
+        b.tmembers.append((tid, p))
+        b.send("appA", p)
+        q = b.prompt(b.prompts[p] + " !")
+        b.family[q] = p
+        b.tmembers.append((tid, q))
+        b.send("appB", q)
+    for i in range(200):
+        b.organic(f"bg{i:03d}", int(b.rng.integers(3, 30)))
+    for i in range(0, 80, 2):  # ordinary pairs sharing one question: the background of sharing
+        _family(b, b.prompt(f"what is {b.words(4)}"), f"bg{i:03d}", "x")
+        _family(b, len(b.prompts) - 2, f"bg{i + 1:03d}", "y")
+    con, _, _ = b.load()
+    accounts = tuple(r[0] for r in con.execute("SELECT DISTINCT account_id FROM exchanges ORDER BY 1").fetchall())
+    single = sg.single_purpose(con, accounts)
+    assert {accounts[i] for i in np.flatnonzero(single)} == {"appA", "appB"}
+    g = lk.build_links(con, seed=0)
+    pairs = {(g.accounts[a], g.accounts[c]) for a, c in zip(g.a.tolist(), g.b.tolist(), strict=True)}
+    assert ("appA", "appB") in pairs  # the content link exists...
+    kept = lk.drop_links(g, single[g.a] & single[g.b])
+    assert len(kept.a) == len(g.a) - 1  # ...and the scorer drops it
+
+
+def test_infrastructure_attaches_only_what_points_at_one_ring():
+    from engine.detect.fusion import attach_by_infra
+    from engine.detect.infra import InfraLinks
+
+    rings = [np.array([0, 1, 2, 3]), np.array([10, 11, 12])]
+    # 20: two links to ring 0 and nothing else (a diluted member on its campaign's proxies) -> attached.
+    # 21: two links to ring 0 but six to accounts outside any ring (a shared proxy network) -> not.
+    # 22: one link to ring 1 only -> not (two needed).
+    pairs = [(0, 20), (1, 20), (0, 21), (2, 21)] + [(21, 30 + k) for k in range(6)] + [(10, 22)]
+    a = np.array([min(p) for p in pairs])
+    c = np.array([max(p) for p in pairs])
+    infra = InfraLinks(tuple(f"a{i:02d}" for i in range(40)), a, c, np.ones(len(a)), np.ones(len(a), np.int64))
+    grown, attached = attach_by_infra(infra, rings, 40)
+    assert attached == {20: (0, 2)}
+    assert 20 in grown[0] and 21 not in grown[0] and 22 not in grown[1]
+
+
+def test_a_community_splits_where_its_parts_barely_touch():
+    import networkx as nx
+
+    g = nx.Graph()
+    for base in (0, 10):
+        for i in range(10):
+            for j in range(i + 1, 10):
+                g.add_edge(base + i, base + j, weight=1.0)
+    g.add_edge(0, 10, weight=1.0)  # two campaigns bridged by one accidental near-copy
+    assert sorted(map(sorted, rg._split(g, set(range(20)), 0))) == [list(range(10)), list(range(10, 20))]
+    r = nx.gnp_random_graph(60, 0.15, seed=1)  # one random community: Louvain finds parts, they are not apart
+    nx.set_edge_attributes(r, 1.0, "weight")
+    assert [len(p) for p in rg._split(r, set(r.nodes), 0)] == [60]
