@@ -299,8 +299,11 @@ def build_infra_links(
     con.execute("CREATE OR REPLACE TEMP TABLE _if_cuts AS SELECT * FROM cut_rows")
     combine = """
         SELECT {g} a, b,
-               greatest(coalesce(sum(w / c) FILTER (type = 'ip'), 0), coalesce(sum(w / c) FILTER (type = 'subnet'), 0))
-               + coalesce(sum(w / c) FILTER (type NOT IN ('ip', 'subnet')), 0) AS x
+               -- Rounded as content weights are: DuckDB's threads sum in any order, and a pair at the cut
+               -- would pass or fail by the last bit.
+               round(greatest(coalesce(sum(w / c) FILTER (type = 'ip'), 0),
+                              coalesce(sum(w / c) FILTER (type = 'subnet'), 0))
+                     + coalesce(sum(w / c) FILTER (type NOT IN ('ip', 'subnet')), 0), 9) AS x
         FROM {t} JOIN _if_cuts USING (type) GROUP BY {g} a, b
     """
     null = con.execute(
@@ -359,7 +362,7 @@ def _evidence(con: duckdb.DuckDBPyConnection, n_evidence: int) -> dict[tuple[int
                    count(*) OVER (PARTITION BY k.a, k.b, r1.type) AS n_type,
                    min(try_cast(r1.res AS BIGINT)) OVER (PARTITION BY k.a, k.b, r1.type) AS first_w,
                    max(try_cast(r1.res AS BIGINT)) OVER (PARTITION BY k.a, k.b, r1.type) AS last_w,
-                   sum(1.0 / (r1.k - 1)) OVER (PARTITION BY k.a, k.b, r1.type) AS w_type
+                   round(sum(1.0 / (r1.k - 1)) OVER (PARTITION BY k.a, k.b, r1.type), 9) AS w_type
             FROM _if_keep k
             JOIN _if_rel r1 ON r1.acc = k.a
             JOIN _if_rel r2 ON r2.acc = k.b AND r2.type = r1.type AND r2.item = r1.item

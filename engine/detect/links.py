@@ -364,7 +364,8 @@ def _sharer_weights(con: duckdb.DuckDBPyConnection, volumes: np.ndarray, crowd_m
     With ``crowd_members``, a family's crowd discount counts each crowd account outside the family by
     ``1 - share``: strangers writing alike discount it, other campaigns' accounts much less.
     """
-    rel = con.execute("SELECT acc, kind, item, np FROM _rg_rel").fetchnumpy()
+    # Ordered: the float sums below (bincount) must meet the rows in one order on every run.
+    rel = con.execute("SELECT acc, kind, item, np FROM _rg_rel ORDER BY kind, item, acc").fetchnumpy()
     acc = np.asarray(rel["acc"], dtype=np.int64)
     if len(acc) == 0:
         con.execute("CREATE OR REPLACE TEMP TABLE _rg_share (acc BIGINT, share DOUBLE)")
@@ -380,7 +381,7 @@ def _sharer_weights(con: duckdb.DuckDBPyConnection, volumes: np.ndarray, crowd_m
             UPDATE _rg_rel SET s_base = _rg_rel.s_base * (_rg_rel.k - 1) / (_rg_rel.k - 1 + o.ordinary),
                                crowd = _rg_rel.k + o.ordinary
             FROM (
-                SELECT cm.family_id, sum(1.0 - coalesce(sh.share, 0.0)) AS ordinary
+                SELECT cm.family_id, round(sum(1.0 - coalesce(sh.share, 0.0)), 9) AS ordinary
                 FROM (SELECT DISTINCT c.family_id, x.acc FROM _rg_cm c JOIN _rg_acc x USING (account_id)) cm
                 LEFT JOIN _rg_rel r ON r.kind = 'F' AND r.item = cm.family_id AND r.acc = cm.acc
                 LEFT JOIN _rg_share sh ON sh.acc = cm.acc
