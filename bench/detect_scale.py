@@ -11,10 +11,10 @@ costs a minute or two at a million exchanges instead of a whole scan. Each confi
 scored against the truth with `bench.detect_eval.evaluate` (recall at 1% and 0.1% organic FPR per
 campaign kind and per account shape, rings per campaign, hard negatives).
 
-Configurations: ``all`` (every mechanism of `engine.config.DetectSettings` on, what a scan runs); with
-``--ablate`` also each mechanism off alone, and ``none`` (all off: the detection before those mechanisms
-existed). The workspace's tables are left holding the last configuration's results (``all`` is run last
-when ablating, so the workspace ends as a scan would leave it).
+Configurations: ``all`` (every mechanism of `engine.config.DetectSettings` on); with ``--ablate`` also
+each mechanism off alone, ``none`` (all off: the detection before those mechanisms existed) and, when
+the defaults leave some mechanism off, ``default`` (what a scan runs). The workspace's tables are left
+holding the last configuration's results (the defaults, run last).
 
 Writes ``bench/results/<out>.json``: one entry per configuration, plus the seconds its scoring took.
 """
@@ -42,14 +42,16 @@ log = logging.getLogger("bench.detect_scale")
 
 
 def configurations(ablate: bool) -> list[tuple[str, DetectSettings]]:
-    """(name, settings) to run, ``all`` last."""
-    full = DetectSettings()
+    """(name, settings) to run, the defaults last."""
+    default = DetectSettings()
+    names = [f.name for f in dataclasses.fields(DetectSettings) if isinstance(getattr(default, f.name), bool)]
+    full = DetectSettings(**dict.fromkeys(names, True))
     if not ablate:
-        return [("all", full)]
-    names = [f.name for f in dataclasses.fields(DetectSettings) if isinstance(getattr(full, f.name), bool)]
+        return [("default", default)]
     out = [("none", DetectSettings(**dict.fromkeys(names, False)))]
     out += [(f"without {n}", dataclasses.replace(full, **{n: False})) for n in names]
-    return out + [("all", full)]
+    out.append(("all", full))
+    return out if full == default else out + [("default", default)]
 
 
 def score_once(eng: Engine, ids: np.ndarray, vecs: np.ndarray, index, settings: DetectSettings) -> dict:

@@ -284,19 +284,21 @@ def _detection_at_scale(results: list[Result]) -> list[str]:
                          _ratio(shapes.get("thin", {}).get("recall_at_1pct_fpr")) if shapes else "-",
                          " / ".join(_ratio(x) for x in ringed) if ringed else "-",
                          _num(len(neg.get("organic_rings", []))),
-                         _num(sum(1 for a in apps if a.get("above_cut"))) + f" of {len(apps)}",
+                         (f"{sum(1 for a in apps if a.get('score', 0) >= 0.5)} of {len(apps)} "
+                          f"(max {max((a.get('score', 0) for a in apps), default=0):.2f})"),
                          _num((neg.get("bank_bystanders") or {}).get("in_ring")) if neg.get("bank_bystanders") else "-",
                          _secs(run.get("seconds")), *_provenance(name, data)])
     if not rows:
         return []
     return ["## Detection at scale, and what each mechanism buys (`bench/detect_scale.py`)", "",
             "The scoring stage run again on one scanned workspace per row group, with every detection "
-            "mechanism on (*all*, what a scan runs), each one off alone, and all off (*none*: detection as it "
-            "was before them). Kinds: recall of campaign accounts at 1% / 0.1% organic false-positive rate. "
+            "mechanism on (*all*), each one off alone, and all off (*none*: detection as it was before them); "
+            "what a scan runs is in `engine.config.DetectSettings` (since these runs: *all* without sharer "
+            "weights, the *without sharer_weights* row). Kinds: recall of campaign accounts at 1% / 0.1% organic false-positive rate. "
             "Diluted and thin: recall at 1% of the season profile's accounts whose campaign traffic is under "
             "half of what they send, and of those with 2-5 exchanges. Ringed: share of each kind's campaigns "
             "with >= 80% of their accounts in one ring of purity >= 0.9 (kinds in the order of the columns). "
-            "Apps: single-account integrations above the 1% cut. Bystanders: organic users who sent a few "
+            "Apps: single-account integrations flagged (score >= 0.5), and the highest integration score. Bystanders: organic users who sent a few "
             "public-bank prompts, in a ring.", ""] + _table(
         ["profile", "exchanges", "mechanisms", *KIND_HEADERS, "diluted", "thin", "ringed", "organic rings",
          "apps", "bystanders in rings", "scoring s", *PROVENANCE], rows)

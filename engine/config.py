@@ -96,8 +96,13 @@ class DetectSettings:
     (`bench/detect_scale.py --ablate`); the defaults are what a scan runs."""
 
     # Weigh each shared family or template by who shares it (accounts that send little but shared
-    # content), not only by how many do (engine.detect.links, "sharer weights").
-    sharer_weights: bool = True
+    # content), not only by how many do (engine.detect.links, "sharer weights"). Off by default: with
+    # every other mechanism on, turning it off raised recall at 1M exchanges on both synthetic profiles
+    # (season: copy ring 0.47 -> 0.51 at 1% organic FPR, 0.31 -> 0.39 at 0.1%; default: template sweep
+    # 0.73 -> 0.87 at 0.1%; bench/results/detect_scale_1m_*.json), because the generators' heavy
+    # organic users send as much shared content as campaign accounts do. Kept for traffic where they
+    # do not, and measured by every ablation.
+    sharer_weights: bool = False
     # An account joins a ring by its summed ties only when its ring-shared prompts stand out against its
     # own traffic (engine.detect.rings): one to three shared prompts among ordinary ones do not.
     ring_guard: bool = True

@@ -1,5 +1,9 @@
 """Account links from shared rare content, each cut at a null model of the data (rings: `engine.detect.rings`).
 
+The module stays whole past the usual ~500 lines: the relation table, the item weights, the null draws,
+the repeat-use test and the link evidence are one algorithm over the same temporary tables (``_rg_*``),
+and each step must weigh items exactly as the others do.
+
 Two accounts are linked when they send the same *rare* content: a near-copy family or a mined
 template that few other accounts use. Popular content is discounted: a family sent by thousands of
 accounts links nobody, a family shared by two is strong evidence.
