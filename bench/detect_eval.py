@@ -284,6 +284,15 @@ def _sig_summary(acc) -> list[dict]:
              "score": round(s.score, 4)} for s in acc.signals]
 
 
+def evaluate_engine(engine: Engine, truth: dict) -> dict:
+    """:func:`evaluate` on an engine's current account scores and rings; ``n_rings`` added."""
+    accs = engine.accounts(limit=None)
+    rings = [set(r.accounts) for r in engine.rings(limit=None)]
+    res = evaluate({a.account_id: a.score for a in accs}, rings, truth, {a.account_id: a.n_exchanges for a in accs})
+    res["n_rings"] = len(rings)
+    return res
+
+
 def diagnose(engine: Engine, truth: dict, cut: float, n: int = 4) -> dict:
     """copyhound's signals for missed campaign accounts (per campaign) and the top organic accounts."""
     by_id = {a.account_id: a for a in engine.accounts(limit=None)}

@@ -64,13 +64,8 @@ def score_once(eng: Engine, ids: np.ndarray, vecs: np.ndarray, index, settings: 
 
 
 def measure(eng: Engine, truth: dict) -> dict:
-    accs = eng.accounts(limit=None)
-    score = {a.account_id: a.score for a in accs}
-    volume = {a.account_id: a.n_exchanges for a in accs}
-    rings = [set(r.accounts) for r in eng.rings(limit=None)]
-    res = detect_eval.evaluate(score, rings, truth, volume)
+    res = detect_eval.evaluate_engine(eng, truth)
     res.pop("campaigns", None)  # per-campaign rows are in the kinds' figures; the file stays readable
-    res["n_rings"] = len(rings)
     return res
 
 

@@ -88,11 +88,7 @@ def who_else_latency(eng: Engine, rng: random.Random, queries: int) -> dict:
 
 
 def quality(eng: Engine, truth: dict) -> dict:
-    accs = eng.accounts(limit=None)
-    score = {a.account_id: a.score for a in accs}
-    volume = {a.account_id: a.n_exchanges for a in accs}
-    rings = [set(r.accounts) for r in eng.rings(limit=None)]
-    res = detect_eval.evaluate(score, rings, truth, volume)
+    res = detect_eval.evaluate_engine(eng, truth)
     keep = ("recall_at_1pct_fpr", "recall_at_01pct_fpr", "auc", "accounts", "campaigns_ringed")
     return {"kinds": {k: {m: v.get(m) for m in keep} for k, v in res["kinds"].items()},
             "viral_rings": len(res["negatives"]["viral_rings"]), "organic_rings": len(res["negatives"]["organic_rings"]),

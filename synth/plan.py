@@ -140,13 +140,7 @@ class Plan:
             camp.accounts = camp.accounts + camp_base
             self._campaign_account_attributes(camp)
 
-        acct = np.concatenate([r[0] for r in rows]).astype(np.int32)
-        ts = np.concatenate([r[1] for r in rows]).astype(np.int64)
-        src = np.concatenate([r[2] for r in rows]).astype(np.int8)
-        item = np.concatenate([r[3] for r in rows]).astype(np.int64)
-        if len(acct) != n:
-            raise AssertionError(f"planned {len(acct)} rows, wanted {n}")
-        ts = np.clip(ts, 0, self.period - 1)
+        acct, ts, src, item = stack_rows(rows, n, self.period)
         # Ties broken by a random key so that equal timestamps don't group sources together.
         order = np.lexsort((self.rng.permutation(n), ts))
         self.acct, self.ts, self.src, self.item = acct[order], ts[order], src[order], item[order]
@@ -479,6 +473,18 @@ class Plan:
         tz = rng.choice(_TZ_CHOICES, size=a, p=_TZ_P)[acct_idx]
         day = (start + rng.random(n) * dur).astype(np.int64)
         return self._diurnal_times(np.minimum(day, days - 1), tz)
+
+
+def stack_rows(rows: list[tuple[np.ndarray, ...]], n: int, period: int) -> tuple[np.ndarray, ...]:
+    """The planned (account, time, source, item) blocks as four arrays of exactly ``n`` rows, times
+    clipped into the period (still in block order: the caller sorts them by time)."""
+    acct = np.concatenate([r[0] for r in rows]).astype(np.int32)
+    ts = np.concatenate([r[1] for r in rows]).astype(np.int64)
+    src = np.concatenate([r[2] for r in rows]).astype(np.int8)
+    item = np.concatenate([r[3] for r in rows]).astype(np.int64)
+    if len(acct) != n:
+        raise AssertionError(f"planned {len(acct)} rows, wanted {n}")
+    return acct, np.clip(ts, 0, period - 1), src, item
 
 
 def _public_prefixes(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -51,6 +51,7 @@ from synth.plan import (
     Plan,
     _Campaign,
     _public_prefixes,
+    stack_rows,
 )
 from synth.texts import benchmark_question
 
@@ -167,13 +168,7 @@ class SeasonPlan(Plan):
             camp.accounts = camp.accounts + camp_base
             self._season_campaign_attributes(camp)
 
-        acct = np.concatenate([r[0] for r in rows]).astype(np.int32)
-        ts = np.concatenate([r[1] for r in rows]).astype(np.int64)
-        src = np.concatenate([r[2] for r in rows]).astype(np.int8)
-        item = np.concatenate([r[3] for r in rows]).astype(np.int64)
-        if len(acct) != n:
-            raise AssertionError(f"planned {len(acct)} rows, wanted {n}")
-        ts = np.clip(ts, 0, self.period - 1)
+        acct, ts, src, item = stack_rows(rows, n, self.period)
         order = np.lexsort((rng.permutation(n), ts))
         self.acct, self.ts, self.src, self.item = acct[order], ts[order], src[order], item[order]
         # Nobody sends before their key exists (synchronised sessions can wrap to the period's start).
