@@ -1,8 +1,5 @@
-"""The plan: every row's account, time, source and item, decided up front with numpy.
-
-About 20 bytes a row (see `synth.generator` for the two phases); the text of a row is chosen later,
-block by block, by `synth.render`.
-"""
+"""The plan: every row's account, time, source and item, decided up front with numpy (about 20 bytes a
+row, see `synth.generator` for the two phases); the text of a row is chosen later by `synth.render`."""
 
 from __future__ import annotations
 
@@ -476,12 +473,9 @@ class Plan:
 
 
 def stack_rows(rows: list[tuple[np.ndarray, ...]], n: int, period: int) -> tuple[np.ndarray, ...]:
-    """The planned (account, time, source, item) blocks as four arrays of exactly ``n`` rows, times
-    clipped into the period (still in block order: the caller sorts them by time)."""
-    acct = np.concatenate([r[0] for r in rows]).astype(np.int32)
-    ts = np.concatenate([r[1] for r in rows]).astype(np.int64)
-    src = np.concatenate([r[2] for r in rows]).astype(np.int8)
-    item = np.concatenate([r[3] for r in rows]).astype(np.int64)
+    """Planned (account, time, source, item) blocks as four arrays of ``n`` rows, times clipped to the period."""
+    types = (np.int32, np.int64, np.int8, np.int64)
+    acct, ts, src, item = (np.concatenate([r[i] for r in rows]).astype(t) for i, t in enumerate(types))
     if len(acct) != n:
         raise AssertionError(f"planned {len(acct)} rows, wanted {n}")
     return acct, np.clip(ts, 0, period - 1), src, item
