@@ -187,7 +187,15 @@ def coverage(
         rng = np.random.default_rng(seed)
         tr = vecs if n <= sample else vecs[np.sort(rng.choice(n, sample, replace=False))]
         km = faiss.Kmeans(d, k, niter=20, seed=seed + 1, spherical=True, verbose=False)
-        km.train(np.ascontiguousarray(tr, dtype=np.float32))
+        # One thread: k-means over several threads sums its centroids in whatever order they finish, so a
+        # prompt on a cluster boundary changed cluster between two runs of one scan (the crash trials saw
+        # an account's coverage signal come and go). Training on the sample is a small part of the stage.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            km.train(np.ascontiguousarray(tr, dtype=np.float32))
+        finally:
+            faiss.omp_set_num_threads(threads)
         index = faiss.IndexFlatIP(d)
         index.add(km.centroids)
         cl = np.empty(n, dtype=np.int64)
