@@ -117,10 +117,13 @@ class Service:
             except CopyhoundError as err:
                 self.waiting = str(err)
                 if self.waiting != said:  # once per distinct reason, not once a second
-                    log.warning("not ready: %s", err)
+                    log.warning("%s: %s", "not ready" if self.checker is None else "snapshot kept", err)
                     said = self.waiting
-            except Exception:  # noqa: BLE001 - the thread must outlive a bug in one refresh; it is logged
-                log.exception("snapshot refresh failed")
+            except Exception as err:  # noqa: BLE001 - the thread must outlive a bug in one refresh
+                self.waiting = f"internal error reading the workspace: {type(err).__name__}"
+                if self.waiting != said:
+                    log.exception("reading a snapshot failed")
+                    said = self.waiting
             self._stop.wait(self.settings.poll)
 
     def _start_checker(self) -> None:
@@ -313,7 +316,12 @@ def run(engine: Engine, *, host: str = SERVE_HOST, port: int = SERVE_PORT, token
                     host)
     config = uvicorn.Config(create_app(engine, settings), log_config=None, access_log=False, lifespan="on",
                             timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn shuts down gracefully on Ctrl-C, then raises it again: a stop asked for, not an error.
+        pass
+    log.info("stopped")
 
 
 def _listen(host: str, port: int) -> socket.socket:

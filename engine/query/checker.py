@@ -116,7 +116,6 @@ class Checker:
                 now = time.monotonic()
                 if self._seen is None or self._seen[0] != state:
                     self._seen = (state, now)
-                    return False
                 if now - self._seen[1] < self.settle:
                     return False
             try:

@@ -152,7 +152,7 @@ def read_snapshot(store: Store, encoder: str, dim: int, *, version: int, previou
                       (SELECT coalesce(sum(n), 0) FROM embedding_shards WHERE encoder = ?)""", [encoder]).fetchone()
         members = con.execute("SELECT prompt_id, family_id FROM families WHERE family_id <> prompt_id "
                               "ORDER BY prompt_id").fetchnumpy()
-        max_family = con.execute("SELECT coalesce(max(prompt_id), 0) FROM families").fetchone()[0]
+        max_family = con.execute("SELECT coalesce(max(prompt_id), 0) FROM families").fetchall()[0][0]
         tpl = con.execute("SELECT prompt_id, min(template_id) AS t FROM template_members GROUP BY prompt_id "
                           "ORDER BY prompt_id").fetchnumpy()
         fam_ties = _ties(con, "families", "family_id")
@@ -162,7 +162,7 @@ def read_snapshot(store: Store, encoder: str, dim: int, *, version: int, previou
                   for r in con.execute("SELECT account_id, score, ring_id, top_signal, CAST(signals AS VARCHAR) "
                                        "FROM account_scores").fetchall()}
         found = {r.ring_id: r for r in rings(con, limit=None)}
-        last_scan = con.execute("SELECT max(finished) FROM scan_runs WHERE status = 'done'").fetchone()[0]
+        last_scan = con.execute("SELECT max(finished) FROM scan_runs WHERE status = 'done'").fetchall()[0][0]
         covered = frozenset() if stale else _covered(con, pending, encoder, index.max_shard)
     counts = (previous.exchange_counts if previous is not None and previous.senders is senders
               else senders.exchange_counts())
@@ -205,6 +205,7 @@ def _covered(con: duckdb.DuckDBPyConnection, pending: list[str], encoder: str, m
     """Those of `pending` exchange ids whose exchange is stored and whose prompt the index holds."""
     if not pending:
         return frozenset()
+    # fetchall, never fetchone, above: DuckDB refuses to register a table while a result is unfinished.
     con.register("pending_ids", pa.table({"exchange_id": pa.array(pending, pa.string())}))
     try:
         rows = con.execute(
