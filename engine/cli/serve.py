@@ -53,7 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub, common, devices) -> None:
-    p = sub.add_parser("serve", parents=[common, devices], help="answer online checks over HTTP (for an API gateway)",
+    p = sub.add_parser("serve", parents=[common, devices], help="answer online checks over HTTP",
                        description="Serve the workspace over HTTP, read-only: POST /v1/check (is this prompt "
                        "known campaign content, a near-copy of other accounts' prompts, or neither; and the "
                        "account's score), POST /v1/who-else, GET /v1/accounts/ID, /v1/rings/ID, /v1/health, "
