@@ -19,7 +19,8 @@ count and time (--max-seconds) and stops by itself; the service it starts listen
 The service appends every checked exchange to WORKSPACE/incoming/serve-YYYYMMDD.jsonl: a run leaves that
 file behind (delete it, or ingest it to see the exchanges in the workspace).
 
-Writes bench/results/serve_<label>.json (--results-dir elsewhere for a trial run) and a table.
+Writes bench/results/serve_<label>.json (--results-dir elsewhere for a trial run) and a table. Needs
+httpx (the test extra).
 """
 
 from __future__ import annotations

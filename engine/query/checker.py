@@ -182,19 +182,21 @@ class Checker:
     def _verdict(self, snap: Snapshot, exchange: Exchange, rows: list[WhoElseRow], recent: list[RecentMatch],
                  leads: list[_Lead], exchange_id: str | None) -> CheckResult:
         me = exchange.account_id
-        evidence: dict[str, CheckEvidence] = {}
+        # One plain tuple per other account (a viral prompt has thousands); evidence objects for the top only.
+        found: dict[str, tuple] = {}
         for r in rows:
             if r.account_id != me:
-                evidence[r.account_id] = self._evidence(snap, r.account_id, "workspace", r.example_prompt_id,
-                                                        r.max_similarity, r.exact, r.n_matches, r.last_seen)
-        n_stored = len(evidence)
+                found[r.account_id] = (not snap.is_campaign(r.account_id), -r.max_similarity, r.account_id,
+                                       "workspace", r.example_prompt_id, r.exact, r.n_matches, r.last_seen)
+        n_stored = len(found)
         for m in recent:
             for s in m.senders:
-                if s.account_id != me and s.account_id not in evidence:
-                    evidence[s.account_id] = self._evidence(snap, s.account_id, "recent", None, m.similarity,
-                                                            m.exact, s.n_exchanges, s.last_seen)
-        others = sorted(evidence.values(), key=lambda e: (not e.campaign, -e.similarity, e.account_id))
-        n_campaign = sum(1 for e in others if e.campaign)
+                if s.account_id != me and s.account_id not in found:
+                    found[s.account_id] = (not snap.is_campaign(s.account_id), -m.similarity, s.account_id,
+                                           "recent", None, m.exact, s.n_exchanges, s.last_seen)
+        ranked = sorted(found.values(), key=lambda t: t[:3])
+        n_campaign = sum(1 for t in ranked if not t[0])
+        others = [self._evidence(snap, t[2], t[3], t[4], -t[1], t[5], t[6], t[7]) for t in ranked[:MAX_EVIDENCE]]
         best = leads[0] if leads else None
         verdict = "known_campaign" if best is not None else "near_copy" if others else "none"
         if best is None and others:
@@ -203,13 +205,13 @@ class Checker:
         if best is not None and text is None and best.prompt_id is not None:
             text = snap.senders.texts(np.array([best.prompt_id])).get(best.prompt_id)
         account = self._summary(snap, me, MAX_SIGNALS)
+        n = len(ranked)
         return CheckResult(
-            verdict, _reason(verdict, best, len(others), len(others) - n_stored, n_campaign), me, exchange_id,
+            verdict, _reason(verdict, best, n, n - n_stored, n_campaign), me, exchange_id,
             best.prompt_id if best else None, text, best.similarity if best else None, bool(best and best.exact),
             best.source if best else None, best.family_id if best else None, best.template_id if best else None,
-            best.ring_id if best else None, len(others), len(others) - n_stored, n_campaign,
-            account if (account.known or account.n_recent_exchanges) else None, tuple(others[:MAX_EVIDENCE]),
-            snap.version)
+            best.ring_id if best else None, n, n - n_stored, n_campaign,
+            account if (account.known or account.n_recent_exchanges) else None, tuple(others), snap.version)
 
     def _evidence(self, snap: Snapshot, account_id: str, source: str, prompt_id: int | None, similarity: float,
                   exact: bool, n: int, last_seen: datetime | None) -> CheckEvidence:
