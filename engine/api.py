@@ -11,7 +11,8 @@ from pathlib import Path
 from engine.config import EngineConfig, thresholds_for
 from engine.encoders.base import MODEL_NAME, Encoder
 from engine.encoders.registry import encoder_name, make_encoder
-from engine.errors import IndexStateError, QueryError
+from engine.errors import IndexStateError
+from engine.ingest.incoming import FOLDER as INCOMING
 from engine.ingest.loader import Ingestor
 from engine.models import (
     AccountScore,
@@ -27,9 +28,10 @@ from engine.models import (
 )
 from engine.progress import ProgressFn, no_progress
 from engine.query.analyst import Analyst
+from engine.query.checker import DELTA_LIMIT, Checker
 from engine.query.findings import account_scores, count_findings, families, rings, templates
 from engine.query.senders import SenderIndex
-from engine.query.who_else import nearest_prompt_rows, prepare_queries, who_else_rows
+from engine.query.who_else import check_threshold, nearest_prompt_rows, prepare_queries, who_else_rows
 from engine.store import vectors
 from engine.store.workspace import Store
 
@@ -51,6 +53,10 @@ class Engine:
     database when they are missing; `create=False` raises `WorkspaceError` instead, before any model is
     loaded (the CLI opens every verb but `ingest` that way). Either way a damaged database is refused
     before anything writes to it.
+
+    `read_only=True` (the service) opens every connection read-only (see `engine.store.workspace`):
+    lookups work, anything that writes the database fails, and the writer's lock is never taken.
+    `checker()` hands out the online checker a long-running service holds (`engine.query.checker`).
     """
 
     def __init__(
@@ -61,10 +67,11 @@ class Engine:
         encoder: Encoder | None = None,
         create: bool = True,
         busy_timeout: float = 15.0,
+        read_only: bool = False,
     ) -> None:
         self.config = config or EngineConfig()
-        self.store = Store(Path(workspace), create=create, busy_timeout=busy_timeout,
-                           memory_limit=self.config.duckdb_memory_limit)
+        self.store = Store(Path(workspace), create=create and not read_only, busy_timeout=busy_timeout,
+                           memory_limit=self.config.duckdb_memory_limit, read_only=read_only)
         self._encoder = encoder
         self._default_encoder: str | None = None
         self._index_cache: tuple[tuple, object] | None = None
@@ -221,9 +228,7 @@ class Engine:
     # ------------------------------------------------------------------ queries
     def who_else(self, queries: list[str], *, threshold: float | None = None) -> WhoElseResult:
         """Every account that sent a near-copy of each query; one row per (query, account)."""
-        threshold = self.threshold if threshold is None else threshold
-        if not -1.0 <= threshold <= 1.0:
-            raise QueryError(f"threshold must be a cosine between -1 and 1, not {threshold}")
+        threshold = check_threshold(self.threshold if threshold is None else threshold)
         normals, prints = prepare_queries(queries)
         idx = self._index()
         vecs = self.encoder.encode(normals)
@@ -244,6 +249,17 @@ class Engine:
                 unindexed = self._unindexed(con)
             self._senders = (signature, senders, unindexed)
         return self._senders[1], self._senders[2]
+
+    def checker(self, *, record: bool = True, delta_limit: int | None = None) -> Checker:
+        """The online checker over this workspace (see `engine.query.checker`), with this engine's
+        encoder and who-else threshold. Loads the model; reads no snapshot yet (call `refresh()`).
+
+        `record`: append every checked exchange to WORKSPACE/incoming/ for the next `ingest`.
+        `delta_limit`: exchanges the in-memory index of recent prompts holds at most.
+        """
+        return Checker(self.store, self.encoder, self.threshold,
+                       incoming=self.store.root / INCOMING if record else None,
+                       delta_limit=DELTA_LIMIT if delta_limit is None else delta_limit)
 
     def nearest_prompts(self, text: str, *, k: int = 50, floor: float = 0.5) -> list[PromptMatch]:
         """Stored prompts nearest `text` (for search-as-you-type), exact normalised copies first."""

@@ -40,6 +40,13 @@ FUTURE_SLACK_SECONDS = 86_400
 # overview, the demo and the reports. One definition, here, so `import engine` need not load detection.
 FLAG_SCORE = 0.5
 
+# `copyhound serve`: loopback unless told otherwise (the service answers who sent what to anyone who
+# reaches it); a body limit that lets one prompt at the ingest limit through even written as \uXXXX escapes
+# (200,000 characters x 6 bytes = 1.2 MB), and nothing much larger.
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 8750
+SERVE_MAX_BODY = 2 * 1024 * 1024
+
 # Default who-else threshold (cosine of normalised all-MiniLM-L6-v2 embeddings), chosen from measured data
 # by `bench/threshold.py` (results in bench/results/threshold.json): over 300 evasively perturbed copies of
 # real prompts (typos, greetings, sign-offs, punctuation, homoglyphs, case) and the 359 most similar pairs

@@ -42,12 +42,20 @@ class QueryError(CopyhoundError):
     """A query (who-else, lookup) was malformed: empty prompt, unknown id, bad threshold."""
 
 
+class NotFoundError(QueryError):
+    """A lookup named an account, ring or prompt this workspace does not hold (the service's 404)."""
+
+
 class DetectionError(CopyhoundError):
     """Scan or detection could not run (nothing embedded, inconsistent state)."""
 
 
 class ResourceError(CopyhoundError):
     """DuckDB ran out of memory under its limit, or the workspace's disk is full; committed work is kept."""
+
+
+class ServiceError(CopyhoundError):
+    """`copyhound serve` could not start: its address is taken, its token file unreadable, a setting off."""
 
 
 class ClusterError(CopyhoundError):

@@ -1,6 +1,7 @@
 """Frozen result dataclasses returned by the Engine: they carry their evidence, not just counts.
 
-One module for every result type, so `engine/__init__.py` can export them all from one place."""
+One module for every result type, so `engine/__init__.py` can export them all from one place: past 500
+lines it stays whole for that reason (a reader finds every result type in one file)."""
 
 from __future__ import annotations
 
@@ -422,6 +423,106 @@ class EvidenceExport(Record):
     n_families: int
     n_signals: int
     redacted: bool = False  # prompts as fingerprints and excerpts; no responses, IPs or notes
+
+
+# ---------------------------------------------------------------- online checks (engine.query.checker)
+# What a long-running service answers from a snapshot of the workspace plus the prompts it saw since the
+# last index (engine.query.delta). `source` names where a match came from: "workspace" (stored and
+# indexed) or "recent" (checked by the service since, not indexed yet).
+
+VERDICTS = ("known_campaign", "near_copy", "none")
+
+
+@dataclass(frozen=True)
+class AccountSummary(Record):
+    """An account as the last scan scored it, and what the service saw of it since."""
+
+    account_id: str
+    known: bool  # it sent exchanges the workspace holds
+    n_exchanges: int  # in the workspace
+    n_recent_exchanges: int  # checked by the service, not indexed yet
+    score: float | None  # None: not scored (new since the last scan, or never scanned)
+    ring_id: int | None
+    flagged: bool  # score >= engine.config.FLAG_SCORE, or in a ring
+    top_signal: str
+    signals: tuple[Signal, ...]  # strongest first
+
+
+@dataclass(frozen=True)
+class CheckEvidence(Record):
+    """Another account that sent a near-copy of the checked prompt."""
+
+    account_id: str
+    source: str  # "workspace" | "recent"
+    prompt_id: int | None  # its most similar stored prompt (None for a recent one)
+    similarity: float
+    exact: bool
+    n_matches: int
+    last_seen: datetime | None
+    score: float | None
+    ring_id: int | None
+    campaign: bool  # flagged or in a ring
+
+
+@dataclass(frozen=True)
+class CheckResult(Record):
+    """The verdict on one exchange, with the match and the evidence behind it.
+
+    `verdict`: "known_campaign" (a near-copy of content tied to a ring: a family or template that ring
+    members share, or a prompt a flagged or ringed account sent), "near_copy" (other accounts sent
+    near-copies), or "none". `prompt_id` is the best stored match, the id the TUI's prompt view opens;
+    `family_id`, `template_id` and `ring_id` name the campaign content it belongs to.
+    """
+
+    verdict: str
+    reason: str  # one line, for a person
+    account_id: str
+    exchange_id: str | None  # the id recorded in the incoming file (None: not recorded)
+    prompt_id: int | None
+    match_text: str | None
+    similarity: float | None
+    exact: bool
+    source: str | None
+    family_id: int | None
+    template_id: int | None
+    ring_id: int | None
+    n_accounts: int  # other accounts that sent near-copies (workspace and recent)
+    n_recent_accounts: int  # of those, seen only by the service since the last index
+    n_campaign_accounts: int  # of those, flagged or in a ring
+    account: AccountSummary | None  # the checking account (None: never seen before)
+    evidence: tuple[CheckEvidence, ...]  # campaign accounts first, then by similarity
+    snapshot: int  # the snapshot version that answered
+
+
+@dataclass(frozen=True)
+class RingSummary(Record):
+    """A ring, the families and templates its members share, and new accounts sending them since."""
+
+    ring: Ring
+    family_ids: tuple[int, ...]
+    template_ids: tuple[int, ...]
+    recent_accounts: tuple[str, ...]  # checked by the service with content tied to this ring
+
+
+@dataclass(frozen=True)
+class CheckerHealth(Record):
+    status: str  # "ok", or "starting" until the first snapshot is read
+    workspace: str
+    encoder: str
+    threshold: float
+    snapshot: int  # version: 1 for the first snapshot read, +1 for each newer one
+    snapshot_loaded: datetime | None
+    last_scan: datetime | None
+    indexed_prompts: int
+    unindexed_prompts: int
+    accounts: int
+    rings: int
+    recent_prompts: int  # in the delta index
+    recent_exchanges: int
+    recent_limit: int
+    senders_stale: bool  # the sender index predates the last ingest (a scan rebuilds it)
+    waiting: str | None  # why a newer state of the workspace is not read yet (a writer holds it), if so
+    incoming: str | None  # the file checked exchanges are appended to
 
 
 def _find_mark(marks: tuple[Mark, ...], kind: str, target_id: object) -> Mark | None:

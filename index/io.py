@@ -38,7 +38,7 @@ import faiss
 
 from index.errors import IndexCorruptError, IndexMismatchError
 
-__all__ = ["METRIC_IP", "Manifest", "load", "manifest_path", "remove_stale_temps", "save", "verify"]
+__all__ = ["METRIC_IP", "Manifest", "fsync_dir", "load", "manifest_path", "remove_stale_temps", "save", "verify"]
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,9 @@ def manifest_path(path: Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _fsync_dir(directory: Path) -> None:
-    # The rename is only durable once the directory entry is on disk.
+def fsync_dir(directory: Path) -> None:
+    """Make the names created or renamed in ``directory`` durable."""
+    # A rename or a new file is only durable once the directory entry is on disk.
     # Some filesystems refuse O_RDONLY fsync on directories; that is harmless.
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -243,7 +244,7 @@ def save(index: faiss.Index, path: Path, manifest: Manifest, *, hook: Callable[[
         os.replace(tmp_index, path)
         hook("index.save.after_index_rename")
         os.replace(tmp_manifest, mpath)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     hook("index.save.after_manifest_rename")
     log.info("saved index %s (%d vectors, %s)", path, manifest.count, manifest.factory)
     return manifest

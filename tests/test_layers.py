@@ -1,5 +1,6 @@
-"""The architecture rules, checked: tui -> engine -> index, never back; synth apart; each engine wing
-imports only what its job needs; heavy imports stay lazy; no module grows past ~500 lines unnoticed.
+"""The architecture rules, checked: tui -> engine -> index and service -> engine, never back; synth apart;
+each engine wing imports only what its job needs; heavy imports stay lazy; no module grows past ~500 lines
+unnoticed.
 
 Import rules read every import statement, function-level ones included (tests/fixtures/imports.py).
 """
@@ -30,6 +31,11 @@ def test_import_engine_loads_neither_textual_nor_torch():
     mods = _loaded_after("import engine")
     heavy = ("torch.", "textual", "sentence_transformers")
     assert not {m for m in mods if m == "torch" or m.startswith(heavy)}
+
+
+def test_import_engine_loads_no_web_stack():
+    mods = _loaded_after("import engine")
+    assert not {m for m in mods if m.split(".")[0] in {"service", "starlette", "uvicorn", "httpx"}}
 
 
 def test_import_index_loads_neither_duckdb_nor_engine():
@@ -67,6 +73,16 @@ def test_synth_stands_apart_on_numpy():
 
 def test_engine_never_imports_the_front_end():
     assert not _breaking(_of("engine"), {"tui", "textual"})
+
+
+def test_engine_never_imports_the_service():
+    assert not _breaking(_of("engine"), {"service", "starlette", "uvicorn", "httpx"})
+
+
+def test_service_goes_through_the_engine():
+    # The HTTP layer stays thin: storage, vectors and the model are the engine's business.
+    assert (ROOT / "service").is_dir(), "the service package is missing"
+    assert not _breaking(_of("service"), {"duckdb", "faiss", "index", "torch", "tui", "textual", "synth"})
 
 
 def test_tui_goes_through_the_engine():
@@ -109,6 +125,19 @@ def test_long_modules_say_why_they_stay_whole():
     assert not offenders, (
         f"modules over {MAX_LINES} lines: split them, or say near the top why one stays whole "
         f"(a comment containing one of {WHOLE_MARKS}): " + ", ".join(offenders))
+
+
+def test_the_service_is_declared_as_a_front_end():
+    # engine may not import service, so `copyhound serve` resolves it by entry point, as the TUI: the
+    # installed metadata can predate the service (an editable install made before it), pyproject cannot.
+    import tomllib
+    from importlib import import_module
+
+    from service.app import run
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["copyhound.frontends"]
+    module, _, name = declared["serve"].partition(":")
+    assert getattr(import_module(module), name) is run
 
 
 def test_cli_reaches_the_tui_through_its_entry_point():

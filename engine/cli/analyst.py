@@ -2,7 +2,8 @@
 
 Imports flow tui -> engine, never back, so `copyhound tui` cannot import the TUI package: the TUI
 registers itself under the `copyhound.frontends` entry-point group (see pyproject.toml) and this command
-looks it up by name. That also keeps textual out of every other verb's start-up.
+looks it up by name (`engine.cli.common.load_frontend`). That also keeps textual out of every other verb's
+start-up.
 """
 
 from __future__ import annotations
@@ -10,28 +11,12 @@ from __future__ import annotations
 import argparse
 
 from engine import MARK_KINDS, MARK_LABELS
-from engine.cli.common import device, open_engine
+from engine.cli.common import device, load_frontend, open_engine
 from engine.cli.output import write_rows
 
 MARK_COLUMNS = ("target_kind", "target_id", "label", "note", "created")
 EXPORT_COLUMNS = ("target_kind", "target_id", "path", "n_accounts", "n_exchanges", "n_families", "n_signals",
                   "redacted")
-
-
-FRONTEND_GROUP = "copyhound.frontends"
-
-
-def load_frontend(name: str):
-    """The callable a front end registered under `copyhound.frontends` (it takes an Engine)."""
-    from importlib.metadata import entry_points
-
-    from engine.errors import CopyhoundError
-
-    found = entry_points(group=FRONTEND_GROUP, name=name)
-    if not found:
-        raise CopyhoundError(f"the {name!r} front end is not installed (no {FRONTEND_GROUP} entry point); "
-                             "reinstall copyhound with `pip install -e .`")
-    return next(iter(found)).load()
 
 
 def cmd_tui(args: argparse.Namespace) -> int:

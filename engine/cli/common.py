@@ -1,5 +1,5 @@
 """What every CLI verb shares: the parser, opening the engine, option types, table paging, the progress
-bar, --ray.
+bar, --ray, and finding a front end (the TUI, the service) by its entry point.
 
 The verb modules (`main`, `detect`, `analyst`) import this one and never each other, so the CLI has no
 import circle.
@@ -110,9 +110,11 @@ class StderrProgress:
             self._progress.stop()
 
 
-def open_engine(args: argparse.Namespace, *, create: bool = False):
+def open_engine(args: argparse.Namespace, *, create: bool = False, read_only: bool = False,
+                busy_timeout: float = 15.0):
     """The Engine on the workspace the options name. Only `ingest` (and `demo`) pass create=True: any
-    other verb on a missing workspace stops with one line before loading a model."""
+    other verb on a missing workspace stops with one line before loading a model. `serve` opens it
+    read-only (see engine.store.workspace)."""
     from engine import Engine
 
     config = EngineConfig(device=getattr(args, "device", "cpu") or "cpu",
@@ -120,7 +122,29 @@ def open_engine(args: argparse.Namespace, *, create: bool = False):
                           ray_address=getattr(args, "ray", None),
                           threshold=getattr(args, "threshold", None),
                           join=_join_settings(args))
-    return Engine(workspace_from_env(args.workspace), config=config, create=create)
+    return Engine(workspace_from_env(args.workspace), config=config, create=create, read_only=read_only,
+                  busy_timeout=busy_timeout)
+
+
+FRONTEND_GROUP = "copyhound.frontends"
+
+
+def load_frontend(name: str):
+    """The callable a front end registered under `copyhound.frontends` (its first argument an Engine).
+
+    Imports flow front end -> engine, never back: the TUI and the service register themselves there
+    (pyproject.toml) and the CLI looks them up by name, which also keeps textual, Starlette and uvicorn
+    out of every other verb's start-up.
+    """
+    from importlib.metadata import entry_points
+
+    from engine.errors import CopyhoundError
+
+    found = entry_points(group=FRONTEND_GROUP, name=name)
+    if not found:
+        raise CopyhoundError(f"the {name!r} front end is not installed (no {FRONTEND_GROUP} entry point); "
+                             "reinstall copyhound with `pip install -e .`")
+    return next(iter(found)).load()
 
 
 def _join_settings(args: argparse.Namespace) -> JoinSettings:

@@ -19,6 +19,7 @@ from engine.cli.analyst import add_commands as add_analyst_commands
 from engine.cli.common import Parser, add_ray_option, device, open_engine, positive_int, progress_bar
 from engine.cli.detect import add_commands as add_detection_commands
 from engine.cli.output import FORMATS, write_rows
+from engine.cli.serve import add_commands as add_serve_commands
 from engine.config import (
     DEFAULT_THRESHOLD,
     ONNX_NAME,
@@ -231,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_detection_commands(sub, common, fmt, devices)
     add_analyst_commands(sub, common, fmt)
+    add_serve_commands(sub, common, devices)
     return parser
 
 
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("sentence_transformers", "transformers", "faiss", "httpx", "urllib3", "filelock"):
+    for noisy in ("sentence_transformers", "transformers", "faiss", "httpx", "urllib3", "filelock", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.quiet:
         _hide_model_progress_bars()

@@ -29,7 +29,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from engine.files import atomic_path
+from engine.files import atomic_path, temp_beside
 from engine.store.workspace import Store
 
 log = logging.getLogger(__name__)
@@ -91,15 +91,35 @@ class SenderIndex:
         key = cls.workspace_key(con)
         if cached is not None and cached.key == key:
             return cached
-        folder = store.root / "index" / DIR_NAME
-        try:
-            found = tuple(json.loads((folder / "meta.json").read_text(encoding="utf-8"))["key"])
-            if found == key:
-                return cls(folder, key)
-        except (OSError, ValueError, KeyError, TypeError) as err:  # missing or damaged: rebuilt, never trusted
-            if folder.exists():
-                log.warning("senders: %s unreadable (%s); rebuilding", folder, err)
+        found = cls.stored(store)
+        if found is not None and found.key == key:
+            return found
         return cls.build(store, con, key)
+
+    @classmethod
+    def stored(cls, store: Store) -> SenderIndex | None:
+        """The folder's build, whatever state of the workspace it was built from (compare its `key` with
+        `workspace_key`); None when there is none, or it is damaged (rebuilt, never trusted).
+
+        A build renamed into place while this reads it (a scan finishing) is read again: the key is read
+        before and after the arrays, and arrays of two builds never pass for one.
+        """
+        folder = store.root / "index" / DIR_NAME
+        for attempt in range(3):
+            if not folder.exists() and not temp_beside(folder, "old").exists():
+                return None  # never built (the old build renamed aside means a swap is under way)
+            try:
+                key = _stored_key(folder)
+                if key[0] != FORMAT:
+                    return None  # an older layout: rebuilt
+                found = cls(folder, key)
+                if _stored_key(folder) == key and found.offsets[-1] == len(found.account_code):
+                    return found
+            except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+                if attempt == 2:
+                    log.warning("senders: %s unreadable (%s); rebuilding", folder, err)
+            time.sleep(0.05 * (attempt + 1))  # the few milliseconds between a swap's two renames
+        return None
 
     @classmethod
     def build(cls, store: Store, con: duckdb.DuckDBPyConnection, key: tuple[int, ...]) -> SenderIndex:
@@ -117,7 +137,31 @@ class SenderIndex:
 
     # ------------------------------------------------------------------ lookups
     def account(self, code: int) -> str:
-        return bytes(self.account_blob[self.account_bounds[code]:self.account_bounds[code + 1]]).decode("utf-8")
+        return self._account_bytes(code).decode("utf-8")
+
+    def _account_bytes(self, code: int) -> bytes:
+        return bytes(self.account_blob[self.account_bounds[code]:self.account_bounds[code + 1]])
+
+    @property
+    def n_accounts(self) -> int:
+        return len(self.account_bounds) - 1
+
+    def code_of(self, account_id: str) -> int | None:
+        """The code of an account that sent exchanges, or None: a binary search over the names, which
+        are stored in DuckDB's order of VARCHARs, the order of their UTF-8 bytes."""
+        target = account_id.encode("utf-8")
+        lo, hi = 0, self.n_accounts
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._account_bytes(mid) < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo if lo < self.n_accounts and self._account_bytes(lo) == target else None
+
+    def exchange_counts(self) -> np.ndarray:
+        """Exchanges per account code (int64, one pass over the exchanges' codes)."""
+        return np.bincount(np.asarray(self.account_code), minlength=self.n_accounts).astype(np.int64)
 
     def texts(self, prompt_ids: np.ndarray) -> dict[int, str]:
         """Text of each given prompt id (ids not stored are left out)."""
@@ -171,6 +215,13 @@ class SenderIndex:
              np.maximum.reduceat(ts_last, start), pid[start], np.logical_or.reduceat(ex, start))
         final = np.lexsort((g[1], -g[2], -g[3], g[0]))
         return SenderGroups(*(x[final] for x in g))
+
+
+def _stored_key(folder: Path) -> tuple[int, ...]:
+    key = tuple(int(k) for k in json.loads((folder / "meta.json").read_text(encoding="utf-8"))["key"])
+    if not key:
+        raise ValueError("empty key")
+    return key
 
 
 def _write_folder(con: duckdb.DuckDBPyConnection, folder: Path, key: tuple[int, ...]) -> tuple[int, int]:

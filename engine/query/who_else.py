@@ -9,6 +9,7 @@ index (`engine.query.senders`), which finds a prompt's exchanges without scannin
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -23,6 +24,13 @@ from engine.query.senders import NO_TS_FIRST, NO_TS_LAST, SenderIndex, datetimes
 log = logging.getLogger(__name__)
 
 
+def check_threshold(threshold: float) -> float:
+    """A who-else threshold is a cosine: QueryError in one line for anything else."""
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not -1.0 <= threshold <= 1.0:
+        raise QueryError(f"threshold must be a cosine between -1 and 1, not {threshold}")
+    return float(threshold)
+
+
 def prepare_queries(queries: list[str]) -> tuple[list[str], list[int]]:
     """Normalised texts and fingerprints; an empty query is an error naming its position."""
     if not queries:
@@ -34,6 +42,28 @@ def prepare_queries(queries: list[str]) -> tuple[list[str], list[int]]:
     return normals, [fingerprint(t) for t in normals]
 
 
+@dataclass(frozen=True)
+class Hits:
+    """Stored prompts matching queries: aligned arrays, one entry per (query, prompt) found by FAISS or by
+    fingerprint (a pair may repeat; `SenderIndex.group` keeps its best)."""
+
+    query_index: np.ndarray  # int64
+    prompt_id: np.ndarray  # int64
+    similarity: np.ndarray  # float32, 1.0 for an exact normalised copy
+    exact: np.ndarray  # bool
+
+
+def stored_hits(senders: SenderIndex, idx, vectors: np.ndarray, prints: list[int], threshold: float) -> Hits:
+    """The stored prompts matching each query: FAISS range search (cosine >= threshold) plus every prompt
+    with the query's fingerprint (an exact normalised copy, whatever the index returns)."""
+    result = faiss_index.range_search(idx, vectors, threshold)
+    ann_q = np.repeat(np.arange(len(prints), dtype=np.int64), np.diff(result.lims))
+    exact_q, exact_pid = senders.exact_prompts(np.asarray(prints, np.int64))
+    return Hits(np.concatenate([ann_q, exact_q]), np.concatenate([result.ids.astype(np.int64), exact_pid]),
+                np.concatenate([np.minimum(result.sims.astype(np.float32), 1.0), np.ones(len(exact_pid), np.float32)]),
+                np.concatenate([np.zeros(len(ann_q), bool), np.ones(len(exact_pid), bool)]))
+
+
 def who_else_rows(senders: SenderIndex, idx, vectors: np.ndarray, prints: list[int], threshold: float,
                   queries: list[str]) -> list[WhoElseRow]:
     """One row per (query, account) that sent a prompt matching the query; see the module docstring.
@@ -42,13 +72,12 @@ def who_else_rows(senders: SenderIndex, idx, vectors: np.ndarray, prints: list[i
     and the example texts from the `SenderIndex`: no table scan, so the cost follows the number of
     hits, not the size of the traffic.
     """
-    result = faiss_index.range_search(idx, vectors, threshold)
-    ann_q = np.repeat(np.arange(len(prints), dtype=np.int64), np.diff(result.lims))
-    exact_q, exact_pid = senders.exact_prompts(np.asarray(prints, np.int64))
-    g = senders.group(
-        np.concatenate([ann_q, exact_q]), np.concatenate([result.ids.astype(np.int64), exact_pid]),
-        np.concatenate([np.minimum(result.sims.astype(np.float32), 1.0), np.ones(len(exact_pid), np.float32)]),
-        np.concatenate([np.zeros(len(ann_q), bool), np.ones(len(exact_pid), bool)]))
+    return rows_from_hits(senders, stored_hits(senders, idx, vectors, prints, threshold), queries)
+
+
+def rows_from_hits(senders: SenderIndex, hits: Hits, queries: list[str]) -> list[WhoElseRow]:
+    """The who-else rows of `hits`: one per (query, account) that sent a hit prompt."""
+    g = senders.group(hits.query_index, hits.prompt_id, hits.similarity, hits.exact)
     texts = senders.texts(g.example_id)
     names = {code: senders.account(code) for code in np.unique(g.account_code).tolist()}
     return [

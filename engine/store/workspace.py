@@ -9,6 +9,13 @@ nothing is corrupted and nothing waits forever.
 Creation: only a Store opened with `create=True` (the CLI's `ingest`, `demo`) makes a workspace; any other
 open of a folder without a database is refused, so a mistyped path is an error, not a new empty workspace.
 
+Read-only: a Store opened with `read_only=True` (the service, `copyhound serve`) opens every connection
+read-only. DuckDB lets any number of read-only connections share a file with each other but not with a
+writer, so such a Store never takes the writer's lock, and a writer that starts while it reads waits
+(up to its own `busy_timeout`) for the read to end, as it waits for any other process: the readers that
+use it keep their reads short. It applies no migration (a database at an older schema version is refused
+with the command that migrates it), checks no block, creates no folder and records no clean close.
+
 Privacy: a workspace holds every prompt. Opening a Store makes every file this process creates from then
 on private to its owner (umask 077: files 0600, folders 0700), whatever umask the user runs with; DuckDB's
 database and WAL, shards, indexes, quarantine, exports and caches are all written that way.
@@ -57,16 +64,25 @@ class Store:
     """Paths of one workspace and short-lived DuckDB connections to its database."""
 
     def __init__(
-        self, root: Path, *, create: bool = True, busy_timeout: float = 15.0, memory_limit: str = DEFAULT_DUCKDB_MEMORY
+        self, root: Path, *, create: bool = True, busy_timeout: float = 15.0, memory_limit: str = DEFAULT_DUCKDB_MEMORY,
+        read_only: bool = False,
     ) -> None:
         self.root = Path(root)
         self.busy_timeout = busy_timeout
         self.memory_limit = memory_limit
+        self.read_only = read_only
+        # A read-only Store checks the schema version on its first connection, not here: opening one may
+        # wait for a writer, and a service starts (and says it is waiting) before that.
+        self._version_checked = not read_only
         self._closed: tuple | None = None  # the signature this Store last recorded
         self._damage_seen = False
         private_files()
         if self.root.exists() and not self.root.is_dir():
             raise WorkspaceError(f"workspace {self.root} is not a folder")
+        if read_only:
+            if not self.db_path.exists():
+                raise WorkspaceError(f"no workspace at {self.root} (create one with copyhound ingest)")
+            return
         if self.db_path.exists() and not self._holds_nothing():
             self._check_intact()
         elif not create:
@@ -90,6 +106,20 @@ class Store:
 
     def index_path(self, encoder: str) -> Path:
         return self.root / "index" / f"prompts.{_safe(encoder)}.faiss"
+
+    def _check_version(self, con: duckdb.DuckDBPyConnection) -> None:
+        """A read-only Store reads only a database at this copyhound's schema version."""
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            row = None
+        version = int(row[0]) if row else 0
+        if version != len(MIGRATIONS):
+            raise WorkspaceError(
+                f"workspace {self.root} has schema version {version}, this copyhound reads {len(MIGRATIONS)}: "
+                + ("upgrade copyhound" if version > len(MIGRATIONS) else
+                   "run `copyhound status` on it once (a command that writes migrates it)"))
+        self._version_checked = True
 
     def _holds_nothing(self) -> bool:
         """A zero-byte database and no WAL: DuckDB was killed while creating the file, before it wrote
@@ -183,7 +213,7 @@ class Store:
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.db_path))
+                con = duckdb.connect(str(self.db_path), read_only=self.read_only)
                 break
             except duckdb.Error as err:
                 text = str(err)
@@ -214,6 +244,8 @@ class Store:
             if con.execute("SELECT current_setting('temp_directory')").fetchone()[0] != spill:
                 con.execute(f"SET temp_directory = '{spill}'")
             con.execute("SET preserve_insertion_order = true")
+            if self.read_only and not self._version_checked:
+                self._check_version(con)
             yield con
         except duckdb.OutOfMemoryException as err:
             # DuckDB spills to tmp/ where it can; what it cannot spill (some window and hash aggregates) fails.
@@ -230,7 +262,8 @@ class Store:
                                 "free some space and run the command again") from err
         finally:
             con.close()
-            self._remember()
+            if not self.read_only:
+                self._remember()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

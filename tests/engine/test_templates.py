@@ -169,6 +169,34 @@ def test_optional_phrase_and_reused_content_keep_one_template() -> None:
     assert tpl.n_prompts == 300
 
 
+def test_wrapper_is_mined_around_content_that_recurs_more_often() -> None:
+    # Ordinary users paste documents built from a few stock sentences (more prompts hold each
+    # sentence than hold the campaign's instruction); a campaign wraps the same kind of documents in
+    # its instruction. The instruction frames its prompts and must become the template of every
+    # campaign prompt; the stock sentences inside are content.
+    rng = random.Random(11)
+    stock = [f"{_sent(rng, 3, 4)} our plan is to {{}} and then review the numbers in {_sent(rng, 1, 1)}."
+             for _ in range(6)]
+
+    def document() -> str:
+        parts = [rng.choice(stock).format(_sent(rng, 2, 4)) if rng.random() < 0.5 else _sent(rng, 6, 14)
+                 for _ in range(rng.randint(4, 8))]
+        return " ".join(parts)
+
+    organic = [f"{_sent(rng, 2, 6)}: {document()}" for _ in range(600)]
+    campaign = [
+        "you are a careful annotator. generate five question answer pairs from the text below. "
+        f"text: {document()} respond only with json and no preamble." for _ in range(120)
+    ]
+    texts = organic + campaign
+    res = mine_templates(np.arange(len(texts)), texts)
+    got = Counter(int(t) for p, t in zip(*res.assignments, strict=True) if p >= len(organic))
+    tid, n = got.most_common(1)[0]
+    assert n == len(campaign), [(res.templates[t].pattern, k) for t, k in got.items()]
+    assert res.templates[tid].anchors[0].startswith("you are a careful annotator. generate five")
+    assert set(res.members(tid).tolist()) == set(range(len(organic), len(texts)))
+
+
 def test_inputs_validated_and_small_input() -> None:
     with pytest.raises(ValueError):
         mine_templates(np.arange(3), ["a", "b"])

@@ -15,18 +15,22 @@ Approach (all heavy grouping in DuckDB, vector work in numpy, no per-pair Python
    template's prompts, so a whole anchor text (however many n-grams) becomes one class; a passage
    reused by a few prompts, a phrase shared by sibling templates or a common organic phrase each
    become classes of their own, separate from the template text even when they touch it.
-3. Greedy cover, largest class first: a class (its prompts not yet assigned) is a candidate
-   template; its fixed text is the closure, every class held by >= ``closure_share`` of the
-   members (so an optional phrase does not split it). Template text occurs in every member, so
-   it comes before content reused by a few prompts. Before accepting, classes nested inside the
-   group (>= ``nested_share`` of their prompts in it) that together cover the group split it
-   first: sibling templates sharing a long preamble each keep their own text.
+3. Greedy cover, frames first, then largest class first: a class (its prompts not yet assigned)
+   is a candidate template; its fixed text is the closure, every class held by >= ``closure_share``
+   of the members (so an optional phrase does not split it). Template text occurs in every member,
+   so it comes before content reused by a few prompts. Classes that start or end most of their
+   prompts (frames) go before the others, whatever their size: a stock sentence pasted by
+   thousands of users inside their documents would otherwise take every prompt holding it,
+   including a campaign's instruction wrapped around such documents. Before accepting, classes
+   nested inside the group (>= ``nested_share`` of their prompts in it) that together cover the
+   group split it first: sibling templates sharing a long preamble each keep their own text.
 4. Each group is validated: enough members, real variable content (enough distinct prompts: a
    family of exact copies is not a template), a substantial fixed part, a long enough longest
    anchor, a longer fixed part for a single floating anchor (short common phrases float
    anywhere in organic text), and not reused content (most members holding a bigger multi-n-gram
-   text elsewhere, i.e. their real template). Rejected groups leave their prompts free for
-   smaller classes. Prompts still free are then tried as *label templates* ("summarize: {0}").
+   text elsewhere that frames them, i.e. their real template). Rejected groups leave their prompts
+   free for smaller classes. Prompts still free are then tried as *label templates*
+   ("summarize: {0}").
 5. Each template's anchors (maximal runs of covered tokens) are read from one representative
    member and rendered as a pattern with numbered slots.
 

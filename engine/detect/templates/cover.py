@@ -33,6 +33,12 @@ __all__ = ["Accepted", "CoverState", "cover", "label_templates"]
 # Nested splits stop at this depth; a group split this deep takes the closure of what is left.
 _MAX_DEPTH = 8
 
+# A class *frames* its prompts when at least this share of them start or end with it. A template is the
+# frame around variable content ("you are a rater ... text: {0} answer with one label."); text that
+# recurs in the middle of prompts is more often content (a boilerplate sentence, a code idiom, a
+# passage reused under many instructions) than the instruction itself.
+FRAME_SHARE = 0.5
+
 # A field label opening a prompt: one to four words and a colon ("summarize:", "translate to french:",
 # "question:"). Too short for the n-gram pass (a template needs min_fixed_tokens fixed tokens).
 _LABEL_RE = re.compile(r"^\s*((?:[^\W\d_][\w'-]*[ \t]+){0,3}[^\W\d_][\w'-]*)[ \t]*:(?!//)")
@@ -64,6 +70,7 @@ class CoverState:
     ``db`` and ``tables`` hold the class occurrences read back for each representative member.
     ``assigned``: int64 (m,), index into ``found`` of each prompt's template, -1 for none.
     ``stamp``/``stamp_no``: scratch membership marks for :meth:`take`.
+    ``frames``: bool (C,), whether each class frames its prompts (see :data:`FRAME_SHARE`).
     """
 
     params: TemplateParams
@@ -77,11 +84,15 @@ class CoverState:
     found: list[Accepted] = field(init=False, default_factory=list)
     stamp: np.ndarray = field(init=False)
     stamp_no: int = field(init=False, default=0)
+    frames: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         m = len(self.ntok)
         self.assigned = np.full(m, -1, dtype=np.int64)
         self.stamp = np.zeros(m, dtype=np.int64)
+        pairs = self.pairs
+        anchored = np.bincount(pairs.cid, weights=pairs.ends > 0, minlength=len(pairs.df))
+        self.frames = anchored >= FRAME_SHARE * np.maximum(pairs.df, 1)
 
     def take(self, c: int, members: np.ndarray, depth: int) -> None:
         """Make a template of core class ``c`` over ``members`` (unassigned prompts holding ``c``).
@@ -134,9 +145,10 @@ class CoverState:
             return
         in_cl = np.isin(pairs.cid[idx], closure)
         # Reused content (one passage under many templates) also shares long text, but then most
-        # members also hold some bigger multi-n-gram text outside the group: their real template.
+        # members also hold some bigger multi-n-gram text outside the group that frames them: their
+        # real template. Bigger text in the middle of prompts is content too, not a template.
         other = pairs.cid[idx][~in_cl]
-        bigger = (pairs.df[other] >= 2 * len(members)) & (pairs.nng[other] >= 2)
+        bigger = (pairs.df[other] >= 2 * len(members)) & (pairs.nng[other] >= 2) & self.frames[other]
         if len(np.unique(owner[~in_cl][bigger])) >= 0.5 * len(members):
             log.debug("templates: reject (content) n=%d core=%d", len(members), c)
             return
@@ -181,14 +193,18 @@ class CoverState:
 
 
 def cover(state: CoverState) -> None:
-    """The greedy cover: every class held by enough unassigned prompts, largest first, tries a template.
+    """The greedy cover: every class held by enough unassigned prompts tries a template.
 
-    Largest postings first: template text occurs in every member, so it precedes content reused by a
-    few prompts; more specific sibling templates are split off inside :meth:`CoverState.take`.
+    Classes that frame their prompts (:data:`FRAME_SHARE`) go first, then the rest; within each,
+    largest postings first: template text occurs in every member, so it precedes content reused by a
+    few prompts; more specific sibling templates are split off inside :meth:`CoverState.take`. Frames
+    go first because size alone puts recurring content ahead of the instruction around it: a
+    sentence that thousands of users paste would otherwise take every prompt holding it, wrapped
+    instructions included, and the wrapper (a campaign's template) would never form.
     """
     least, pairs = state.params.least_prompts, state.pairs
     cand = np.flatnonzero(pairs.df >= least)
-    cand = cand[np.lexsort((cand, -pairs.nng[cand], -pairs.df[cand]))]
+    cand = cand[np.lexsort((cand, -pairs.nng[cand], -pairs.df[cand], ~state.frames[cand]))]
     for c in cand:
         rows_c = pairs.rows_of(int(c))
         members = rows_c[state.assigned[rows_c] < 0]
