@@ -181,8 +181,29 @@ def trial(work: Path, meta: dict, number: int, seed: int, expected: dict[int, di
         violations=violations, differences=diff, identical=not diff and not violations,
         seconds=round(time.monotonic() - t0, 1),
     )
+    if diff:
+        # What differs, and the workspace kept beside the reference: a table name alone does not say
+        # whether a crash changed a finding or a last bit of a float moved.
+        record["difference_examples"] = _examples(got, want, diff)
+        kept = work / f"differs-{number}"
+        shutil.rmtree(kept, ignore_errors=True)
+        ws.rename(kept)
+        record["kept"] = str(kept)
     shutil.rmtree(ws, ignore_errors=True)
     return record
+
+
+def _examples(got: dict, want: dict, diff: list[str], n: int = 3) -> dict:
+    """Per differing table: rows only in this trial, rows only in the reference (a few of each)."""
+    out = {}
+    for table in diff:
+        if not isinstance(got.get(table), list):
+            continue
+        g, w = set(map(str, got[table])), set(map(str, want[table]))
+        out[table] = {"only_here": len(g - w), "only_in_reference": len(w - g),
+                      "here": [r[:400] for r in sorted(g - w)[:n]],
+                      "reference": [r[:400] for r in sorted(w - g)[:n]]}
+    return out
 
 
 def summarise(trials: list[dict]) -> dict:
