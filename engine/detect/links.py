@@ -484,6 +484,7 @@ def _intense_templates(con: duckdb.DuckDBPyConnection, max_pair_accounts: int = 
         pv = np.ones(len(items))
         pv[cand] = _poisson_sf(x[cand], k[cand] * float(hit.mean()))
         significant.update(int(t) for t in items[cand & (pv < 0.01 / max(1, 2 * len(items)))])
+    grouped = _intense_preambles(con, max_pair_accounts, float((u >= 1.0 + math.log(MIN_REPEAT) - 1e-9).mean()))
     sig = np.array(sorted(significant), dtype=np.int64)
     if len(sig):
         sel = pa.table({"item": sig})  # noqa: F841 (read by DuckDB)
@@ -499,7 +500,75 @@ def _intense_templates(con: duckdb.DuckDBPyConnection, max_pair_accounts: int = 
             f"WHERE kind = 'T' AND item IN (SELECT item FROM sel) AND ("
             f"(np >= {MIN_REPEAT} AND s >= {MIN_INTENSE_SPECIFICITY}) OR (label AND u >= {cut99 - 1e-9!r}))"
         )
-    log.debug("links: %d significant templates of %d tested", len(sig), len(items))
+    log.debug("links: %d significant templates of %d tested, %d preambles", len(sig), len(items), len(grouped))
+    return sorted(set(sig.tolist()) | set(grouped))
+
+
+# Tokens of a shared opening that make sibling templates one preamble (specificity 0.63: a sentence).
+PREAMBLE_TOKENS = 12
+
+
+def _intense_preambles(con: duckdb.DuckDBPyConnection, max_pair_accounts: int, rate: float) -> list[int]:
+    """Sibling templates behind one preamble, tested for repeat use as one; adds to ``_rg_intense``.
+
+    The miner splits templates that share a long opening but differ further on ("you are a senior
+    annotator ... task: rate toxicity ..." and "... task: classify sentiment ..."), which is right for
+    reading them, but a low-and-slow campaign spreads each account's few prompts over its tasks: no
+    account then fills any one of them twice, and the repeat-use test above sees nothing. Templates
+    whose first anchor opens the prompt with a sentence or more are grouped by it; a group of two or
+    more is tested like one template, against ``rate``, the share of all template relations with two or
+    more fillings (a user of one sibling repeats it at that rate), and its repeat members join
+    ``_rg_intense`` under the group's first template.
+    Siblings' first anchors differ in length (one runs on into its task line), so the group is keyed by
+    their first ``PREAMBLE_TOKENS`` tokens.
+    """
+    from engine.detect.templates import tokenize
+
+    rows = con.execute("SELECT template_id, pattern, anchors FROM templates ORDER BY template_id").fetchall()
+    group: dict[str, list[int]] = {}
+    for tid, pattern, anchors in rows:
+        anchors = json.loads(anchors) if isinstance(anchors, str) else list(anchors or [])
+        if not anchors or (pattern or "").startswith("{"):
+            continue
+        opening = tokenize(anchors[0])[:PREAMBLE_TOKENS]
+        if len(opening) == PREAMBLE_TOKENS:
+            group.setdefault(" ".join(opening), []).append(int(tid))
+    groups = [sorted(g) for g in group.values() if len(g) >= 2]
+    if not groups:
+        return []
+    gm = pa.table({"item": np.concatenate([np.array(g, np.int64) for g in groups]),  # noqa: F841 (DuckDB)
+                   "grp": np.concatenate([np.full(len(g), g[0], np.int64) for g in groups])})
+    rel = con.execute(
+        """
+        WITH r AS (
+            SELECT x.acc, gm.grp, count(DISTINCT e.prompt_id) AS np, min(x.s) AS s
+            FROM _rg_rel x JOIN gm USING (item)
+            JOIN template_members m ON m.template_id = x.item
+            JOIN _rg_acc a ON a.acc = x.acc
+            JOIN exchanges e ON e.prompt_id = m.prompt_id AND e.account_id = a.account_id
+            WHERE x.kind = 'T'
+            GROUP BY x.acc, gm.grp
+        )
+        SELECT acc, grp, np, s, count(*) OVER (PARTITION BY grp) AS k FROM r ORDER BY grp, acc
+        """
+    ).fetchnumpy()
+    grp = np.asarray(rel["grp"], dtype=np.int64)
+    if len(grp) == 0:
+        return []
+    np_ = np.asarray(rel["np"], dtype=np.int64)
+    k = np.asarray(rel["k"], dtype=np.int64)
+    hit = np_ >= MIN_REPEAT
+    items, first = np.unique(grp, return_index=True)
+    x = np.add.reduceat(hit.astype(np.int64), first)
+    kk = k[first]
+    cand = (x >= 3) & (kk <= max_pair_accounts)
+    pv = np.ones(len(items))
+    pv[cand] = _poisson_sf(x[cand], kk[cand] * rate)
+    sig = items[cand & (pv < 0.01 / max(1, len(items)))]
+    if len(sig):
+        keep = np.isin(grp, sig) & hit & (np.asarray(rel["s"], dtype=np.float64) >= MIN_INTENSE_SPECIFICITY)
+        add = pa.table({"acc": np.asarray(rel["acc"], dtype=np.int64)[keep], "item": grp[keep]})  # noqa: F841
+        con.execute("INSERT INTO _rg_intense SELECT acc, item FROM add")
     return sig.tolist()
 
 
