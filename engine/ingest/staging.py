@@ -31,6 +31,7 @@ from engine.config import (
     MAX_PROMPT_CHARS,
 )
 from engine.errors import IngestError
+from engine.ingest.fingerprint import normalize_batch
 from engine.ingest.lines import UTF8_BOM, CsvRecord, Lines, check_encoding, deeper_than
 from engine.progress import ProgressFn, no_progress
 
@@ -43,6 +44,8 @@ FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv
            ".parquet": "parquet", ".pq": "parquet"}
 # Bytes of JSONL lines read per chunk: large enough for bulk SQL, small enough for bounded memory.
 _JSONL_CHUNK_BYTES = 32 * 1024 * 1024
+# Distinct prompts normalised per Python round trip (bounds memory on a big Parquet file).
+_NORMALISE_PAGE = 250_000
 # C0 and C1 control characters and the Unicode line/paragraph separators: none belongs in an id, and each
 # one would break the one-line error or a report heading. As an RE2 class for SQL, and as a Python regex.
 _CONTROL_SQL = "'[\\x00-\\x1f\\x7f-\\x9f\\x{2028}\\x{2029}]'"
@@ -87,17 +90,70 @@ class Stager:
         self.columns = columns
         self.progress = progress
 
-    def stage(self, con: duckdb.DuckDBPyConnection, path: Path, fmt: str, stage: str) -> None:
-        """Fill the (already created) table `stage` from `path` in format `fmt`."""
+    def stage(self, con: duckdb.DuckDBPyConnection, path: Path, fmt: str, stage: str, norm: str) -> None:
+        """Fill the (already created) tables `stage` and `norm` from `path` in format `fmt`.
+
+        `stage` gets one row per record (its `fp` is the normalised prompt's fingerprint, for rows
+        without a problem), `norm` one row per fingerprint with its normalised text.
+        """
+        # Normalised texts of every block, deduplicated once at the end (an anti-join per block costs more).
+        con.execute("CREATE OR REPLACE TEMP TABLE staged_texts (fp BIGINT, normalized VARCHAR)")
         if fmt == "jsonl":
             self.stage_jsonl(con, path, stage)
         elif fmt == "csv":
             self.stage_csv(con, path, stage)
         else:
             self.stage_parquet(con, path, stage)
+        con.execute(f"INSERT INTO {norm} SELECT fp, any_value(normalized) FROM staged_texts GROUP BY fp")
+        con.execute("DROP TABLE staged_texts")
 
-    def _finish_sql(self, stage: str, source: str) -> str:
-        """INSERT the common columns plus the row's first field-level problem from `source`."""
+    def _insert(self, con: duckdb.DuckDBPyConnection, select: str, stage: str) -> None:
+        """Run `select` (from `_finish_sql`), normalise its good rows' prompts, append to `stage`
+        (and their normalised texts to the temporary `staged_texts`).
+
+        Each distinct prompt of the block is normalised once (`normalize_batch`, in pages of
+        _NORMALISE_PAGE for a big block such as a whole Parquet file); a junk prompt is the row's
+        problem when it has no other. Rows go in by line, so `line BETWEEN` reads few row groups.
+        """
+        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {select}")
+        con.execute("CREATE OR REPLACE TEMP TABLE staged_norm "
+                    "(prompt VARCHAR, fp BIGINT, normalized VARCHAR, junk VARCHAR)")
+        rows = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
+        if rows <= _NORMALISE_PAGE:
+            self._normalise_page(con, con.sql(
+                "SELECT DISTINCT prompt FROM staged WHERE problem IS NULL").to_arrow_table()["prompt"])
+        else:
+            con.execute("""CREATE OR REPLACE TEMP TABLE staged_prompts AS
+                           SELECT prompt, row_number() OVER () AS rn
+                           FROM (SELECT DISTINCT prompt FROM staged WHERE problem IS NULL)""")
+            n = con.execute("SELECT count(*) FROM staged_prompts").fetchall()[0][0]
+            for lo in range(0, n, _NORMALISE_PAGE):
+                self._normalise_page(con, con.sql(
+                    "SELECT prompt FROM staged_prompts WHERE rn > ? AND rn <= ?",
+                    params=[lo, lo + _NORMALISE_PAGE]).to_arrow_table()["prompt"])
+            con.execute("DROP TABLE staged_prompts")
+        con.execute(
+            f"""INSERT INTO {stage}
+                SELECT s.line, s.account_id, s.ts_raw, s.prompt, s.exchange_id, s.response, s.model, s.ip,
+                       s.meta, s.raw, COALESCE(s.problem, n.junk), s.ts, n.fp
+                FROM staged s LEFT JOIN staged_norm n ON s.problem IS NULL AND s.prompt = n.prompt
+                ORDER BY s.line"""
+        )
+        con.execute("INSERT INTO staged_texts SELECT fp, normalized FROM staged_norm WHERE junk IS NULL")
+        con.execute("DROP TABLE staged")
+        con.execute("DROP TABLE staged_norm")
+
+    @staticmethod
+    def _normalise_page(con: duckdb.DuckDBPyConnection, texts: pa.ChunkedArray) -> None:
+        batch = normalize_batch(texts)
+        page = pa.table({"prompt": texts, "fp": pa.array(batch.fingerprints, pa.int64()),
+                         "normalized": batch.normalized, "junk": batch.junk})
+        con.register("normal_page", page)
+        con.execute("INSERT INTO staged_norm SELECT * FROM normal_page")
+        con.unregister("normal_page")
+
+    def _finish_sql(self, source: str) -> str:
+        """SELECT the common columns plus the row's first field-level problem from `source`."""
         raw_ts = "trim(ts_raw)"
         ts = (
             f"CASE WHEN regexp_full_match({raw_ts}, '-?[0-9]+(\\.[0-9]+)?') THEN "
@@ -120,7 +176,6 @@ class Stager:
                                ("ip", "ip"))
         )
         return f"""
-            INSERT INTO {stage}
             SELECT line, account_id, ts_raw, prompt, exchange_id, response, model, ip, meta, raw,
                 CASE
                     WHEN problem IS NOT NULL THEN problem
@@ -141,8 +196,8 @@ class Stager:
                              || 'epoch numbers are seconds, or milliseconds past 1e11)'
                     WHEN length(prompt) > {MAX_PROMPT_CHARS}
                         THEN 'prompt too long (' || length(prompt) || ' characters; limit {MAX_PROMPT_CHARS})'
-                END,
-                CASE WHEN ts BETWEEN TIMESTAMP '{EARLIEST_TIMESTAMP}' AND TIMESTAMP '{latest}' THEN ts END
+                END AS problem,
+                CASE WHEN ts BETWEEN TIMESTAMP '{EARLIEST_TIMESTAMP}' AND TIMESTAMP '{latest}' THEN ts END AS ts
             FROM (SELECT *, {ts} AS ts, {offset} AS off FROM ({source}))
         """
 
@@ -157,35 +212,30 @@ class Stager:
         # DuckDB evaluates JSON functions on every row whatever a CASE says, so each row's text is first
         # replaced by '{}' when it is not valid JSON or failed a check in Python (`j`), and the checks
         # below read `j`; `raw` (kept for the quarantine) is never parsed.
-        checks = ["WHEN NOT valid THEN 'malformed JSON'",
-                  "WHEN json_type(j) <> 'OBJECT' THEN 'not a JSON object'"]
+        # One parse per function for all the fields: list forms of json_type and json_extract_string
+        # (one call per field parsed every row once per field).
+        paths = "[" + ", ".join(path_of(f) for f in FIELDS) + "]"
+        checks = ["WHEN NOT valid THEN 'malformed JSON'", "WHEN NOT obj THEN 'not a JSON object'"]
         allowed = {"account_id": ("VARCHAR", "BIGINT", "UBIGINT"), "prompt": ("VARCHAR",),
                    "timestamp": ("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE")}
-        for field in FIELDS:
+        for i, field in enumerate(FIELDS, start=1):
             ok = allowed.get(field, ("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN"))
             kinds = ", ".join(lit(k) for k in ok + ("NULL",))
-            checks.append(
-                f"WHEN json_type(j, {path_of(field)}) NOT IN ({kinds}) THEN "
-                f"'wrong type for {field} (' || lower(json_type(j, {path_of(field)})) || ')'"
-            )
+            checks.append(f"WHEN types[{i}] NOT IN ({kinds}) THEN 'wrong type for {field} (' || lower(types[{i}]) || ')'")
         drop = json.dumps({self.columns[f]: None for f in FIELDS})
+        named = ",\n".join(f"CASE WHEN obj THEN texts[{i}] END AS {col}" for i, col in enumerate(
+            ("account_id", "ts_raw", "prompt", "exchange_id", "response", "model", "ip"), start=1))
         source = f"""
-            SELECT line,
-                CASE WHEN obj THEN {text_of('account_id')} END AS account_id,
-                CASE WHEN obj THEN {text_of('timestamp')} END AS ts_raw,
-                CASE WHEN obj THEN {text_of('prompt')} END AS prompt,
-                CASE WHEN obj THEN {text_of('exchange_id')} END AS exchange_id,
-                CASE WHEN obj THEN {text_of('response')} END AS response,
-                CASE WHEN obj THEN {text_of('model')} END AS model,
-                CASE WHEN obj THEN {text_of('ip')} END AS ip,
+            SELECT line, {named},
                 CASE WHEN obj THEN nullif(json_merge_patch(j, {lit(drop)}), '{{}}') END::JSON AS meta,
                 raw,
                 COALESCE(pre_problem, CASE {' '.join(checks)} END) AS problem
-            FROM (SELECT *, json_type(j) = 'OBJECT' AS obj
-                  FROM (SELECT *, CASE WHEN valid THEN doc ELSE '{{}}' END AS j
-                        FROM (SELECT *, COALESCE(json_valid(doc), false) AS valid FROM chunk)))
+            FROM (SELECT *, json_type(j, {paths}) AS types, json_extract_string(j, {paths}) AS texts
+                  FROM (SELECT *, json_type(j) = 'OBJECT' AS obj
+                        FROM (SELECT *, CASE WHEN valid THEN doc ELSE '{{}}' END AS j
+                              FROM (SELECT *, COALESCE(json_valid(doc), false) AS valid FROM chunk))))
         """
-        insert = self._finish_sql(stage, source)
+        select = self._finish_sql(source)
         total = path.stat().st_size
         lines: Lines | None = None
         try:
@@ -225,7 +275,7 @@ class Stager:
                                       "raw": pa.array(raws, pa.string()),
                                       "pre_problem": pa.array(problems, pa.string())})
                     con.register("chunk", chunk)
-                    con.execute(insert)
+                    self._insert(con, select, stage)
                     con.unregister("chunk")
                     # Compressed files report progress in uncompressed bytes; close enough for a bar.
                     self.progress(f"stage {path.name}", min(lines.bytes_read, total), total)
@@ -310,7 +360,7 @@ class Stager:
             FROM {reader}
         """
         try:
-            con.execute(self._finish_sql(stage, source))
+            self._insert(con, self._finish_sql(source), stage)
         except duckdb.OutOfMemoryException:
             raise
         except duckdb.Error as err:
@@ -365,7 +415,7 @@ class Stager:
                     columns = self._csv_columns(header)
                     self._missing_columns(path, columns)
                     named, meta, everything = self._columns_sql(columns, lambda i: f"c{i}")
-                    insert = self._finish_sql(stage, f"""
+                    select = self._finish_sql(f"""
                         SELECT line, {named}, {meta}::JSON AS meta,
                             CASE WHEN raw IS NULL THEN {everything}::VARCHAR ELSE raw END AS raw, problem
                         FROM chunk""")
@@ -409,7 +459,7 @@ class Stager:
                         data.update(line=pa.array(numbers, pa.int64()), raw=pa.array(raws, pa.string()),
                                     problem=pa.array(problems, pa.string()))
                         con.register("chunk", pa.table(data))
-                        con.execute(insert)
+                        self._insert(con, select, stage)
                         con.unregister("chunk")
                         self.progress(f"stage {path.name}", min(lines.bytes_read, total), total)
                 finally:
