@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from engine.crashpoints import crash_point
 from engine.errors import IngestError
@@ -161,16 +162,17 @@ class Ingestor:
                 raw VARCHAR, problem VARCHAR, ts TIMESTAMP, fp BIGINT)"""
         )
         con.execute(f"CREATE TABLE norm_{file_id} (fingerprint BIGINT, normalized VARCHAR)")
+        stager = Stager(self.columns, self.progress)
         try:
-            Stager(self.columns, self.progress).stage(con, path, fmt, stage, f"norm_{file_id}")
-            self._validate(con, path, file_id)
+            stager.stage(con, path, fmt, stage, f"norm_{file_id}")
+            self._validate(con, path, file_id, stager)
         except BaseException:
             self._drop_staging(con, file_id)
             con.execute("DELETE FROM ingest_files WHERE file_id = ?", [file_id])
             raise
         return file_id
 
-    def _validate(self, con: duckdb.DuckDBPyConnection, path: Path, file_id: int) -> None:
+    def _validate(self, con: duckdb.DuckDBPyConnection, path: Path, file_id: int, stager: Stager) -> None:
         stage = f"stage_{file_id}"
         self._conflicting_ids(con, stage)
         total, bad = con.execute(
@@ -197,6 +199,7 @@ class Ingestor:
             )
         quarantine = None
         if bad:
+            self._raw_of_late_bad_rows(con, path, stage, stager)
             quarantine = self.store.root / "quarantine" / f"{path.name}.{file_id}.rejected.jsonl"
             with atomic_path(quarantine) as tmp:
                 con.execute(
@@ -212,6 +215,19 @@ class Ingestor:
                batches_total = ?, batches_done = 0, quarantine = ? WHERE file_id = ?""",
             [total, bad, batches, str(quarantine) if quarantine else None, file_id],
         )
+
+    @staticmethod
+    def _raw_of_late_bad_rows(con: duckdb.DuckDBPyConnection, path: Path, stage: str, stager: Stager) -> None:
+        """Fill in the raw text of rows found bad after staging (JSONL keeps none for rows staged good)."""
+        lines = {line for (line,) in con.execute(
+            f"SELECT line FROM {stage} WHERE problem IS NOT NULL AND raw IS NULL").fetchall()}
+        if not lines:
+            return
+        found = stager.jsonl_lines(path, lines)
+        con.register("late_raw", pa.table({"line": pa.array(list(found), pa.int64()),
+                                           "raw": pa.array(list(found.values()), pa.string())}))
+        con.execute(f"UPDATE {stage} SET raw = r.raw FROM late_raw r WHERE {stage}.line = r.line")
+        con.unregister("late_raw")
 
     @staticmethod
     def _conflicting_ids(con: duckdb.DuckDBPyConnection, stage: str) -> None:

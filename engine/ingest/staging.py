@@ -89,6 +89,10 @@ class Stager:
         # logical field -> column name in the file
         self.columns = columns
         self.progress = progress
+        # A good JSONL row's raw text is its line, which `jsonl_lines` reads again should the row turn
+        # out bad later (a conflicting exchange id), so the stage keeps raw only for bad rows there;
+        # CSV and Parquet rows keep it, as a good row's raw is built from its fields.
+        self.good_raw = True
 
     def stage(self, con: duckdb.DuckDBPyConnection, path: Path, fmt: str, stage: str, norm: str) -> None:
         """Fill the (already created) tables `stage` and `norm` from `path` in format `fmt`.
@@ -98,6 +102,7 @@ class Stager:
         """
         # Normalised texts of every block, deduplicated once at the end (an anti-join per block costs more).
         con.execute("CREATE OR REPLACE TEMP TABLE staged_texts (fp BIGINT, normalized VARCHAR)")
+        self.good_raw = fmt != "jsonl"
         if fmt == "jsonl":
             self.stage_jsonl(con, path, stage)
         elif fmt == "csv":
@@ -135,7 +140,8 @@ class Stager:
         con.execute(
             f"""INSERT INTO {stage}
                 SELECT s.line, s.account_id, s.ts_raw, s.prompt, s.exchange_id, s.response, s.model, s.ip,
-                       s.meta, s.raw, COALESCE(s.problem, n.junk), s.ts, n.fp
+                       s.meta, {"s.raw" if self.good_raw else "CASE WHEN COALESCE(s.problem, n.junk) IS NOT NULL THEN s.raw END"},
+                       COALESCE(s.problem, n.junk), s.ts, n.fp
                 FROM staged s LEFT JOIN staged_norm n ON s.problem IS NULL AND s.prompt = n.prompt
                 ORDER BY s.line"""
         )
@@ -211,7 +217,8 @@ class Stager:
 
         # DuckDB evaluates JSON functions on every row whatever a CASE says, so each row's text is first
         # replaced by '{}' when it is not valid JSON or failed a check in Python (`j`), and the checks
-        # below read `j`; `raw` (kept for the quarantine) is never parsed.
+        # below read `j`; `raw` (kept for the quarantine; the line's text, `doc`, unless the row failed
+        # a check in Python) is never parsed.
         # One parse per function for all the fields: list forms of json_type and json_extract_string
         # (one call per field parsed every row once per field).
         paths = "[" + ", ".join(path_of(f) for f in FIELDS) + "]"
@@ -228,7 +235,7 @@ class Stager:
         source = f"""
             SELECT line, {named},
                 CASE WHEN obj THEN nullif(json_merge_patch(j, {lit(drop)}), '{{}}') END::JSON AS meta,
-                raw,
+                COALESCE(raw, doc) AS raw,
                 COALESCE(pre_problem, CASE {' '.join(checks)} END) AS problem
             FROM (SELECT *, json_type(j, {paths}) AS types, json_extract_string(j, {paths}) AS texts
                   FROM (SELECT *, json_type(j) = 'OBJECT' AS obj
@@ -245,7 +252,7 @@ class Stager:
                     chunk_start = lines.bytes_read
                     numbers: list[int] = []
                     docs: list[str | None] = []
-                    raws: list[str] = []
+                    raws: list[str | None] = []
                     problems: list[str | None] = []
                     for data in lines:
                         if not data.strip():
@@ -265,7 +272,7 @@ class Stager:
                             problem = self._check_big_row(text, len(data))
                         numbers.append(number)
                         docs.append(text if problem is None else None)
-                        raws.append(text)
+                        raws.append(text if problem is not None else None)
                         problems.append(problem)
                         if lines.bytes_read - chunk_start >= _JSONL_CHUNK_BYTES:
                             break
@@ -281,6 +288,18 @@ class Stager:
                     self.progress(f"stage {path.name}", min(lines.bytes_read, total), total)
         except (OSError, EOFError, gzip.BadGzipFile) as err:
             raise IngestError(f"{path}:{lines.number + 1 if lines else 1}: cannot read file ({err})") from err
+
+    def jsonl_lines(self, path: Path, wanted: set[int]) -> dict[int, str]:
+        """The raw text of lines `wanted` of a JSONL file, as staging reads a line without a problem."""
+        found: dict[int, str] = {}
+        with self._open(path) as fh:
+            lines = Lines(fh)
+            for data in lines:
+                if lines.number in wanted:
+                    found[lines.number] = data.decode("utf-8", errors="replace").rstrip("\r\n")
+                    if len(found) == len(wanted):
+                        break
+        return found
 
     def _check_big_row(self, text: str, size: int) -> str | None:
         """The reason a JSONL row too deep or too big for DuckDB must not reach it, or None.
