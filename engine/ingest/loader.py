@@ -6,7 +6,8 @@ readers in `engine.ingest.lines`):
 1. **stage**: JSONL and CSV are read line by line in Python, in large chunks (so that every row keeps
    its physical line number, and a line over MAX_LINE_BYTES is never held whole), checked against the
    per-row limits of engine.config before DuckDB's JSON functions see a row, then field-checked in SQL;
-   Parquet is read in bulk by DuckDB. Rows go to a staging table on disk, so memory stays bounded;
+   Parquet is read in bulk by DuckDB. Rows go to a staging table on disk, so memory stays bounded, each
+   with its normalised prompt's fingerprint (prompts are normalised once per distinct text in a block);
 2. **validate**: every bad row gets a reason (line, field or nesting over a limit, missing field, wrong
    type, unparseable or out-of-range time, control characters in an id, empty, binary or oversized
    prompt, an exchange id already used by another exchange); by default one bad row refuses the whole

@@ -3,8 +3,11 @@
 JSONL and CSV are read line by line in Python, in large chunks (so every row keeps its physical line
 number, and a line over MAX_LINE_BYTES is never held whole), checked against the per-row limits of
 engine.config before DuckDB's JSON functions see a row, then field-checked in SQL; Parquet is read in
-bulk by DuckDB. The loader (`engine.ingest.loader`) then validates, quarantines and loads what this
-module staged.
+bulk by DuckDB. Each block's distinct good prompts are normalised and fingerprinted as a batch
+(`engine.ingest.fingerprint.normalize_batch`): the fingerprint goes on the stage row (`fp`), a junk
+prompt becomes the row's problem, and the normalised texts go to the file's `norm` table, one row per
+fingerprint. The loader (`engine.ingest.loader`) then validates, quarantines and loads what this module
+staged.
 """
 
 from __future__ import annotations
