@@ -463,8 +463,33 @@ def _tui(results: list[Result]) -> list[str]:
         ["exchanges", "vectors", "pivot", "load ms", "render ms", "render ms, worst", *PROVENANCE], rows)
 
 
+def _ingest_speed(results: list[Result]) -> list[str]:
+    rows = []
+    for name, data in results:
+        if bench_of(name, data) != "ingest_speed":
+            continue
+        same = data.get("identical_except_prompt_ids")
+        rows.append([_num(data.get("rows")), _num((data.get("file_bytes") or 0) / 1e6), str(data.get("on_error", "—")),
+                     _num(data.get("rounds")),
+                     _num(data.get("baseline_rows_per_s")), _num(data.get("this_rows_per_s")),
+                     f"{data['speedup']:.2f}x" if data.get("speedup") else "—",
+                     "yes" if same else "no" if same is not None else "—",
+                     _num(data.get("machine", {}).get("loadavg_1_5_15", [None])[0], 1), *_provenance(name, data)])
+    if not rows:
+        return []
+    return ["## Ingest speed against a baseline commit (`bench/ingest_speed.py`)", "",
+            "One JSONL file ingested into a fresh workspace by a baseline commit (`baseline_sha` in the file) and by "
+            "this code, alternating, "
+            "each in its own process; rows/s is the median over the rounds of rows read over `Engine.ingest`'s "
+            "seconds. Same tables: `prompts`, `exchanges`, `accounts`, the file's counters and the quarantine "
+            "equal row for row, prompt ids apart (matched through fingerprints; see `docs/scale.md`). Load: the "
+            "1-minute load average when the results were written (the machine column gives its cores).", ""] + _table(
+        ["rows", "MB", "on error", "rounds", "baseline rows/s", "rows/s", "speed-up", "same tables",
+         "load", *PROVENANCE], rows)
+
+
 SECTIONS: tuple[Callable[[list[Result]], list[str]], ...] = (
-    _scale, _detection, _detection_at_scale, _join, _thresholds, _encoders, _pipeline, _templates, _tui, _files)
+    _scale, _ingest_speed, _detection, _detection_at_scale, _join, _thresholds, _encoders, _pipeline, _templates, _tui, _files)
 
 
 def render(results: list[Result]) -> str:

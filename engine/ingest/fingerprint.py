@@ -47,12 +47,18 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.ingest.confusables import LETTERS, PUNCTUATION
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fingerprint", "fingerprint_many", "junk_reason", "normalize", "normalize_many"]
+__all__ = ["NormalizedBatch", "fingerprint", "fingerprint_many", "junk_reason", "normalize", "normalize_batch",
+           "normalize_many"]
 
 
 def _chars(*spans: tuple[int, int] | int) -> list[str]:
@@ -290,12 +296,13 @@ _MAX_REPLACEMENT_SHARE = 0.05
 _MIN_REPLACEMENTS = 3
 
 
-def junk_reason(text: str) -> str | None:
+def junk_reason(text: str, normalized: str | None = None) -> str | None:
     """Why a raw prompt is unacceptable input, or None if it is fine.
 
     Catches what decoding binary data produces: NUL bytes, a high share of control characters,
     or replacement characters (U+FFFD, or lone surrogates from surrogateescape) in bulk. Emoji,
-    code and CJK pass. Length limits are enforced elsewhere.
+    code and CJK pass. Length limits are enforced elsewhere. `normalized`, when the caller has it,
+    is ``normalize(text)`` (saves normalising twice).
     """
     if "\x00" in text:
         return "binary data (NUL bytes)"
@@ -309,6 +316,67 @@ def junk_reason(text: str) -> str | None:
         replacements = len(_REPLACEMENT_RE.findall(text))
         if replacements >= _MIN_REPLACEMENTS and replacements > _MAX_REPLACEMENT_SHARE * n:
             return f"binary data ({round(100 * replacements / n)}% replacement characters)"
-    if not normalize(text):
+    if not (normalize(text) if normalized is None else normalized):
         return "empty prompt"
     return None
+
+
+# The controls the ASCII shortcut deletes, in RE2 syntax for the batch form.
+_ASCII_CONTROL_RE2 = "[\\x00-\\x08\\x0e-\\x1f\\x7f]"
+
+
+@dataclass(frozen=True)
+class NormalizedBatch:
+    """:func:`normalize_batch`'s result, row for row with its input.
+
+    ``normalized``: Arrow strings; ``fingerprints``: int64 numpy array; ``junk``: Arrow strings, null
+    where the prompt is fine (:func:`junk_reason`).
+    """
+
+    normalized: pa.Array
+    fingerprints: np.ndarray
+    junk: pa.Array
+
+
+def normalize_batch(texts: pa.Array | pa.ChunkedArray | list[str]) -> NormalizedBatch:
+    """:func:`normalize`, :func:`fingerprint` and :func:`junk_reason` over many prompts at once.
+
+    Equal, row for row, to calling the three per prompt (the tests check it on the corpora and on
+    generated strings). Pure-ASCII prompts, the bulk of traffic, take the ASCII shortcut as Arrow
+    compute kernels over the whole batch (delete controls, lower, collapse whitespace); only the
+    others, and the few ASCII ones that may be junk, go through Python one by one. `texts` holds
+    no nulls.
+    """
+    arr = texts if isinstance(texts, pa.Array | pa.ChunkedArray) else pa.array(texts, pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if not pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.large_string())
+    n = len(arr)
+    if n == 0:
+        return NormalizedBatch(pa.array([], pa.large_string()), np.zeros(0, np.int64), pa.array([], pa.string()))
+    is_ascii = pc.string_is_ascii(arr)
+    has_control = pc.match_substring_regex(arr, _ASCII_CONTROL_RE2)
+    cleaned = pc.replace_substring_regex(arr, _ASCII_CONTROL_RE2, "") if pc.any(has_control).as_py() else arr
+    # Arrow's ASCII whitespace is str.split()'s once the controls are gone: space and \t \n \v \f \r.
+    # A run is one separator; leading and trailing runs leave an empty word, hence the trim.
+    words = pc.ascii_split_whitespace(pc.ascii_lower(cleaned))
+    normalized = pc.ascii_trim(pc.binary_join(words, pa.scalar(" ", pa.large_string())), " ")
+    others = pc.invert(is_ascii)
+    if pc.any(others).as_py():
+        texts_other = arr.filter(others).to_pylist()
+        normalized = pc.replace_with_mask(
+            normalized, others, pa.array([normalize(t) for t in texts_other], pa.large_string()))
+    # junk_reason() returns None for an ASCII prompt without controls that normalises to something;
+    # every other prompt is asked one by one.
+    maybe_junk = pc.or_(pc.or_(others, has_control), pc.equal(pc.binary_length(normalized), 0))
+    junk = pa.nulls(n, pa.string())
+    if pc.any(maybe_junk).as_py():
+        reasons = [junk_reason(t, u) for t, u in zip(arr.filter(maybe_junk).to_pylist(),
+                                                     normalized.filter(maybe_junk).to_pylist(), strict=True)]
+        junk = pc.replace_with_mask(junk, maybe_junk, pa.array(reasons, pa.string()))
+    blake = hashlib.blake2b
+    digests = b"".join([blake(t, digest_size=8).digest()
+                        for t in normalized.cast(pa.large_binary()).to_pylist()])
+    prints = np.frombuffer(digests, dtype=">i8").astype(np.int64)
+    return NormalizedBatch(normalized, prints, junk)

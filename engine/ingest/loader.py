@@ -6,7 +6,8 @@ readers in `engine.ingest.lines`):
 1. **stage**: JSONL and CSV are read line by line in Python, in large chunks (so that every row keeps
    its physical line number, and a line over MAX_LINE_BYTES is never held whole), checked against the
    per-row limits of engine.config before DuckDB's JSON functions see a row, then field-checked in SQL;
-   Parquet is read in bulk by DuckDB. Rows go to a staging table on disk, so memory stays bounded;
+   Parquet is read in bulk by DuckDB. Rows go to a staging table on disk, so memory stays bounded, each
+   with its normalised prompt's fingerprint (prompts are normalised once per distinct text in a block);
 2. **validate**: every bad row gets a reason (line, field or nesting over a limit, missing field, wrong
    type, unparseable or out-of-range time, control characters in an id, empty, binary or oversized
    prompt, an exchange id already used by another exchange); by default one bad row refuses the whole
@@ -32,7 +33,6 @@ import pyarrow as pa
 from engine.crashpoints import crash_point
 from engine.errors import IngestError
 from engine.files import atomic_path, file_sha256
-from engine.ingest.fingerprint import fingerprint, junk_reason, normalize
 from engine.ingest.staging import CONTROL, FIELDS, Stager, detect_format, lit, shown_sql
 from engine.models import FileIngest
 from engine.progress import ProgressFn, no_progress
@@ -40,8 +40,6 @@ from engine.store.workspace import Store, transaction
 
 log = logging.getLogger(__name__)
 
-# Distinct prompts normalised per Python round trip.
-_NORMALISE_PAGE = 100_000
 MAX_ERRORS_SHOWN = 5
 
 
@@ -94,6 +92,7 @@ class Ingestor:
             if row:
                 file_id = int(row[0])
                 log.info("%s: resuming an interrupted ingest (file %d)", path, file_id)
+                self._upgrade_staging(con, file_id)
             else:
                 self._forget_unfinished(con, sha)
                 file_id = self._stage(con, path, fmt, sha)
@@ -131,6 +130,25 @@ class Ingestor:
         con.execute(f"DROP TABLE IF EXISTS stage_{file_id}")
         con.execute(f"DROP TABLE IF EXISTS norm_{file_id}")
 
+    @staticmethod
+    def _upgrade_staging(con: duckdb.DuckDBPyConnection, file_id: int) -> None:
+        """Bring staging tables left by an older copyhound (norm keyed by raw prompt, no `fp` column on the
+        stage) to this layout, so that an ingest interrupted before an upgrade resumes after it."""
+        has_fp = con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = 'fp' AND schema_name = 'main'",
+            [f"stage_{file_id}"]).fetchall()[0][0]
+        if has_fp:
+            return
+        stage, norm = f"stage_{file_id}", f"norm_{file_id}"
+        log.info("upgrading the staging tables of file %d to this version's layout", file_id)
+        with transaction(con):
+            con.execute(f"ALTER TABLE {stage} ADD COLUMN fp BIGINT")
+            con.execute(f"UPDATE {stage} SET fp = n.fingerprint FROM {norm} n WHERE {stage}.prompt = n.prompt")
+            con.execute(f"CREATE TABLE {norm}_new AS SELECT fingerprint, any_value(normalized) AS normalized "
+                        f"FROM {norm} WHERE junk IS NULL GROUP BY fingerprint")
+            con.execute(f"DROP TABLE {norm}")
+            con.execute(f"ALTER TABLE {norm}_new RENAME TO {norm}")
+
     # ------------------------------------------------------------------ stage + validate
     def _stage(self, con: duckdb.DuckDBPyConnection, path: Path, fmt: str, sha: str) -> int:
         file_id = int(con.execute("SELECT nextval('file_id_seq')").fetchone()[0])
@@ -142,26 +160,22 @@ class Ingestor:
         con.execute(
             f"""CREATE TABLE {stage} (line BIGINT, account_id VARCHAR, ts_raw VARCHAR, prompt VARCHAR,
                 exchange_id VARCHAR, response VARCHAR, model VARCHAR, ip VARCHAR, meta JSON,
-                raw VARCHAR, problem VARCHAR, ts TIMESTAMP)"""
+                raw VARCHAR, problem VARCHAR, ts TIMESTAMP, fp BIGINT)"""
         )
+        con.execute(f"CREATE TABLE norm_{file_id} (fingerprint BIGINT, normalized VARCHAR)")
+        stager = Stager(self.columns, self.progress)
         try:
-            Stager(self.columns, self.progress).stage(con, path, fmt, stage)
-            self._validate(con, path, file_id)
+            stager.stage(con, path, fmt, stage, f"norm_{file_id}")
+            self._validate(con, path, file_id, stager)
         except BaseException:
             self._drop_staging(con, file_id)
             con.execute("DELETE FROM ingest_files WHERE file_id = ?", [file_id])
             raise
         return file_id
 
-    def _validate(self, con: duckdb.DuckDBPyConnection, path: Path, file_id: int) -> None:
-        stage, norm = f"stage_{file_id}", f"norm_{file_id}"
-        self._normalise(con, stage, norm, path)
-        # Rows whose prompt is empty or binary once normalised.
-        con.execute(
-            f"""UPDATE {stage} SET problem = n.junk FROM {norm} n
-                WHERE {stage}.prompt = n.prompt AND {stage}.problem IS NULL AND n.junk IS NOT NULL"""
-        )
-        self._conflicting_ids(con, stage, norm)
+    def _validate(self, con: duckdb.DuckDBPyConnection, path: Path, file_id: int, stager: Stager) -> None:
+        stage = f"stage_{file_id}"
+        self._conflicting_ids(con, stage)
         total, bad = con.execute(
             f"SELECT count(*), count(*) FILTER (WHERE problem IS NOT NULL) FROM {stage}"
         ).fetchone()
@@ -186,6 +200,7 @@ class Ingestor:
             )
         quarantine = None
         if bad:
+            self._raw_of_late_bad_rows(con, path, stage, stager)
             quarantine = self.store.root / "quarantine" / f"{path.name}.{file_id}.rejected.jsonl"
             with atomic_path(quarantine) as tmp:
                 con.execute(
@@ -203,7 +218,20 @@ class Ingestor:
         )
 
     @staticmethod
-    def _conflicting_ids(con: duckdb.DuckDBPyConnection, stage: str, norm: str) -> None:
+    def _raw_of_late_bad_rows(con: duckdb.DuckDBPyConnection, path: Path, stage: str, stager: Stager) -> None:
+        """Fill in the raw text of rows found bad after staging (JSONL keeps none for rows staged good)."""
+        lines = {line for (line,) in con.execute(
+            f"SELECT line FROM {stage} WHERE problem IS NOT NULL AND raw IS NULL").fetchall()}
+        if not lines:
+            return
+        found = stager.jsonl_lines(path, lines)
+        con.register("late_raw", pa.table({"line": pa.array(list(found), pa.int64()),
+                                           "raw": pa.array(list(found.values()), pa.string())}))
+        con.execute(f"UPDATE {stage} SET raw = r.raw FROM late_raw r WHERE {stage}.line = r.line")
+        con.unregister("late_raw")
+
+    @staticmethod
+    def _conflicting_ids(con: duckdb.DuckDBPyConnection, stage: str) -> None:
         """Mark rows whose given exchange id is already used by another exchange (account, time, prompt).
 
         An identical re-send stays a duplicate (idempotent ingest); another exchange under a used id is a
@@ -215,52 +243,61 @@ class Ingestor:
         con.execute(
             f"""UPDATE {stage} SET problem = c.reason FROM (
                     SELECT s.line, 'exchange id ' || {shown} || ' already stored with other content' AS reason
-                    FROM {stage} s JOIN {norm} n ON s.prompt = n.prompt
-                         JOIN exchanges e ON e.exchange_id = s.exchange_id
+                    FROM {stage} s JOIN exchanges e ON e.exchange_id = s.exchange_id
                          JOIN prompts p ON p.prompt_id = e.prompt_id
                     WHERE s.problem IS NULL AND s.exchange_id IS NOT NULL
-                      AND (e.account_id, e.ts, p.fingerprint) IS DISTINCT FROM (s.account_id, s.ts, n.fingerprint)
+                      AND (e.account_id, e.ts, p.fingerprint) IS DISTINCT FROM (s.account_id, s.ts, s.fp)
                 ) c WHERE {stage}.line = c.line"""
         )
         con.execute(
             f"""UPDATE {stage} SET problem = c.reason FROM (
                     SELECT line, 'exchange id ' || shown || ' appears twice in this file with other content '
                                  || '(first at line ' || first_line || ')' AS reason
-                    FROM (SELECT s.line, {shown} AS shown, s.account_id, s.ts, n.fingerprint,
+                    FROM (SELECT s.line, {shown} AS shown, s.account_id, s.ts, s.fp AS fingerprint,
                                  min(s.line) OVER w AS first_line, arg_min(s.account_id, s.line) OVER w AS a0,
-                                 arg_min(s.ts, s.line) OVER w AS t0, arg_min(n.fingerprint, s.line) OVER w AS f0
-                          FROM {stage} s JOIN {norm} n ON s.prompt = n.prompt
+                                 arg_min(s.ts, s.line) OVER w AS t0, arg_min(s.fp, s.line) OVER w AS f0
+                          FROM {stage} s
                           WHERE s.problem IS NULL AND s.exchange_id IS NOT NULL
                           WINDOW w AS (PARTITION BY s.exchange_id))
                     WHERE (account_id, ts, fingerprint) IS DISTINCT FROM (a0, t0, f0)
                 ) c WHERE {stage}.line = c.line"""
         )
 
-    def _normalise(self, con: duckdb.DuckDBPyConnection, stage: str, norm: str, path: Path) -> None:
-        """Normalise and fingerprint each distinct raw prompt once, in pages (bounded memory)."""
-        con.execute(f"CREATE TABLE {norm} (prompt VARCHAR, normalized VARCHAR, fingerprint BIGINT, junk VARCHAR)")
-        con.execute(
-            f"""CREATE TEMP TABLE distinct_prompts AS
-                SELECT prompt, row_number() OVER () AS rn
-                FROM (SELECT DISTINCT prompt FROM {stage} WHERE problem IS NULL)"""
-        )
-        n = con.execute("SELECT count(*) FROM distinct_prompts").fetchone()[0]
-        for lo in range(0, n, _NORMALISE_PAGE):
-            texts = [r[0] for r in con.execute(
-                "SELECT prompt FROM distinct_prompts WHERE rn > ? AND rn <= ? ORDER BY rn",
-                [lo, lo + _NORMALISE_PAGE]).fetchall()]
-            normals = [normalize(t) for t in texts]
-            junk = [junk_reason(t) for t in texts]
-            prints = [fingerprint(t) for t in normals]
-            page = pa.table({"prompt": texts, "normalized": normals,
-                             "fingerprint": pa.array(prints, pa.int64()), "junk": pa.array(junk, pa.string())})
-            con.register("page", page)
-            con.execute(f"INSERT INTO {norm} SELECT * FROM page")
-            con.unregister("page")
-            self.progress(f"fingerprint {path.name}", min(lo + _NORMALISE_PAGE, n), n)
-        con.execute("DROP TABLE distinct_prompts")
-
     # ------------------------------------------------------------------ load
+    @staticmethod
+    def _new_prompts(con: duckdb.DuckDBPyConnection, stage: str, norm: str, lo: int, hi: int) -> None:
+        """Insert the prompts of lines `lo`..`hi` not stored yet, numbered by first time seen, then first line.
+
+        The ids are drawn from `prompt_id_seq` as one block and handed out by that order. (`nextval` in an
+        INSERT ... ORDER BY is evaluated before the sort, so it numbered prompts in whatever order the
+        aggregate emitted them: repeatable for one plan, but not the order the query named.)
+        """
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE batch_prompts AS
+                SELECT x.*, n.normalized
+                FROM (SELECT s.fp AS fingerprint, arg_min(s.prompt, s.line) AS text, min(s.line) AS first_line,
+                             min(s.ts) AS first_seen, max(s.ts) AS last_seen
+                      FROM {stage} s
+                      WHERE s.problem IS NULL AND s.line BETWEEN ? AND ?
+                      GROUP BY s.fp) x JOIN {norm} n USING (fingerprint)
+                WHERE NOT EXISTS (SELECT 1 FROM prompts p WHERE p.fingerprint = x.fingerprint)""",
+            [lo, hi],
+        )
+        count = con.execute("SELECT count(*) FROM batch_prompts").fetchall()[0][0]
+        if count:
+            first, last = con.execute("SELECT min(i), max(i) FROM (SELECT nextval('prompt_id_seq') AS i "
+                                      "FROM range(?))", [count]).fetchall()[0]
+            if last - first + 1 != count:  # nothing else draws from the sequence during an ingest
+                raise IngestError(f"prompt ids {first}..{last} drawn for {count} prompts are not one block")
+            con.execute(
+                """INSERT INTO prompts (prompt_id, fingerprint, text, normalized, n_chars, first_seen, last_seen)
+                   SELECT ? - 1 + row_number() OVER (ORDER BY first_seen, first_line), fingerprint, text,
+                          normalized, length(normalized), first_seen, last_seen
+                   FROM batch_prompts""",
+                [first],
+            )
+        con.execute("DROP TABLE batch_prompts")
+
     def _load(self, con: duckdb.DuckDBPyConnection, path: Path, file_id: int) -> None:
         stage, norm = f"stage_{file_id}", f"norm_{file_id}"
         batches_total, batches_done = con.execute(
@@ -271,20 +308,7 @@ class Ingestor:
         for batch in range(int(batches_done), int(batches_total)):
             lo, hi = batch * self.batch_rows + 1, (batch + 1) * self.batch_rows
             with transaction(con):
-                con.execute(
-                    f"""INSERT INTO prompts (prompt_id, fingerprint, text, normalized, n_chars, first_seen, last_seen)
-                        SELECT nextval('prompt_id_seq'), fingerprint, text, normalized, length(normalized),
-                               first_seen, last_seen
-                        FROM (SELECT n.fingerprint, arg_min(s.prompt, s.line) AS text,
-                                     any_value(n.normalized) AS normalized, min(s.ts) AS first_seen,
-                                     max(s.ts) AS last_seen
-                              FROM {stage} s JOIN {norm} n ON s.prompt = n.prompt
-                              WHERE s.problem IS NULL AND s.line BETWEEN ? AND ?
-                              GROUP BY n.fingerprint) x
-                        WHERE NOT EXISTS (SELECT 1 FROM prompts p WHERE p.fingerprint = x.fingerprint)
-                        ORDER BY first_seen""",
-                    [lo, hi],
-                )
+                self._new_prompts(con, stage, norm, lo, hi)
                 candidates = con.execute(
                     f"SELECT count(*) FROM {stage} WHERE problem IS NULL AND line BETWEEN ? AND ?", [lo, hi]
                 ).fetchone()[0]
@@ -293,8 +317,7 @@ class Ingestor:
                         SELECT eid, account_id, ts, prompt_id, response, model, ip, meta, {file_id}, line
                         FROM (SELECT {eid} AS eid, s.account_id, s.ts, p.prompt_id, s.response, s.model, s.ip,
                                      s.meta, s.line
-                              FROM {stage} s JOIN {norm} n ON s.prompt = n.prompt
-                                   JOIN prompts p ON p.fingerprint = n.fingerprint
+                              FROM {stage} s JOIN prompts p ON p.fingerprint = s.fp
                               WHERE s.problem IS NULL AND s.line BETWEEN ? AND ?
                               QUALIFY row_number() OVER (PARTITION BY eid ORDER BY s.line) = 1) x
                         WHERE NOT EXISTS (SELECT 1 FROM exchanges e WHERE e.exchange_id = x.eid)""",

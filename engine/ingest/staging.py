@@ -3,8 +3,11 @@
 JSONL and CSV are read line by line in Python, in large chunks (so every row keeps its physical line
 number, and a line over MAX_LINE_BYTES is never held whole), checked against the per-row limits of
 engine.config before DuckDB's JSON functions see a row, then field-checked in SQL; Parquet is read in
-bulk by DuckDB. The loader (`engine.ingest.loader`) then validates, quarantines and loads what this
-module staged.
+bulk by DuckDB. Each block's distinct good prompts are normalised and fingerprinted as a batch
+(`engine.ingest.fingerprint.normalize_batch`): the fingerprint goes on the stage row (`fp`), a junk
+prompt becomes the row's problem, and the normalised texts go to the file's `norm` table, one row per
+fingerprint. The loader (`engine.ingest.loader`) then validates, quarantines and loads what this module
+staged.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from engine.config import (
     MAX_PROMPT_CHARS,
 )
 from engine.errors import IngestError
+from engine.ingest.fingerprint import normalize_batch
 from engine.ingest.lines import UTF8_BOM, CsvRecord, Lines, check_encoding, deeper_than
 from engine.progress import ProgressFn, no_progress
 
@@ -43,6 +47,8 @@ FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv
            ".parquet": "parquet", ".pq": "parquet"}
 # Bytes of JSONL lines read per chunk: large enough for bulk SQL, small enough for bounded memory.
 _JSONL_CHUNK_BYTES = 32 * 1024 * 1024
+# Distinct prompts normalised per Python round trip (bounds memory on a big Parquet file).
+_NORMALISE_PAGE = 250_000
 # C0 and C1 control characters and the Unicode line/paragraph separators: none belongs in an id, and each
 # one would break the one-line error or a report heading. As an RE2 class for SQL, and as a Python regex.
 _CONTROL_SQL = "'[\\x00-\\x1f\\x7f-\\x9f\\x{2028}\\x{2029}]'"
@@ -86,18 +92,77 @@ class Stager:
         # logical field -> column name in the file
         self.columns = columns
         self.progress = progress
+        # A good JSONL row's raw text is its line, which `jsonl_lines` reads again should the row turn
+        # out bad later (a conflicting exchange id), so the stage keeps raw only for bad rows there;
+        # CSV and Parquet rows keep it, as a good row's raw is built from its fields.
+        self.good_raw = True
 
-    def stage(self, con: duckdb.DuckDBPyConnection, path: Path, fmt: str, stage: str) -> None:
-        """Fill the (already created) table `stage` from `path` in format `fmt`."""
+    def stage(self, con: duckdb.DuckDBPyConnection, path: Path, fmt: str, stage: str, norm: str) -> None:
+        """Fill the (already created) tables `stage` and `norm` from `path` in format `fmt`.
+
+        `stage` gets one row per record (its `fp` is the normalised prompt's fingerprint, for rows
+        without a problem), `norm` one row per fingerprint with its normalised text.
+        """
+        # Normalised texts of every block, deduplicated once at the end (an anti-join per block costs more).
+        con.execute("CREATE OR REPLACE TEMP TABLE staged_texts (fp BIGINT, normalized VARCHAR)")
+        self.good_raw = fmt != "jsonl"
         if fmt == "jsonl":
             self.stage_jsonl(con, path, stage)
         elif fmt == "csv":
             self.stage_csv(con, path, stage)
         else:
             self.stage_parquet(con, path, stage)
+        con.execute(f"INSERT INTO {norm} SELECT fp, any_value(normalized) FROM staged_texts GROUP BY fp")
+        con.execute("DROP TABLE staged_texts")
 
-    def _finish_sql(self, stage: str, source: str) -> str:
-        """INSERT the common columns plus the row's first field-level problem from `source`."""
+    def _insert(self, con: duckdb.DuckDBPyConnection, select: str, stage: str) -> None:
+        """Run `select` (from `_finish_sql`), normalise its good rows' prompts, append to `stage`
+        (and their normalised texts to the temporary `staged_texts`).
+
+        Each distinct prompt of the block is normalised once (`normalize_batch`, in pages of
+        _NORMALISE_PAGE for a big block such as a whole Parquet file); a junk prompt is the row's
+        problem when it has no other. Rows go in by line, so `line BETWEEN` reads few row groups.
+        """
+        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {select}")
+        con.execute("CREATE OR REPLACE TEMP TABLE staged_norm "
+                    "(prompt VARCHAR, fp BIGINT, normalized VARCHAR, junk VARCHAR)")
+        rows = con.execute("SELECT count(*) FROM staged").fetchall()[0][0]
+        if rows <= _NORMALISE_PAGE:
+            self._normalise_page(con, con.sql(
+                "SELECT DISTINCT prompt FROM staged WHERE problem IS NULL").to_arrow_table()["prompt"])
+        else:
+            con.execute("""CREATE OR REPLACE TEMP TABLE staged_prompts AS
+                           SELECT prompt, row_number() OVER () AS rn
+                           FROM (SELECT DISTINCT prompt FROM staged WHERE problem IS NULL)""")
+            n = con.execute("SELECT count(*) FROM staged_prompts").fetchall()[0][0]
+            for lo in range(0, n, _NORMALISE_PAGE):
+                self._normalise_page(con, con.sql(
+                    "SELECT prompt FROM staged_prompts WHERE rn > ? AND rn <= ?",
+                    params=[lo, lo + _NORMALISE_PAGE]).to_arrow_table()["prompt"])
+            con.execute("DROP TABLE staged_prompts")
+        con.execute(
+            f"""INSERT INTO {stage}
+                SELECT s.line, s.account_id, s.ts_raw, s.prompt, s.exchange_id, s.response, s.model, s.ip,
+                       s.meta, {"s.raw" if self.good_raw else "CASE WHEN COALESCE(s.problem, n.junk) IS NOT NULL THEN s.raw END"},
+                       COALESCE(s.problem, n.junk), s.ts, n.fp
+                FROM staged s LEFT JOIN staged_norm n ON s.problem IS NULL AND s.prompt = n.prompt
+                ORDER BY s.line"""
+        )
+        con.execute("INSERT INTO staged_texts SELECT fp, normalized FROM staged_norm WHERE junk IS NULL")
+        con.execute("DROP TABLE staged")
+        con.execute("DROP TABLE staged_norm")
+
+    @staticmethod
+    def _normalise_page(con: duckdb.DuckDBPyConnection, texts: pa.ChunkedArray) -> None:
+        batch = normalize_batch(texts)
+        page = pa.table({"prompt": texts, "fp": pa.array(batch.fingerprints, pa.int64()),
+                         "normalized": batch.normalized, "junk": batch.junk})
+        con.register("normal_page", page)
+        con.execute("INSERT INTO staged_norm SELECT * FROM normal_page")
+        con.unregister("normal_page")
+
+    def _finish_sql(self, source: str) -> str:
+        """SELECT the common columns plus the row's first field-level problem from `source`."""
         raw_ts = "trim(ts_raw)"
         ts = (
             f"CASE WHEN regexp_full_match({raw_ts}, '-?[0-9]+(\\.[0-9]+)?') THEN "
@@ -120,7 +185,6 @@ class Stager:
                                ("ip", "ip"))
         )
         return f"""
-            INSERT INTO {stage}
             SELECT line, account_id, ts_raw, prompt, exchange_id, response, model, ip, meta, raw,
                 CASE
                     WHEN problem IS NOT NULL THEN problem
@@ -141,8 +205,8 @@ class Stager:
                              || 'epoch numbers are seconds, or milliseconds past 1e11)'
                     WHEN length(prompt) > {MAX_PROMPT_CHARS}
                         THEN 'prompt too long (' || length(prompt) || ' characters; limit {MAX_PROMPT_CHARS})'
-                END,
-                CASE WHEN ts BETWEEN TIMESTAMP '{EARLIEST_TIMESTAMP}' AND TIMESTAMP '{latest}' THEN ts END
+                END AS problem,
+                CASE WHEN ts BETWEEN TIMESTAMP '{EARLIEST_TIMESTAMP}' AND TIMESTAMP '{latest}' THEN ts END AS ts
             FROM (SELECT *, {ts} AS ts, {offset} AS off FROM ({source}))
         """
 
@@ -156,36 +220,32 @@ class Stager:
 
         # DuckDB evaluates JSON functions on every row whatever a CASE says, so each row's text is first
         # replaced by '{}' when it is not valid JSON or failed a check in Python (`j`), and the checks
-        # below read `j`; `raw` (kept for the quarantine) is never parsed.
-        checks = ["WHEN NOT valid THEN 'malformed JSON'",
-                  "WHEN json_type(j) <> 'OBJECT' THEN 'not a JSON object'"]
+        # below read `j`; `raw` (kept for the quarantine; the line's text, `doc`, unless the row failed
+        # a check in Python) is never parsed.
+        # One parse per function for all the fields: list forms of json_type and json_extract_string
+        # (one call per field parsed every row once per field).
+        paths = "[" + ", ".join(path_of(f) for f in FIELDS) + "]"
+        checks = ["WHEN NOT valid THEN 'malformed JSON'", "WHEN NOT obj THEN 'not a JSON object'"]
         allowed = {"account_id": ("VARCHAR", "BIGINT", "UBIGINT"), "prompt": ("VARCHAR",),
                    "timestamp": ("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE")}
-        for field in FIELDS:
+        for i, field in enumerate(FIELDS, start=1):
             ok = allowed.get(field, ("VARCHAR", "BIGINT", "UBIGINT", "DOUBLE", "BOOLEAN"))
             kinds = ", ".join(lit(k) for k in ok + ("NULL",))
-            checks.append(
-                f"WHEN json_type(j, {path_of(field)}) NOT IN ({kinds}) THEN "
-                f"'wrong type for {field} (' || lower(json_type(j, {path_of(field)})) || ')'"
-            )
+            checks.append(f"WHEN types[{i}] NOT IN ({kinds}) THEN 'wrong type for {field} (' || lower(types[{i}]) || ')'")
         drop = json.dumps({self.columns[f]: None for f in FIELDS})
+        named = ",\n".join(f"CASE WHEN obj THEN texts[{i}] END AS {col}" for i, col in enumerate(
+            ("account_id", "ts_raw", "prompt", "exchange_id", "response", "model", "ip"), start=1))
         source = f"""
-            SELECT line,
-                CASE WHEN obj THEN {text_of('account_id')} END AS account_id,
-                CASE WHEN obj THEN {text_of('timestamp')} END AS ts_raw,
-                CASE WHEN obj THEN {text_of('prompt')} END AS prompt,
-                CASE WHEN obj THEN {text_of('exchange_id')} END AS exchange_id,
-                CASE WHEN obj THEN {text_of('response')} END AS response,
-                CASE WHEN obj THEN {text_of('model')} END AS model,
-                CASE WHEN obj THEN {text_of('ip')} END AS ip,
+            SELECT line, {named},
                 CASE WHEN obj THEN nullif(json_merge_patch(j, {lit(drop)}), '{{}}') END::JSON AS meta,
-                raw,
+                COALESCE(raw, doc) AS raw,
                 COALESCE(pre_problem, CASE {' '.join(checks)} END) AS problem
-            FROM (SELECT *, json_type(j) = 'OBJECT' AS obj
-                  FROM (SELECT *, CASE WHEN valid THEN doc ELSE '{{}}' END AS j
-                        FROM (SELECT *, COALESCE(json_valid(doc), false) AS valid FROM chunk)))
+            FROM (SELECT *, json_type(j, {paths}) AS types, json_extract_string(j, {paths}) AS texts
+                  FROM (SELECT *, json_type(j) = 'OBJECT' AS obj
+                        FROM (SELECT *, CASE WHEN valid THEN doc ELSE '{{}}' END AS j
+                              FROM (SELECT *, COALESCE(json_valid(doc), false) AS valid FROM chunk))))
         """
-        insert = self._finish_sql(stage, source)
+        select = self._finish_sql(source)
         total = path.stat().st_size
         lines: Lines | None = None
         try:
@@ -195,7 +255,7 @@ class Stager:
                     chunk_start = lines.bytes_read
                     numbers: list[int] = []
                     docs: list[str | None] = []
-                    raws: list[str] = []
+                    raws: list[str | None] = []
                     problems: list[str | None] = []
                     for data in lines:
                         if not data.strip():
@@ -215,7 +275,7 @@ class Stager:
                             problem = self._check_big_row(text, len(data))
                         numbers.append(number)
                         docs.append(text if problem is None else None)
-                        raws.append(text)
+                        raws.append(text if problem is not None else None)
                         problems.append(problem)
                         if lines.bytes_read - chunk_start >= _JSONL_CHUNK_BYTES:
                             break
@@ -225,12 +285,24 @@ class Stager:
                                       "raw": pa.array(raws, pa.string()),
                                       "pre_problem": pa.array(problems, pa.string())})
                     con.register("chunk", chunk)
-                    con.execute(insert)
+                    self._insert(con, select, stage)
                     con.unregister("chunk")
                     # Compressed files report progress in uncompressed bytes; close enough for a bar.
                     self.progress(f"stage {path.name}", min(lines.bytes_read, total), total)
         except (OSError, EOFError, gzip.BadGzipFile) as err:
             raise IngestError(f"{path}:{lines.number + 1 if lines else 1}: cannot read file ({err})") from err
+
+    def jsonl_lines(self, path: Path, wanted: set[int]) -> dict[int, str]:
+        """The raw text of lines `wanted` of a JSONL file, as staging reads a line without a problem."""
+        found: dict[int, str] = {}
+        with self._open(path) as fh:
+            lines = Lines(fh)
+            for data in lines:
+                if lines.number in wanted:
+                    found[lines.number] = data.decode("utf-8", errors="replace").rstrip("\r\n")
+                    if len(found) == len(wanted):
+                        break
+        return found
 
     def _check_big_row(self, text: str, size: int) -> str | None:
         """The reason a JSONL row too deep or too big for DuckDB must not reach it, or None.
@@ -310,7 +382,7 @@ class Stager:
             FROM {reader}
         """
         try:
-            con.execute(self._finish_sql(stage, source))
+            self._insert(con, self._finish_sql(source), stage)
         except duckdb.OutOfMemoryException:
             raise
         except duckdb.Error as err:
@@ -365,7 +437,7 @@ class Stager:
                     columns = self._csv_columns(header)
                     self._missing_columns(path, columns)
                     named, meta, everything = self._columns_sql(columns, lambda i: f"c{i}")
-                    insert = self._finish_sql(stage, f"""
+                    select = self._finish_sql(f"""
                         SELECT line, {named}, {meta}::JSON AS meta,
                             CASE WHEN raw IS NULL THEN {everything}::VARCHAR ELSE raw END AS raw, problem
                         FROM chunk""")
@@ -409,7 +481,7 @@ class Stager:
                         data.update(line=pa.array(numbers, pa.int64()), raw=pa.array(raws, pa.string()),
                                     problem=pa.array(problems, pa.string()))
                         con.register("chunk", pa.table(data))
-                        con.execute(insert)
+                        self._insert(con, select, stage)
                         con.unregister("chunk")
                         self.progress(f"stage {path.name}", min(lines.bytes_read, total), total)
                 finally:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import itertools
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,6 +18,7 @@ from engine.ingest.fingerprint import (
     fingerprint_many,
     junk_reason,
     normalize,
+    normalize_batch,
     normalize_many,
 )
 
@@ -272,3 +278,43 @@ def test_junk_replacement_characters_in_bulk() -> None:
 )
 def test_junk_accepts_normal_prompts(text: str) -> None:
     assert junk_reason(text) is None
+
+
+# --- normalize_batch: the batch form equals the per-prompt functions ------------------------------
+
+_CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
+# Characters each step of the pipeline treats specially, so that generated strings hit every branch.
+_SPECIAL = ("\x00\x01\x08\t\n\x0b\x0c\r\x0e\x1c\x1f \x7f\x85\xa0\u00e9\u0301\u200b\u2028\u3000\ufeff\ufffd"
+            "\uff21\u2019\u2014" + "".join(list(LETTERS)[:40]) + "".join(PUNCTUATION))
+
+
+def _check_batch(texts: list[str]) -> None:
+    batch = normalize_batch(texts)
+    normals = [normalize(t) for t in texts]
+    assert batch.normalized.to_pylist() == normals
+    assert batch.fingerprints.tolist() == [fingerprint(t) for t in normals]
+    assert batch.junk.to_pylist() == [junk_reason(t) for t in texts]
+
+
+def test_normalize_batch_equals_per_prompt_on_the_corpora() -> None:
+    files = sorted(_CORPORA.glob("*.jsonl.gz"))
+    if not files:
+        pytest.skip(f"shared corpora not found at {_CORPORA}")
+    texts: list[str] = []
+    for path in files:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            for line in itertools.islice(fh, 1000):
+                texts.extend(v for v in json.loads(line).values() if isinstance(v, str))
+    _check_batch(texts)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(alphabet=st.one_of(st.sampled_from(_SPECIAL), st.characters(codec="utf-8")),
+                        max_size=40), max_size=50))
+def test_normalize_batch_equals_per_prompt_on_generated_strings(texts: list[str]) -> None:
+    _check_batch(texts)
+
+
+def test_normalize_batch_of_nothing() -> None:
+    batch = normalize_batch([])
+    assert len(batch.normalized) == 0 and batch.fingerprints.shape == (0,) and len(batch.junk) == 0

@@ -179,3 +179,73 @@ def test_killed_ingest_resumes_at_next_batch(tmp_path, monkeypatch):
     resumed = Ingestor(engine.store, batch_rows=10).ingest(src)
     assert counts(tmp_path / "ws")[0] == 50
     assert resumed.rows_loaded == 50 and resumed.rows_duplicate == 0
+
+
+def test_prompt_ids_follow_first_seen_then_first_line(tmp_path):
+    # Times run backwards through the file and some repeat, so the order of first times and the order
+    # of lines disagree; ids are handed out by first time, then first line, within each batch.
+    rows = [{"account_id": f"a{i % 3}", "timestamp": 1772323200 + (40 - i) // 2, "prompt": f"ask {i % 30}"}
+            for i in range(40)]
+    src = write_jsonl(tmp_path / "order.jsonl", rows)
+    engine = Engine(tmp_path / "ws")
+    Ingestor(engine.store, batch_rows=25).ingest(src)
+    con = duckdb.connect(str(tmp_path / "ws" / "copyhound.duckdb"), read_only=True)
+    try:
+        got = con.execute("SELECT text FROM prompts ORDER BY prompt_id").fetchall()
+    finally:
+        con.close()
+    expected = []
+    for lo, hi in ((0, 25), (25, 40)):
+        first: dict[str, tuple[int, int]] = {}
+        for line, row in enumerate(rows[lo:hi], start=lo):
+            first.setdefault(row["prompt"], (row["timestamp"], line))
+        expected += sorted((p for p in first if p not in expected), key=first.get)
+    assert [t for (t,) in got] == expected
+
+
+def test_resume_upgrades_staging_left_by_an_older_version(tmp_path):
+    rows = [{"account_id": f"a{i % 7}", "timestamp": 1772323200 + i, "prompt": f"Question  number {i % 20}"}
+            for i in range(50)]
+    src = write_jsonl(tmp_path / "many.jsonl", rows)
+    Engine(tmp_path / "straight").ingest([src])
+    engine = Engine(tmp_path / "ws")
+
+    def dying_progress(stage, done, total):
+        if stage.startswith("load") and done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Ingestor(engine.store, batch_rows=10, progress=dying_progress).ingest(src)
+    # What an older version left: the norm table keyed by the raw prompt, no fingerprint on the stage.
+    con = duckdb.connect(str(tmp_path / "ws" / "copyhound.duckdb"))
+    con.execute("""CREATE TABLE norm_old AS SELECT DISTINCT s.prompt, n.normalized, n.fingerprint, NULL::VARCHAR AS junk
+                   FROM stage_1 s JOIN norm_1 n ON n.fingerprint = s.fp""")
+    con.execute("ALTER TABLE stage_1 DROP COLUMN fp")
+    con.execute("DROP TABLE norm_1")
+    con.execute("ALTER TABLE norm_old RENAME TO norm_1")
+    con.close()
+    resumed = Ingestor(engine.store, batch_rows=10).ingest(src)
+    assert resumed.rows_loaded == 50 and resumed.rows_duplicate == 0
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{tmp_path / 'straight' / 'copyhound.duckdb'}' AS a (READ_ONLY)")
+    con.execute(f"ATTACH '{tmp_path / 'ws' / 'copyhound.duckdb'}' AS b (READ_ONLY)")
+    for table in ("prompts", "exchanges", "accounts"):
+        assert con.execute(f"SELECT * FROM a.{table} EXCEPT ALL SELECT * FROM b.{table}").fetchall() == []
+        assert con.execute(f"SELECT count(*) FROM a.{table}").fetchall() == \
+            con.execute(f"SELECT count(*) FROM b.{table}").fetchall()
+
+
+def test_quarantine_keeps_the_line_of_a_row_found_bad_after_staging(tmp_path):
+    # A good JSONL row's raw text is not staged; a conflicting id found later reads its line again.
+    lines = [json.dumps({"exchange_id": "e1", "account_id": "a", "timestamp": 1772323200, "prompt": "one"}),
+             "",
+             json.dumps({"exchange_id": "e1", "account_id": "b", "timestamp": 1772323200, "prompt": "two"},
+                        indent=None, separators=(",", ":")) + "  ",
+             json.dumps({"account_id": "c", "timestamp": 1772323201, "prompt": "three"})]
+    src = tmp_path / "ids.jsonl"
+    src.write_text("\r\n".join(lines) + "\r\n")
+    result = Engine(tmp_path / "ws").ingest([src], on_error="skip")
+    assert result.files[0].rows_rejected == 1
+    rejected = [json.loads(x) for x in Path(result.files[0].quarantine).read_text().splitlines()]
+    assert [(r["line"], r["raw"]) for r in rejected] == [(3, lines[2])]
+    assert "appears twice" in rejected[0]["reason"]
