@@ -9,12 +9,11 @@ start-up.
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 
 from engine import EXPORT_KINDS, MARK_KINDS, MARK_LABELS
 from engine.cli.common import device, load_frontend, open_engine
 from engine.cli.output import write_rows
+from engine.config import analyst_name
 from engine.errors import QueryError
 
 MARK_COLUMNS = ("target_kind", "target_id", "label", "note", "created", "author")
@@ -75,7 +74,7 @@ def add_commands(sub, common, fmt) -> None:
     p.add_argument("target", nargs="?", help="account, ring, family or template id (with --label)")
     p.add_argument("--label", choices=MARK_LABELS, help="record this mark")
     p.add_argument("--note", default="", help="note to keep with the mark")
-    p.add_argument("--by", default=os.environ.get("COPYHOUND_ANALYST") or _login(),
+    p.add_argument("--by", default=analyst_name(),
                    help="who marks (default: $COPYHOUND_ANALYST, else the login name)")
     p.add_argument("--report", action="store_true",
                    help="precision of the flags per signal on reviewed accounts, and cut-offs keeping --target")
@@ -93,9 +92,3 @@ def add_commands(sub, common, fmt) -> None:
                    "IPs, mark notes or workspace path (the folder name ends in -redacted)")
     p.set_defaults(func=cmd_export)
 
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name (a container without a passwd entry)
-        return ""

@@ -23,12 +23,10 @@ from engine.cli.main import main
 from engine.config import FLAG_SCORE
 from engine.detect import watchlist
 from engine.detect.scoring import score_accounts
-from engine.ingest.fingerprint import normalize
 from tests.fakes import FakeEncoder
-from tests.fixtures.corpora import sample_corpora
 from tests.fixtures.detection import build_workspace
 from tests.fixtures.scan_digest import build, digest
-from tests.fixtures.traffic import ring_traffic, write_jsonl
+from tests.fixtures.traffic import scanned_ring_workspace, write_jsonl
 from tests.fixtures.workspace import ORGANIC, RING, build_fixed_workspace, fixed_engine
 
 RING_ACCOUNTS = tuple(f"ring_{m}" for m in range(6))
@@ -36,19 +34,9 @@ RING_ACCOUNTS = tuple(f"ring_{m}" for m in range(6))
 
 # ---------------------------------------------------------------------- real model: watch after a confirm
 @pytest.fixture(scope="module")
-def organic() -> list[str]:
-    texts = sample_corpora({"alpaca_5k.jsonl.gz": 100, "sharegpt_first_turns.jsonl.gz": 100}, seed=5, min_len=40)
-    return list(dict.fromkeys(normalize(t) for t in texts))
-
-
-@pytest.fixture(scope="module")
 def scanned(tmp_path_factory, real_encoder, organic) -> Path:
-    """The copy ring among organic accounts, scanned once."""
-    root = tmp_path_factory.mktemp("watch")
-    engine = Engine(root / "ws", encoder=real_encoder)
-    engine.ingest([write_jsonl(root / "traffic.jsonl", ring_traffic(organic))])
-    engine.scan()
-    return root / "ws"
+    """The copy ring among organic accounts (tests/engine/conftest.py's `organic`), scanned once."""
+    return scanned_ring_workspace(tmp_path_factory.mktemp("watch"), real_encoder, organic)
 
 
 def _newcomers(engine: Engine, path: Path) -> Path:
