@@ -66,7 +66,7 @@ def add_commands(sub, common, fmt) -> None:
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N, for embedding search queries")
     p.set_defaults(func=cmd_tui)
 
-    p = sub.add_parser("marks", parents=[common, fmt], help="list or add triage marks; --report: precision per signal",
+    p = sub.add_parser("marks", parents=[common, fmt], help="list or add triage marks, or report their precision",
                        description="Without --label: the latest mark of every marked target. With KIND TARGET "
                        "--label L: record a mark; confirmed and benign marks act on the next scans (watched or "
                        "discounted content). --report: precision of the flags per signal on reviewed accounts.")
@@ -74,11 +74,11 @@ def add_commands(sub, common, fmt) -> None:
     p.add_argument("target", nargs="?", help="account, ring, family or template id (with --label)")
     p.add_argument("--label", choices=MARK_LABELS, help="record this mark")
     p.add_argument("--note", default="", help="note to keep with the mark")
-    p.add_argument("--by", default=analyst_name(),
+    p.add_argument("--by", default=analyst_name(), metavar="NAME",
                    help="who marks (default: $COPYHOUND_ANALYST, else the login name)")
     p.add_argument("--report", action="store_true",
                    help="precision of the flags per signal on reviewed accounts, and cut-offs keeping --target")
-    p.add_argument("--target", dest="target_precision", type=float, default=0.9,
+    p.add_argument("--target", dest="target_precision", type=float, default=0.9, metavar="P",
                    help="precision the suggested cut-offs keep (with --report; default 0.9)")
     p.set_defaults(func=cmd_marks)
 
