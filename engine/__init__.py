@@ -24,6 +24,7 @@ from engine.errors import (
     WorkspaceError,
 )
 from engine.models import (
+    EXPORT_KINDS,
     MARK_KINDS,
     MARK_LABELS,
     VERDICTS,
@@ -31,6 +32,7 @@ from engine.models import (
     AccountScore,
     AccountSummary,
     AccountView,
+    Calibration,
     CheckerHealth,
     CheckEvidence,
     CheckResult,
@@ -52,6 +54,7 @@ from engine.models import (
     ScanResult,
     SharedFamily,
     Signal,
+    SignalCalibration,
     TemplateInfo,
     TemplateSplit,
     Timeline,
@@ -61,6 +64,7 @@ from engine.models import (
 )
 
 __all__ = [
+    "EXPORT_KINDS",
     "MARK_KINDS",
     "MARK_LABELS",
     "VERDICTS",
@@ -68,6 +72,7 @@ __all__ = [
     "AccountScore",
     "AccountSummary",
     "AccountView",
+    "Calibration",
     "CheckEvidence",
     "CheckResult",
     "CheckerHealth",
@@ -101,6 +106,7 @@ __all__ = [
     "ServiceError",
     "SharedFamily",
     "Signal",
+    "SignalCalibration",
     "TemplateInfo",
     "TemplateSplit",
     "Timeline",

@@ -89,6 +89,19 @@ def thresholds_for(encoder: str) -> tuple[float, float]:
     return ENCODER_THRESHOLDS.get(encoder, (DEFAULT_THRESHOLD, SCAN_THRESHOLD))
 
 
+ANALYST_ENV = "COPYHOUND_ANALYST"
+
+
+def analyst_name() -> str:
+    """Who marks, for a mark's author: $COPYHOUND_ANALYST, else the login name, else ""."""
+    import getpass
+
+    try:
+        return os.environ.get(ANALYST_ENV) or getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return ""
+
+
 def workspace_from_env(explicit: str | os.PathLike[str] | None) -> Path:
     """The workspace folder: the explicit option, else COPYHOUND_WORKSPACE, else ./copyhound-data."""
     if explicit:

@@ -210,19 +210,23 @@ class ScanResult(Record):
 # What the TUI's screens show; each result carries its evidence (which accounts, which prompts, how similar,
 # when), never just counts, so a screen renders from one result and an export writes the same objects out.
 
-MARK_KINDS = ("account", "ring")
+MARK_KINDS = ("account", "ring", "family", "template")
 MARK_LABELS = ("suspicious", "benign", "confirmed")
+# What an evidence bundle can be written for (families and templates are marked, not exported).
+EXPORT_KINDS = ("account", "ring")
 
 
 @dataclass(frozen=True)
 class Mark(Record):
-    """An analyst's triage label on an account or ring; the latest mark of a target is the one shown."""
+    """An analyst's triage label on an account, ring, family or template; the latest mark of a target is
+    the one shown. Confirmed and benign marks act on later scans (engine.detect.watchlist)."""
 
-    target_kind: str  # "account" | "ring"
+    target_kind: str  # "account" | "ring" | "family" | "template"
     target_id: str
     label: str  # "suspicious" | "benign" | "confirmed"
     note: str
     created: datetime | None
+    author: str = ""  # who marked it ("" for marks made before authors were kept)
 
 
 @dataclass(frozen=True)
@@ -492,6 +496,8 @@ class CheckResult(Record):
     account: AccountSummary | None  # the checking account (None: never seen before)
     evidence: tuple[CheckEvidence, ...]  # campaign accounts first, then by similarity
     snapshot: int  # the snapshot version that answered
+    # The watchlist entry it matched ("matches confirmed ring 12, marked by ana on 2026-03-01"), or None.
+    watchlist: str | None = None
 
 
 @dataclass(frozen=True)
@@ -523,6 +529,47 @@ class CheckerHealth(Record):
     senders_stale: bool  # the sender index predates the last ingest (a scan rebuilds it)
     waiting: str | None  # why a newer state of the workspace is not read yet (a writer holds it), if so
     incoming: str | None  # the file checked exchanges are appended to
+
+
+@dataclass(frozen=True)
+class SignalCalibration(Record):
+    """How one signal fared on the accounts analysts reviewed (`Analyst.calibration`).
+
+    `signal` is a signal name, or "score" for the account score itself. Counts are accounts: reviewed
+    ones with the signal, and of those the flagged ones (account score >= the flag score) by their
+    label. `cut` is the lowest signal score at which the reviewed accounts scoring at least that much
+    were confirmed at `target` precision or better (None: no cut reaches it), with what it keeps.
+    """
+
+    signal: str
+    n_reviewed: int  # reviewed accounts with this signal (score > 0)
+    n_flagged: int  # of those, flagged
+    flagged_confirmed: int
+    flagged_benign: int
+    precision: float | None  # flagged_confirmed / (flagged_confirmed + flagged_benign)
+    cut: float | None
+    cut_confirmed: int  # reviewed accounts at or past the cut, confirmed
+    cut_benign: int
+    cut_precision: float | None
+    n_suspicious: int  # accounts marked suspicious with this signal: counted apart, not reviewed
+
+
+@dataclass(frozen=True)
+class Calibration(Record):
+    """Precision of the flags on the accounts analysts reviewed, per signal, and cut-offs that keep it.
+
+    An account's label is its own latest mark, else the latest mark of a ring it was in when that ring
+    was marked. Confirmed counts as a true positive, benign as a false positive; suspicious is a
+    question, not an answer, and is counted apart.
+    """
+
+    target: float
+    flag_score: float
+    n_confirmed: int
+    n_benign: int
+    n_suspicious: int
+    n_unscored: int  # reviewed accounts the last scan has no score for (no longer in the workspace)
+    rows: tuple[SignalCalibration, ...]  # "score" first, then by signal name
 
 
 def _find_mark(marks: tuple[Mark, ...], kind: str, target_id: object) -> Mark | None:

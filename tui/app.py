@@ -35,6 +35,7 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from engine import CopyhoundError, Engine, Overview, WorkspaceBusyError
+from engine.config import analyst_name
 from tui import bindings
 from tui.messages import (
     AccountSelected,
@@ -52,6 +53,7 @@ from tui.messages import (
     PromptSelected,
     PromptViewLoaded,
     PromptViewRequested,
+    QueueRequested,
     RingSelected,
     RingViewLoaded,
     RingViewRequested,
@@ -60,6 +62,7 @@ from tui.messages import (
 from tui.screens.account import AccountScreen
 from tui.screens.overview import OverviewScreen
 from tui.screens.prompt import PromptScreen
+from tui.screens.queue import QueueScreen
 from tui.screens.ring import RingScreen
 from tui.screens.search import SearchScreen
 
@@ -81,6 +84,7 @@ class CopyhoundApp(App):
         self.engine = engine if isinstance(engine, Engine) else Engine(Path(engine), create=False)
         self.warm_encoder = warm_encoder
         self.notices: list[str] = []  # every notice shown, oldest first (tests and logs read it)
+        self.author = analyst_name()  # who the marks made here are by
         self.overview_data: Overview | None = None
         # Engine.encoder builds the model on first use and is not guarded against two threads doing it
         # at once: the warm-up worker holds this until the model is in, and search waits for it.
@@ -119,10 +123,15 @@ class CopyhoundApp(App):
         if not isinstance(self.screen, SearchScreen):
             self.push_screen(SearchScreen())
 
+    def action_queue(self) -> None:
+        if not isinstance(self.screen, QueueScreen):
+            self.push_screen(QueueScreen())
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Overview", "Workspace figures, top rings and accounts", self.action_overview)
         yield SystemCommand("Search", "Find near-copies of a prompt as you type", self.action_search)
+        yield SystemCommand("Review queue", "Accounts not reviewed yet, most likely first", self.action_queue)
         ov = self.overview_data
         if ov is not None and ov.top_families:
             fam = ov.top_families[0]
@@ -144,6 +153,9 @@ class CopyhoundApp(App):
 
     def on_accounts_page_requested(self, message: AccountsPageRequested) -> None:
         self._load_accounts(message.screen, message.offset, message.limit)
+
+    def on_queue_requested(self, message: QueueRequested) -> None:
+        self._load_queue(message.screen, message.offset, message.limit)
 
     def on_prompt_view_requested(self, message: PromptViewRequested) -> None:
         self._load_prompt(message.screen, message.prompt_id, message.offset, message.limit)
@@ -177,6 +189,12 @@ class CopyhoundApp(App):
         if page is not None:
             self._deliver(screen, AccountsPageLoaded(page))
 
+    @work(thread=True, exclusive=True, group="queue")
+    def _load_queue(self, screen: Screen, offset: int, limit: int) -> None:
+        page = self._call(self.engine.analyst.review_queue, offset=offset, limit=limit)
+        if page is not None:
+            self._deliver(screen, AccountsPageLoaded(page))
+
     @work(thread=True, exclusive=True, group="prompt")
     def _load_prompt(self, screen: Screen, prompt_id: int, offset: int, limit: int) -> None:
         view = self._call(self.engine.analyst.prompt_view, prompt_id, limit=limit, offset=offset)
@@ -204,7 +222,7 @@ class CopyhoundApp(App):
 
     @work(thread=True, exclusive=True, group="mark")
     def _mark(self, screen: Screen, kind: str, target_id: str, label: str, note: str) -> None:
-        mark = self._call(self.engine.analyst.mark, kind, target_id, label, note)
+        mark = self._call(self.engine.analyst.mark, kind, target_id, label, note, author=self.author)
         if mark is not None:
             self.call_from_thread(self.show_notice, f"marked {kind} {target_id} {label}")
             self._deliver(screen, Marked(mark))

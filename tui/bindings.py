@@ -21,6 +21,11 @@ TRIAGE = [
     Binding("e", "export", "Export"),
 ]
 GOTO_RING = [Binding("g", "goto_ring", "Ring")]
+QUEUE = [Binding("u", "app.queue", "Review queue")]
+MARK_ITEMS = [
+    Binding("m", "mark_family", "Mark family"),
+    Binding("t", "mark_template", "Mark template"),
+]
 SEARCH = [
     Binding("escape", "back", "Back"),
     Binding("ctrl+down", "focus_results", "Results"),

@@ -65,6 +65,15 @@ class AccountsPageRequested(Message):
 
 
 @dataclass
+class QueueRequested(Message):
+    """One page of the review queue (not reviewed first, then by score); answered by AccountsPageLoaded."""
+
+    screen: Screen
+    offset: int = 0
+    limit: int = VIEW_PAGE
+
+
+@dataclass
 class PromptViewRequested(Message):
     screen: Screen
     prompt_id: int

@@ -165,6 +165,7 @@ def build_links(
     sharer_weights: bool = True,
     large_items: bool = True,
     keep_tables: bool = False,
+    suppress: pa.Table | None = None,
 ) -> LinkGraph:
     """Weighted account-account links from shared families and templates, cut at the null.
 
@@ -189,6 +190,8 @@ def build_links(
         large_items: keep items past ``max_item_accounts`` (tested, linked by sampled pairs).
         keep_tables: keep the relation tables for :func:`engine.detect.rings.expand_rings`; the caller then calls
             :func:`drop_link_tables`.
+        suppress: optional ``(kind, item)`` rows ('F' family, 'T' template) analysts marked benign
+            (:mod:`engine.detect.watchlist`): they relate no account to anything, so they link nobody.
     """
     t0 = time.monotonic()
     accounts = tuple(
@@ -230,6 +233,10 @@ def build_links(
         """
     )
     con.execute("DELETE FROM _rg_rel WHERE k < 2" + ("" if large_items else f" OR k > {int(max_item_accounts)}"))
+    if suppress is not None and suppress.num_rows:
+        con.register("_rg_suppress", suppress)
+        con.execute("DELETE FROM _rg_rel WHERE (kind, item) IN (SELECT (kind, item) FROM _rg_suppress)")
+        con.unregister("_rg_suppress")
     volumes = None
     if sharer_weights:
         volumes = account_volumes(con, len(accounts))

@@ -1,5 +1,8 @@
 """Account and ring scores with their evidence: the detection entry point.
 
+The module stays whole past ~500 lines: every signal of an account and a ring is scored and worded here
+from the same arrays in one pass, and the noisy-OR needs all of them side by side.
+
 Order of work: (1) link accounts by shared rare content and cut the links at the data's own null
 (:mod:`engine.detect.links`), and by shared infrastructure, each type at its own null
 (:mod:`engine.detect.infra`); (2) Louvain rings of >= 3 accounts over both (one scale and the rule that a
@@ -42,6 +45,7 @@ from engine.detect import infra as ifr
 from engine.detect import links as lk
 from engine.detect import rings as rg
 from engine.detect import signals as sg
+from engine.detect import watchlist as wlist
 from engine.detect.crowding import family_crowds
 from engine.detect.elicitation import elicitation_table, score_elicitation
 
@@ -59,6 +63,10 @@ WEIGHTS = {
     "coverage": 0.4,
     # Supporting evidence only: alone it cannot reach the flag score (see engine.detect.fusion).
     "shared_infrastructure": fu.INFRA_WEIGHT,
+    # An analyst confirmed this content: direct evidence (engine.detect.watchlist).
+    "watchlist": 1.0,
+    # Says what an analyst's benign mark took out of the evidence; it scores nothing.
+    "benign_content": 0.0,
 }
 
 
@@ -105,9 +113,12 @@ def score_accounts(
     # With sharer weights the crowd is weighed account by account (who it is), else counted.
     crowd = family_crowds(con, ids, vecs, crowd_radius, index=index, members=settings.sharer_weights)
     stage["crowding"] = time.monotonic() - t0
+    # Analysts' confirmed and benign marks (None without any: the scan is then exactly what it was).
+    wl = wlist.load(con)
+    suppress = wl.table(wlist.SUPPRESS) if wl is not None and wl.count(wlist.SUPPRESS) else None
     t0 = time.monotonic()
     graph = lk.build_links(con, seed=seed, keep_tables=True, sharer_weights=settings.sharer_weights,
-                           large_items=settings.large_items,
+                           large_items=settings.large_items, suppress=suppress,
                            **({"crowd_members": crowd} if settings.sharer_weights else {"family_crowd": crowd}))
     # Single-purpose accounts (integrations): content they share only with each other is no evidence.
     single = (sg.single_purpose(con, graph.accounts) if settings.single_purpose
@@ -150,7 +161,10 @@ def score_accounts(
     con.register("_sc_elicit", elicitation_table(el, ids))
     if settings.specific_templates:
         con.register("_sc_specific", pa.table({"template_id": lk.specific_templates(con)}))
-    shares = sg.account_shares(con, "_sc_elicit", "_sc_specific" if settings.specific_templates else None)
+    if suppress is not None:
+        con.register("_sc_suppressed", suppress)
+    shares = sg.account_shares(con, "_sc_elicit", "_sc_specific" if settings.specific_templates else None,
+                               "_sc_suppressed" if suppress is not None else None)
     if settings.specific_templates:
         con.unregister("_sc_specific")
     assert tuple(shares["account_id"]) == graph.accounts  # both ordered by account id in DuckDB
@@ -198,7 +212,18 @@ def score_accounts(
     s_tl = np.where(intense_acc, np.maximum(s_tl, 0.5), s_tl)
 
     partners = _partners(graph)
-    examples_t = _template_examples(con, shares["n_templated"] > 0)
+    examples_t = _template_examples(con, shares["n_templated"] > 0, "_sc_suppressed" if suppress is not None else None)
+    if suppress is not None:
+        con.unregister("_sc_suppressed")
+    watched = wlist.account_hits(con, wl, wlist.WATCH) if wl is not None else {}
+    benign = wlist.account_hits(con, wl, wlist.SUPPRESS) if wl is not None else {}
+    index_of = {a: i for i, a in enumerate(graph.accounts)}
+    s_w = np.zeros(n_acc)
+    for acc, (n, _, _) in watched.items():
+        i = index_of[acc]
+        s_w[i] = n / (float(shares["n_ex"][i]) + wlist.WATCH_PRIOR)
+    has_benign = np.zeros(n_acc, dtype=bool)
+    has_benign[[index_of[a] for a in benign]] = True
     examples_e = _elicit_examples(con, shares["n_elicit"] > 0)
 
     # Rings first: members inherit the ring score.
@@ -254,6 +279,8 @@ def score_accounts(
     str_i, s_i, i_links = fu.account_infra(infra)
     # Only accounts with some signal past its cut-off need Python work; the rest score 0.
     active = (ring_of >= 0) | (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_cp > 0) | (s_e > 0) | (s_c > 0) | (s_i > 0)
+    if wl is not None:
+        active |= (s_w > 0) | has_benign
     # Accounts flagged by the mean similarity alone have no prompt past the cut to show: their closest.
     by_mean = [graph.accounts[i] for i in np.flatnonzero((s_e > 0) & (s_e_share < s_e_mean)).tolist()]
     closest_e = _top_elicit(con, [a for a in by_mean if not examples_e.get(a)])
@@ -310,6 +337,15 @@ def score_accounts(
             sigs.append(_signal("coverage", cov["evenness"][i], cut_c[i], s_c[i],
                                 f"prompts spread over {int(cov['n_clusters_hit'][i])} of {int(cov['k'])} topic "
                                 f"clusters (evenness {cov['evenness'][i]:.2f}, volume-matched cut {cut_c[i]:.2f})"))
+        if s_w[i] > 0:
+            n, entry, ex = watched[acc]
+            sigs.append(_signal("watchlist", s_w[i], 0.0, s_w[i],
+                                f"{n} of {int(shares['n_ex'][i])} exchanges are watched content: {entry.evidence}",
+                                ex))
+        if has_benign[i]:
+            n, entry, ex = benign[acc]
+            sigs.append(_signal("benign_content", n / float(shares["n_ex"][i]), 0.0, 0.0,
+                                f"{n} of {int(shares['n_ex'][i])} exchanges not counted: {entry.evidence}", ex))
         sigs.sort(key=lambda s: -WEIGHTS.get(s["name"], 0.5) * s["score"])
         score = _noisy_or(sigs)
         acc_rows.append((acc, score, int(ring_of[i]) if ring_of[i] >= 0 else None,
@@ -317,6 +353,7 @@ def score_accounts(
 
     con.unregister("_sc_elicit")
     _write(con, fu.written_links(graph, infra), ring_rows, acc_rows, [graph.accounts[i] for i in np.flatnonzero(~active).tolist()])
+    wlist.write(con, wl)
     stage["scores"] = time.monotonic() - t0
     prog("scores", 5, 5)
     n_flag = sum(1 for r in acc_rows if r[1] >= FLAG_SCORE)
@@ -332,6 +369,9 @@ def score_accounts(
                        "infrastructure": {t: round(c, 6) for t, c in infra.cuts.items()}},
         "stage_seconds": {k: round(v, 3) for k, v in stage.items()},
     }
+    if wl is not None:
+        out["watchlist"] = {"watched_items": wl.count(wlist.WATCH), "suppressed_items": wl.count(wlist.SUPPRESS),
+                            "watched_accounts": len(watched), "benign_content_accounts": len(benign)}
     log.info("scoring: %d links, %d rings, %d of %d accounts flagged", out["n_links"], out["n_rings"], n_flag, n_acc)
     return out
 
@@ -398,8 +438,10 @@ def _link_examples(graph: lk.LinkGraph, links: list[int], i: int, key: str, n: i
     return out
 
 
-def _template_examples(con: duckdb.DuckDBPyConnection, mask: np.ndarray, n: int = 3) -> dict[str, list[dict]]:
-    """Per account with templated exchanges: its top shared templates with pattern and example."""
+def _template_examples(con: duckdb.DuckDBPyConnection, mask: np.ndarray, suppressed: str | None = None,
+                       n: int = 3) -> dict[str, list[dict]]:
+    """Per account with templated exchanges: its top shared templates with pattern and example (none of the
+    templates in the registered relation `suppressed`, ``(kind, item)``)."""
     rows = con.execute(
         f"""
         WITH tacc AS ({sg.SHARED_TEMPLATES_SQL}
@@ -407,6 +449,7 @@ def _template_examples(con: duckdb.DuckDBPyConnection, mask: np.ndarray, n: int 
             SELECT e.account_id, m.template_id, count(*) AS c, min(e.prompt_id) AS pid,
                    row_number() OVER (PARTITION BY e.account_id ORDER BY count(*) DESC, m.template_id) AS rk
             FROM exchanges e JOIN template_members m USING (prompt_id) JOIN tacc USING (template_id)
+            {f"WHERE m.template_id NOT IN (SELECT item FROM {suppressed} WHERE kind = 'T')" if suppressed else ""}
             GROUP BY e.account_id, m.template_id
         )
         SELECT per.account_id, per.template_id, per.c, tacc.k, left(t.pattern, 200), left(p.text, 200)

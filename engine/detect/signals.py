@@ -108,7 +108,7 @@ def single_purpose(con: duckdb.DuckDBPyConnection, accounts: tuple[str, ...]) ->
 
 
 def account_shares(
-    con: duckdb.DuckDBPyConnection, elicit: str, templates: str | None = None
+    con: duckdb.DuckDBPyConnection, elicit: str, templates: str | None = None, suppressed: str | None = None
 ) -> dict[str, np.ndarray]:
     """Per-account exchange counts, shared-template and elicitation counts, in account-id order.
 
@@ -120,18 +120,23 @@ def account_shares(
     ``copied_share``, ``elicit_share`` and
     ``elicit_mean`` (mean exemplar similarity, shrunk towards the workspace mean). ``templates`` names a
     registered relation ``(template_id)``: only those templates count as shared (e.g. the specific ones).
+    ``suppressed`` names a registered relation ``(kind, item)`` of families ('F') and templates ('T')
+    analysts marked benign (:mod:`engine.detect.watchlist`): their prompts count as neither.
     """
+    no_t = f"WHERE m.template_id NOT IN (SELECT item FROM {suppressed} WHERE kind = 'T')" if suppressed else ""
+    no_f = f"AND f.family_id NOT IN (SELECT item FROM {suppressed} WHERE kind = 'F')" if suppressed else ""
     r = con.execute(
         f"""
         WITH tacc AS ({SHARED_TEMPLATES_SQL}
         ), shared AS (
             SELECT DISTINCT m.prompt_id FROM template_members m JOIN tacc USING (template_id)
             {f"JOIN {templates} USING (template_id)" if templates else ""}
+            {no_t}
         ), facc AS (
             SELECT f.family_id, count(DISTINCT e.account_id) AS k
             FROM exchanges e JOIN families f USING (prompt_id) GROUP BY f.family_id
         ), copied AS (
-            SELECT f.prompt_id FROM families f JOIN facc USING (family_id) WHERE facc.k > 1
+            SELECT f.prompt_id FROM families f JOIN facc USING (family_id) WHERE facc.k > 1 {no_f}
         )
         SELECT e.account_id,
                count(*) AS n_ex,

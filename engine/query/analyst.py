@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import duckdb
 
 from engine.config import FLAG_SCORE
+from engine.detect import watchlist
 from engine.errors import QueryError
 from engine.models import (
     MARK_KINDS,
@@ -28,6 +29,7 @@ from engine.models import (
     AccountPage,
     AccountScore,
     AccountView,
+    Calibration,
     EvidenceExport,
     LinkedAccount,
     Mark,
@@ -41,6 +43,7 @@ from engine.models import (
     Timeline,
     WorkspaceStatus,
 )
+from engine.query import calibration
 from engine.query.export import signal_row, write_bundle
 from engine.query.findings import account_scores, families, rings
 from engine.store.workspace import Store
@@ -48,6 +51,9 @@ from engine.store.workspace import Store
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1)
+# Where a mark's target must exist, by kind (one `?` for its id).
+_TARGETS = {"account": "accounts WHERE account_id = ?", "ring": "rings WHERE ring_id = ?",
+            "family": "families WHERE family_id = ?", "template": "templates WHERE template_id = ?"}
 
 
 class Analyst:
@@ -102,6 +108,25 @@ class Analyst:
             rows = account_scores(con, limit=None, min_score=min_score, account_ids=ids) if ids else []
             marks = _latest_marks(con, "account", ids)
         return AccountPage(tuple(rows), int(total), int(offset), tuple(marks))
+
+    def review_queue(self, *, offset: int = 0, limit: int = 100, min_score: float = 0.0) -> AccountPage:
+        """One page of the review queue: accounts not reviewed first, then suspicious ones, then answered
+        ones, each by descending score (`engine.query.calibration`). `marks` holds each listed account's
+        review, its own mark or its ring's (the note then says which ring)."""
+        with self.store.connect() as con:
+            ids, total = calibration.review_queue(con, offset=offset, limit=limit, min_score=min_score)
+            found = {a.account_id: a for a in account_scores(con, limit=None, account_ids=ids)} if ids else {}
+            marks = calibration.reviews(con, ids)
+        return AccountPage(tuple(found[a] for a in ids if a in found), total, int(offset),
+                           tuple(marks[a] for a in ids if a in marks))
+
+    def calibration(self, *, target: float = 0.9, flag_score: float = FLAG_SCORE) -> Calibration:
+        """Precision of the flags per signal on the accounts analysts reviewed, and the cut-offs that would
+        have kept it at `target` or better (see `engine.query.calibration`)."""
+        if not 0.0 < target <= 1.0:
+            raise QueryError(f"the target precision is a share in (0, 1], not {target}")
+        with self.store.connect() as con:
+            return calibration.calibrate(con, target=target, flag_score=flag_score)
 
     # ------------------------------------------------------------------ prompt
     def prompt_view(self, prompt_id: int, *, limit: int = 200, offset: int = 0) -> PromptView:
@@ -261,26 +286,33 @@ class Analyst:
             tuple(splits), timeline, mark[0] if mark else None, tuple(member_marks))
 
     # ------------------------------------------------------------------ triage
-    def mark(self, target_kind: str, target_id: str | int, label: str, note: str = "") -> Mark:
-        """Record a triage mark (kept across scans; the latest mark of a target wins)."""
+    def mark(self, target_kind: str, target_id: str | int, label: str, note: str = "", *, author: str = "") -> Mark:
+        """Record a triage mark by `author` (kept across scans; the latest mark of a target wins).
+
+        A confirmed or benign mark also keeps what it covers (prompt fingerprints, template patterns, a
+        ring's members; `engine.detect.watchlist`), so the next scans watch or discount that content
+        whatever ids they give it.
+        """
         if target_kind not in MARK_KINDS:
-            raise QueryError(f"cannot mark a {target_kind!r}: choose {' or '.join(MARK_KINDS)}")
+            raise QueryError(f"cannot mark a {target_kind!r}: choose {', '.join(MARK_KINDS)}")
         if label not in MARK_LABELS:
             raise QueryError(f"unknown mark {label!r}: choose {', '.join(MARK_LABELS)}")
-        # The check that the target exists and the mark commit together.
+        key: object = str(target_id)
+        if target_kind != "account":
+            try:
+                key = int(target_id)
+            except ValueError:
+                raise QueryError(f"{target_kind} ids are numbers, not {target_id!r}") from None
+        # The check that the target exists, the mark and what it covers commit together.
         with self.store.transaction() as con:
-            table = "accounts WHERE account_id = ?" if target_kind == "account" else "rings WHERE ring_id = ?"
-            key: object = str(target_id)
-            if target_kind == "ring":
-                try:
-                    key = int(target_id)
-                except ValueError:
-                    raise QueryError(f"ring ids are numbers, not {target_id!r}") from None
-            if con.execute(f"SELECT count(*) FROM {table}", [key]).fetchone()[0] == 0:
+            if con.execute(f"SELECT count(*) FROM {_TARGETS[target_kind]}", [key]).fetchone()[0] == 0:
                 raise QueryError(f"no {target_kind} {target_id!r} in this workspace")
-            row = con.execute("INSERT INTO marks VALUES (?, ?, ?, ?, now()) RETURNING created",
-                              [target_kind, str(target_id), label, note]).fetchone()
-        return Mark(target_kind, str(target_id), label, note, row[0])
+            row = con.execute(
+                "INSERT INTO marks (target_kind, target_id, label, note, created, mark_id, author) "
+                "VALUES (?, ?, ?, ?, now(), nextval('mark_id_seq'), ?) RETURNING created, mark_id",
+                [target_kind, str(key), label, note, author or None]).fetchone()
+            watchlist.freeze(con, int(row[1]), target_kind, str(key), label)
+        return Mark(target_kind, str(key), label, note, row[0], author or "")
 
     def marks(self, *, target_kind: str | None = None) -> list[Mark]:
         """The latest mark of every marked target, newest first."""
@@ -422,10 +454,10 @@ def _latest_marks(con: duckdb.DuckDBPyConnection, kind: str | None, ids: list[st
         where.append("target_id IN (SELECT unnest(?::VARCHAR[]))")
         params.append([str(i) for i in ids])
     rows = con.execute(
-        f"""SELECT target_kind, target_id, label, note, created FROM marks WHERE {' AND '.join(where)}
-            QUALIFY row_number() OVER (PARTITION BY target_kind, target_id ORDER BY created DESC, rowid DESC) = 1
+        f"""SELECT target_kind, target_id, label, note, created, author FROM marks WHERE {' AND '.join(where)}
+            QUALIFY row_number() OVER (PARTITION BY target_kind, target_id ORDER BY created DESC, mark_id DESC) = 1
             ORDER BY created DESC, target_kind, target_id""", params).fetchall()
-    return [Mark(r[0], r[1], r[2], r[3] or "", r[4]) for r in rows]
+    return [Mark(r[0], r[1], r[2], r[3] or "", r[4], r[5] or "") for r in rows]
 
 
 def _mark_labels(con: duckdb.DuckDBPyConnection, kind: str, ids: list[str]) -> dict[str, str]:

@@ -7,7 +7,8 @@ connection per request) plus the `DeltaIndex` of prompts checked since the works
 next `copyhound ingest`. The verdict:
 
 * `known_campaign`: a stored prompt it matches is a near-copy in a family, or fills a template, that at
-  least two members of one ring sent; or one of the prompt's senders (any account that sent a match) is
+  least two members of one ring sent (not one an analyst marked benign) or that analysts' confirmed
+  marks put on the watchlist (engine.detect.watchlist; `watchlist` then says whose mark); or one of the prompt's senders (any account that sent a match) is
   flagged (score >= FLAG_SCORE) or in a ring; or it matches a recent prompt that was itself matched
   directly to such content when it was checked (one hop only, so paraphrases never chain);
 * `near_copy`: other accounts sent near-copies (stored, or checked by the service seconds earlier);
@@ -75,6 +76,7 @@ class _Lead:
     ring_id: int | None
     source: str
     direct: bool  # matched stored content itself (recorded on the delta entry; never a recent tie)
+    watch: str | None = None  # the watchlist evidence of its family or template, if analysts confirmed it
 
 
 class Checker:
@@ -167,7 +169,7 @@ class Checker:
         hits = stored_hits(snap.senders, snap.index.index, vec[None, :], [fp], self.threshold)
         rows = rows_from_hits(snap.senders, hits, [exchange.prompt])
         recent = self.delta.search(vec, fp, self.threshold)
-        leads = _stored_leads(snap, hits, rows) + _recent_leads(recent)
+        leads = _stored_leads(snap, hits, rows) + _recent_leads(snap, recent)
         exchange_id = new_exchange_id()
         result = self._verdict(snap, exchange, rows, recent, leads,
                                exchange_id if self.incoming is not None else None)
@@ -206,12 +208,14 @@ class Checker:
             text = snap.senders.texts(np.array([best.prompt_id])).get(best.prompt_id)
         account = self._summary(snap, me, MAX_SIGNALS)
         n = len(ranked)
+        watch = next((lead.watch for lead in leads if lead.watch is not None), None)
+        reason = _reason(verdict, best, n, n - n_stored, n_campaign) + (f"; {watch}" if watch else "")
         return CheckResult(
-            verdict, _reason(verdict, best, n, n - n_stored, n_campaign), me, exchange_id,
+            verdict, reason, me, exchange_id,
             best.prompt_id if best else None, text, best.similarity if best else None, bool(best and best.exact),
             best.source if best else None, best.family_id if best else None, best.template_id if best else None,
             best.ring_id if best else None, n, n - n_stored, n_campaign,
-            account if (account.known or account.n_recent_exchanges) else None, tuple(others), snap.version)
+            account if (account.known or account.n_recent_exchanges) else None, tuple(others), snap.version, watch)
 
     def _evidence(self, snap: Snapshot, account_id: str, source: str, prompt_id: int | None, similarity: float,
                   exact: bool, n: int, last_seen: datetime | None) -> CheckEvidence:
@@ -281,17 +285,18 @@ def _stored_leads(snap: Snapshot, hits, rows: list[WhoElseRow]) -> list[_Lead]:
         fams, tpls = snap.family_of(hits.prompt_id), snap.template_of(hits.prompt_id)
         for pid, sim, ex, fam, tpl in zip(hits.prompt_id.tolist(), hits.similarity.tolist(), hits.exact.tolist(),
                                           fams.tolist(), tpls.tolist(), strict=True):
-            ring = snap.ring_of_content(fam, tpl)
-            if ring is not None:
+            ring, watch = snap.ring_of_content(fam, tpl), snap.watched(fam, tpl)
+            if ring is not None or watch is not None:
                 leads.append(_Lead(round(float(sim), 4), bool(ex), int(pid), None, _id(fam), _id(tpl), ring,
-                                   "workspace", True))
+                                   "workspace", True, watch))
     for r in rows:
         if snap.is_campaign(r.account_id):
             pid = np.array([r.example_prompt_id])
             fam, tpl = int(snap.family_of(pid)[0]), int(snap.template_of(pid)[0])
             ring = snap.ring_of_content(fam, tpl)
             leads.append(_Lead(r.max_similarity, r.exact, r.example_prompt_id, r.example, _id(fam), _id(tpl),
-                               ring if ring is not None else snap.score(r.account_id)[1], "workspace", True))
+                               ring if ring is not None else snap.score(r.account_id)[1], "workspace", True,
+                               snap.watched(fam, tpl)))
     return sorted(leads, key=lambda x: (-x.similarity, not x.exact, x.ring_id is None, x.prompt_id or 0))
 
 
@@ -305,9 +310,12 @@ def _lead_of(snap: Snapshot, top: CheckEvidence, recent: list[RecentMatch]) -> _
                  _id(int(snap.template_of(pid)[0])), None, "workspace", False)
 
 
-def _recent_leads(recent: list[RecentMatch]) -> list[_Lead]:
+def _recent_leads(snap: Snapshot, recent: list[RecentMatch]) -> list[_Lead]:
     return [_Lead(m.similarity, m.exact, m.tie.prompt_id, m.text, m.tie.family_id, m.tie.template_id,
-                  m.tie.ring_id, "recent", False) for m in recent if m.tie is not None]
+                  m.tie.ring_id, "recent", False,
+                  snap.watched(-1 if m.tie.family_id is None else m.tie.family_id,
+                               -1 if m.tie.template_id is None else m.tie.template_id))
+            for m in recent if m.tie is not None]
 
 
 def _id(value: int) -> int | None:

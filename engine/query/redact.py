@@ -14,7 +14,7 @@ said. Every prompt text is replaced by
   quoted whole.
 
 Template patterns are treated the same way (a pattern is the fixed text of many prompts). Responses,
-IPs, the `meta` column, analysts' free-text mark notes and the workspace path (it names a user's home
+IPs, the `meta` column, analysts' free-text mark notes and names (a mark's author) and the workspace path (it names a user's home
 folder) are dropped; account ids, exchange ids, prompt/family/template ids, models, times, scores and
 signal figures stay, since they are the evidence and name no person by themselves.
 
@@ -48,7 +48,7 @@ PROMPT_TEXT_KEYS: dict[str, str | None] = {
 # Keys whose value is a template pattern: fingerprinted as a text of its own.
 PATTERN_KEYS = frozenset({"pattern", "template_pattern"})
 # Dropped outright: what a person said or where from, and free text an analyst wrote.
-DROPPED_KEYS = frozenset({"response", "ip", "meta", "note", "workspace"})
+DROPPED_KEYS = frozenset({"response", "ip", "meta", "note", "author", "workspace"})
 # Keys whose string value is JSON written by the scorer (a link's evidence): redacted inside.
 JSON_TEXT_KEYS = frozenset({"evidence"})
 # Infrastructure evidence types whose "value" names a network or a card (engine.detect.infra.PRIVATE_TYPES).

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
@@ -99,6 +99,9 @@ class Snapshot:
     rings: dict[int, Ring]
     last_scan: datetime | None
     covered: frozenset[str]  # exchange ids of the delta index the workspace now holds and indexes
+    # Families and templates analysts' confirmed marks watch -> the evidence line (engine.detect.watchlist).
+    watched_families: dict[int, str] = field(default_factory=dict)
+    watched_templates: dict[int, str] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ lookups
     def family_of(self, prompt_ids: np.ndarray) -> np.ndarray:
@@ -110,6 +113,11 @@ class Snapshot:
         """Template id per prompt (int64), -1 where it fills none."""
         return _lookup(self.template_prompts, self.template_of_prompt, prompt_ids,
                        np.full(len(prompt_ids), -1, np.int64))
+
+    def watched(self, family_id: int, template_id: int) -> str | None:
+        """The watchlist evidence of this family, else of this template, else None."""
+        line = self.watched_families.get(family_id)
+        return line if line is not None else self.watched_templates.get(template_id)
 
     def ring_of_content(self, family_id: int, template_id: int) -> int | None:
         """The ring whose members share this family, else this template, else None."""
@@ -155,8 +163,11 @@ def read_snapshot(store: Store, encoder: str, dim: int, *, version: int, previou
         max_family = con.execute("SELECT coalesce(max(prompt_id), 0) FROM families").fetchall()[0][0]
         tpl = con.execute("SELECT prompt_id, min(template_id) AS t FROM template_members GROUP BY prompt_id "
                           "ORDER BY prompt_id").fetchnumpy()
-        fam_ties = _ties(con, "families", "family_id")
-        tpl_ties = _ties(con, "template_members", "template_id")
+        listed = con.execute("SELECT item_kind, item_id, effect, evidence FROM watchlist").fetchall()
+        # A family or template marked benign is no ring's content, whoever sent it.
+        benign = {(k, int(i)) for k, i, effect, _ in listed if effect == "suppress"}
+        fam_ties = [t for t in _ties(con, "families", "family_id") if ("family", t[0]) not in benign]
+        tpl_ties = [t for t in _ties(con, "template_members", "template_id") if ("template", t[0]) not in benign]
         scores = {str(r[0]): (_QUIET if (r[1] == 0 and r[2] is None and r[3] is None) else
                               (float(r[1]), None if r[2] is None else int(r[2]), r[3] or "", r[4] or ""))
                   for r in con.execute("SELECT account_id, score, ring_id, top_signal, CAST(signals AS VARCHAR) "
@@ -171,7 +182,9 @@ def read_snapshot(store: Store, encoder: str, dim: int, *, version: int, previou
         np.asarray(members["prompt_id"], np.int64), np.asarray(members["family_id"], np.int64), int(max_family),
         np.asarray(tpl["prompt_id"], np.int64), np.asarray(tpl["t"], np.int64),
         _best_ring(fam_ties), _best_ring(tpl_ties), _by_ring(fam_ties), _by_ring(tpl_ties), scores, found,
-        last_scan, covered)
+        last_scan, covered,
+        {int(i): e for k, i, effect, e in listed if effect == "watch" and k == "family"},
+        {int(i): e for k, i, effect, e in listed if effect == "watch" and k == "template"})
     log.info("snapshot %d: %d indexed prompts, %d accounts scored, %d rings%s, read in %.2f s", version,
              index.count, len(scores), len(found), " (sender index older than the workspace)" if stale else "",
              time.monotonic() - started)

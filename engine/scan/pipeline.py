@@ -63,19 +63,28 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
         # The latest scan of any encoder: the detection tables hold its results, so a scan by another
         # encoder (or with and without the re-check) in between means they must be recomputed.
         last = con.execute(
-            """SELECT scan_id, n_prompts, max_shard, blocks_done, status, threshold, method, encoder FROM scan_runs
-               ORDER BY scan_id DESC LIMIT 1""").fetchone()
+            """SELECT scan_id, n_prompts, max_shard, blocks_done, status, threshold, method, encoder, finished
+               FROM scan_runs ORDER BY scan_id DESC LIMIT 1""").fetchone()
+        # Exchanges of prompts already stored, or an analyst's mark, since the last scan: the join has
+        # nothing new, but links, rings, scores and the watchlist must be recomputed.
+        stale = last is not None and last[8] is not None and con.execute(
+            """SELECT coalesce((SELECT max(finished) FROM ingest_files WHERE status = 'done') > ?, false)
+                      OR coalesce((SELECT max(created) FROM marks) > ?, false)""", [last[8], last[8]]).fetchone()[0]
     # The method names how the join was planned, so a scan asked with other settings is not "unchanged"
     # and a killed one resumes only with the plan its committed blocks belong to.
     join = "exact" if n <= faiss_index.EXACT_MAX else "ivf"
     method = ("exact" if join == "exact" else join_settings.label) + ("+recheck" if recheck is not None else "")
     same_input = (last is not None and last[7] == encoder.name and last[1] == n and last[2] == max_shard
                   and abs(last[5] - threshold) < 1e-6 and last[6] == method)
-    if same_input and last[4] == "done" and not force:
+    if same_input and last[4] == "done" and not force and not stale:
         log.info("scan: nothing new since scan %d; results unchanged", last[0])
         return _summary(store, embedded, resumed=False, seconds=time.monotonic() - started, stage={},
                         prompts=n)
-    resumed = same_input and last[4] == "running" and not force
+    # A stale scan takes up its last run after its last block: no join, every detection stage again.
+    redetect = same_input and last[4] == "done" and not force
+    if redetect:
+        log.info("scan: new exchanges or marks since scan %d; detection again on its edges", last[0])
+    resumed = same_input and (last[4] == "running" or redetect) and not force
     run = ScanRun(int(last[0]) if resumed else None, encoder.name, threshold, method, n, max_shard,
                   start_block=int(last[3]) if resumed else 0)
     stages = [stage() for stage in STAGES]
@@ -94,8 +103,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     progress("scoring", 1, 1)
     log.info("scan %d done in %.1f s: %s; %s", run.scan_id, time.monotonic() - started,
              ", ".join(f"{k} {v:.1f}s" for k, v in ctx.seconds.items()), json.dumps(ctx.summary, default=str)[:300])
-    return _summary(store, embedded, resumed=resumed, seconds=time.monotonic() - started, stage=ctx.seconds,
-                    prompts=n)
+    return _summary(store, embedded, resumed=resumed and not redetect, seconds=time.monotonic() - started,
+                    stage=ctx.seconds, prompts=n)
 
 
 def _summary(store: Store, embedded: int, *, resumed: bool, seconds: float, stage: dict, prompts: int) -> ScanResult:

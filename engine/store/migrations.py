@@ -103,4 +103,40 @@ def m002_detection(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS = [m001_initial, m002_detection]
+def m003_watchlist(con: duckdb.DuckDBPyConnection) -> None:
+    """Marks get an id and an author; confirmed and benign marks keep what they referred to.
+
+    A ring id names a different ring after every scan and family and template ids move with the mining,
+    so a mark that is to act on later scans (engine.detect.watchlist) freezes, when it is made, the
+    fingerprints of the prompts it covers, the template patterns and a ring's members. Marks made before
+    this migration froze nothing: they act only once made again.
+    """
+    n = con.execute("SELECT count(*) FROM marks").fetchone()[0]
+    con.execute(
+        f"""
+        CREATE SEQUENCE IF NOT EXISTS mark_id_seq START {int(n) + 1};
+        ALTER TABLE marks ADD COLUMN mark_id BIGINT;
+        ALTER TABLE marks ADD COLUMN author VARCHAR;
+
+        -- Per mark: one row per prompt of a family or template it covers (fingerprint), and one per
+        -- template with its pattern (fingerprint NULL).
+        CREATE TABLE mark_items (
+            mark_id BIGINT, item_kind VARCHAR, item_id BIGINT, fingerprint BIGINT, pattern VARCHAR
+        );
+        -- The accounts a ring mark covered when it was made (ring ids are renumbered by every scan).
+        CREATE TABLE mark_members (mark_id BIGINT, account_id VARCHAR);
+
+        -- Written by each scan: the families and templates of this scan that marks watch or suppress.
+        CREATE TABLE watchlist (
+            item_kind VARCHAR, item_id BIGINT, effect VARCHAR, mark_id BIGINT, evidence VARCHAR
+        );
+        """
+    )
+    con.execute(
+        """UPDATE marks SET mark_id = r.n
+           FROM (SELECT rowid AS rid, row_number() OVER (ORDER BY created, rowid) AS n FROM marks) r
+           WHERE marks.rowid = r.rid"""
+    )
+
+
+MIGRATIONS = [m001_initial, m002_detection, m003_watchlist]

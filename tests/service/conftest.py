@@ -18,11 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine import Engine
 from engine.ingest.fingerprint import normalize
 from tests.fixtures.corpora import sample_corpora
 from tests.fixtures.imports import ROOT
-from tests.fixtures.traffic import ring_traffic, write_jsonl
+from tests.fixtures.traffic import scanned_ring_workspace
 
 TOKEN = "test-token-0123"
 MAX_BODY = 64 * 1024
@@ -104,11 +103,7 @@ def organic() -> list[str]:
 
 @pytest.fixture(scope="module")
 def served_workspace(tmp_path_factory, real_encoder, organic) -> Path:
-    root = tmp_path_factory.mktemp("serve")
-    engine = Engine(root / "ws", encoder=real_encoder)
-    engine.ingest([write_jsonl(root / "traffic.jsonl", ring_traffic(organic))])
-    engine.scan()
-    return root / "ws"
+    return scanned_ring_workspace(tmp_path_factory.mktemp("serve"), real_encoder, organic)
 
 
 @pytest.fixture(scope="module")

@@ -205,7 +205,8 @@ def test_answers_while_another_process_writes_then_reads_what_it_committed(tmp_p
         writer.embed()
         writer.who_else([NOVEL])
         with writer.store.connect() as con:
-            con.execute("INSERT INTO marks VALUES ('account', 'ring_0', 'suspicious', 'held', now())")
+            con.execute("INSERT INTO marks (target_kind, target_id, label, note, created) "
+                        "VALUES ('account', 'ring_0', 'suspicious', 'held', now())")
             waited = _until(lambda: _check(http, "during", UNRELATED) and server.health()["waiting"])
             assert "busy" in waited, "the service should say a writer holds the workspace"
             assert server.health()["snapshot"] == version

@@ -12,6 +12,7 @@ from tests.tui.conftest import settle, wait_for
 from tui.screens.account import AccountScreen
 from tui.screens.overview import OverviewScreen
 from tui.screens.prompt import PromptScreen
+from tui.screens.queue import QueueScreen
 from tui.screens.ring import RingScreen
 
 SIZE = (120, 40)
@@ -104,3 +105,16 @@ def test_mark_dialog(snap_compare, fixed_app_factory):
 
     assert snap_compare(fixed_app_factory(), terminal_size=SIZE, run_before=run_before)
 
+
+
+def test_review_queue(snap_compare, fixed_app_factory):
+    async def run_before(pilot) -> None:
+        await _loaded(pilot, OverviewScreen)
+        await pilot.press("u")
+        await _loaded(pilot, QueueScreen)
+        table = pilot.app.screen.query_one("#queue", DataTable)
+        await wait_for(pilot, lambda: table.row_count > 0)
+        await settle(pilot)
+        assert not pilot.app.notices, pilot.app.notices
+
+    assert snap_compare(fixed_app_factory(), terminal_size=SIZE, run_before=run_before)

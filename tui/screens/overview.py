@@ -24,7 +24,7 @@ from tui.widgets.activity import ActivityChart
 class OverviewScreen(PivotScreen):
     """Two requests fill it: the overview (figures, rings, plot) and a page of accounts, paged on its own."""
 
-    BINDINGS = PivotScreen.BINDINGS + bindings.PAGING
+    BINDINGS = PivotScreen.BINDINGS + bindings.PAGING + bindings.QUEUE
     crumb = "Overview"
 
     def compose_body(self) -> ComposeResult:

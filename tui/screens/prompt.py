@@ -12,7 +12,10 @@ from tui.screens.base import PivotScreen, fill, score, short, when
 
 
 class PromptScreen(PivotScreen):
-    BINDINGS = PivotScreen.BINDINGS + bindings.PAGING
+    """`m` / `t` mark the prompt's family / template: benign stops it counting as evidence in the next scans,
+    confirmed watches it (engine.detect.watchlist)."""
+
+    BINDINGS = PivotScreen.BINDINGS + bindings.PAGING + bindings.MARK_ITEMS
 
     def __init__(self, prompt_id: int) -> None:
         super().__init__()
@@ -58,6 +61,14 @@ class PromptScreen(PivotScreen):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.post_message(AccountSelected(event.row_key.value))
+
+    def action_mark_family(self) -> None:
+        if self.loaded and self.data.family_id is not None:
+            self.open_mark("family", str(self.data.family_id))
+
+    def action_mark_template(self) -> None:
+        if self.loaded and self.data.template_id is not None:
+            self.open_mark("template", str(self.data.template_id))
 
     def action_next_page(self) -> None:
         if self.loaded and self.offset + VIEW_PAGE < self.data.total_accounts:
