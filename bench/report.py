@@ -5,7 +5,8 @@ writing it). One table per kind of result (scale runs by size and stage, detecti
 kind, join recall per setting, encoder tiers, thresholds, the pipeline, template mining, TUI pivots);
 every row names its results file, the machine and the git sha the JSON records. The output depends only
 on the JSON files (no clock, no environment), so ``tests/test_docs.py`` can regenerate it and compare.
-Run notes and caveats, which no JSON carries, are in ``bench/results/NOTES.md``.
+Run notes and caveats, which no JSON carries, are in ``bench/results/NOTES.md``. The module stays whole
+past ~500 lines: each section is a short renderer over the same few helpers, and the page is one file.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ bulk by DuckDB. Each block's distinct good prompts are normalised and fingerprin
 prompt becomes the row's problem, and the normalised texts go to the file's `norm` table, one row per
 fingerprint. The loader (`engine.ingest.loader`) then validates, quarantines and loads what this module
 staged.
+
+The module stays whole past ~500 lines: the three readers share the staging table's layout, its
+resume rules and the per-block normalisation, and a reader split from them would have to import all
+three back.
 """
 
 from __future__ import annotations
