@@ -491,7 +491,8 @@ def _intense_templates(con: duckdb.DuckDBPyConnection, max_pair_accounts: int = 
         pv = np.ones(len(items))
         pv[cand] = _poisson_sf(x[cand], k[cand] * float(hit.mean()))
         significant.update(int(t) for t in items[cand & (pv < 0.01 / max(1, 2 * len(items)))])
-    grouped = _intense_preambles(con, max_pair_accounts, float((u >= 1.0 + math.log(MIN_REPEAT) - 1e-9).mean()))
+    grouped = _intense_preambles(con, max_pair_accounts, float((u >= 1.0 + math.log(MIN_REPEAT) - 1e-9).mean()),
+                                 significant)
     sig = np.array(sorted(significant), dtype=np.int64)
     if len(sig):
         sel = pa.table({"item": sig})  # noqa: F841 (read by DuckDB)
@@ -515,7 +516,8 @@ def _intense_templates(con: duckdb.DuckDBPyConnection, max_pair_accounts: int = 
 PREAMBLE_TOKENS = 12
 
 
-def _intense_preambles(con: duckdb.DuckDBPyConnection, max_pair_accounts: int, rate: float) -> list[int]:
+def _intense_preambles(con: duckdb.DuckDBPyConnection, max_pair_accounts: int, rate: float,
+                       significant: set[int]) -> list[int]:
     """Sibling templates behind one preamble, tested for repeat use as one; adds to ``_rg_intense``.
 
     The miner splits templates that share a long opening but differ further on ("you are a senior
@@ -525,9 +527,11 @@ def _intense_preambles(con: duckdb.DuckDBPyConnection, max_pair_accounts: int, r
     whose first anchor opens the prompt with a sentence or more are grouped by it; a group of two or
     more is tested like one template, against ``rate``, the share of all template relations with two or
     more fillings (a user of one sibling repeats it at that rate), and its repeat members join
-    ``_rg_intense`` under the group's first template.
-    Siblings' first anchors differ in length (one runs on into its task line), so the group is keyed by
-    their first ``PREAMBLE_TOKENS`` tokens.
+    ``_rg_intense`` under the group's first template. Only groups none of whose templates passed on
+    its own are tested: where the per-template test has the power, it keeps campaigns that share a
+    preamble but not their tasks apart (grouping them anyway merged same-kind campaigns' rings at 1M).
+    Siblings' first anchors differ in length (one runs on into its task line), so the group is keyed
+    by their first ``PREAMBLE_TOKENS`` tokens.
     """
     from engine.detect.templates import tokenize
 
@@ -540,7 +544,7 @@ def _intense_preambles(con: duckdb.DuckDBPyConnection, max_pair_accounts: int, r
         opening = tokenize(anchors[0])[:PREAMBLE_TOKENS]
         if len(opening) == PREAMBLE_TOKENS:
             group.setdefault(" ".join(opening), []).append(int(tid))
-    groups = [sorted(g) for g in group.values() if len(g) >= 2]
+    groups = [sorted(g) for g in group.values() if len(g) >= 2 and not significant.intersection(g)]
     if not groups:
         return []
     gm = pa.table({"item": np.concatenate([np.array(g, np.int64) for g in groups]),  # noqa: F841 (DuckDB)
