@@ -552,11 +552,9 @@ def _intense_preambles(con: duckdb.DuckDBPyConnection, max_pair_accounts: int, r
     rel = con.execute(
         """
         WITH r AS (
-            SELECT x.acc, gm.grp, count(DISTINCT e.prompt_id) AS np, min(x.s) AS s
+            -- A prompt fills at most one template, so the siblings' distinct prompts add up.
+            SELECT x.acc, gm.grp, sum(x.np) AS np, min(x.s) AS s
             FROM _rg_rel x JOIN gm USING (item)
-            JOIN template_members m ON m.template_id = x.item
-            JOIN _rg_acc a ON a.acc = x.acc
-            JOIN exchanges e ON e.prompt_id = m.prompt_id AND e.account_id = a.account_id
             WHERE x.kind = 'T'
             GROUP BY x.acc, gm.grp
         )
