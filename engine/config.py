@@ -144,6 +144,10 @@ class DetectSettings:
     # eight tokens): stock phrasings ("translate this into {0}: {1}") are how people write, and heavy
     # users send them all day (engine.detect.links.specific_templates).
     specific_templates: bool = True
+    # Copy-network standing (engine.detect.copy_network): an account whose near-copies are shared with
+    # accounts that themselves send mostly near-copies, a few hops out. Group evidence for campaigns
+    # whose pairs share too little for a pair link (a large copy ring, diluted and thin accounts).
+    copy_network: bool = True
 
 
 DEFAULT_DETECT = DetectSettings()

@@ -46,6 +46,8 @@ from engine.detect import links as lk
 from engine.detect import rings as rg
 from engine.detect import signals as sg
 from engine.detect import watchlist as wlist
+from engine.detect.copy_network import STEPS as CN_STEPS
+from engine.detect.copy_network import copy_network, reference_cut, tail_score
 from engine.detect.crowding import family_crowds
 from engine.detect.elicitation import elicitation_table, score_elicitation
 
@@ -59,6 +61,8 @@ WEIGHTS = {
     "shared_templates": 1.0,
     "templated_share": 0.8,
     "copied_share": 0.8,
+    # Group evidence read on a background percentile, like the shares: strong, not direct.
+    "copy_network": 0.8,
     "elicitation": 0.7,
     "coverage": 0.4,
     # Supporting evidence only: alone it cannot reach the flag score (see engine.detect.fusion).
@@ -167,6 +171,9 @@ def score_accounts(
                                "_sc_suppressed" if suppress is not None else None)
     if settings.specific_templates:
         con.unregister("_sc_specific")
+    net = (copy_network(con, graph.accounts, shares["n_ex"], exclude=single, seed=seed,
+                        suppressed="_sc_suppressed" if suppress is not None else None)
+           if settings.copy_network else None)
     assert tuple(shares["account_id"]) == graph.accounts  # both ordered by account id in DuckDB
     cov = sg.coverage(con, ids, vecs, seed=seed)
     stage["signals"] = time.monotonic() - t0
@@ -186,6 +193,12 @@ def score_accounts(
     cut_cp = sg.background_cut(shares["copied_share"], bg)
     s_cp = np.where(single, 0.0, sg.exceed_share(shares["copied_share"], cut_cp))
     s_e_share = sg.exceed_share(shares["elicit_share"], cut_e)
+    # Copy-network standing against ordinary accounts' (engine.detect.copy_network.reference_cut).
+    cut_cn = reference_cut(net.standing, bg, net.null_cut) if net is not None else 0.0
+    if cut_cn > 0:
+        s_cn = np.where(single, 0.0, tail_score(net.standing, bg, cut_cn))
+    else:
+        s_cn = np.zeros(n_acc)
     # Consistency: the account's mean exemplar similarity past the background's 99th percentile, scaled
     # to reach 1 at the per-prompt threshold (where every prompt of the account would be flagged).
     cut_m = sg.background_cut(shares["elicit_mean"], bg)
@@ -278,12 +291,14 @@ def score_accounts(
     ifr.drop_infra_tables(con)
     str_i, s_i, i_links = fu.account_infra(infra)
     # Only accounts with some signal past its cut-off need Python work; the rest score 0.
-    active = (ring_of >= 0) | (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_cp > 0) | (s_e > 0) | (s_c > 0) | (s_i > 0)
+    active = ((ring_of >= 0) | (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_cp > 0) | (s_cn > 0) | (s_e > 0) | (s_c > 0)
+              | (s_i > 0))
     if wl is not None:
         active |= (s_w > 0) | has_benign
     # Accounts flagged by the mean similarity alone have no prompt past the cut to show: their closest.
     by_mean = [graph.accounts[i] for i in np.flatnonzero((s_e > 0) & (s_e_share < s_e_mean)).tolist()]
     closest_e = _top_elicit(con, [a for a in by_mean if not examples_e.get(a)])
+    examples_cn = _network_examples(con, net, s_cn > 0) if net is not None else {}
     acc_rows = []
     for i in np.flatnonzero(active).tolist():
         acc = graph.accounts[i]
@@ -323,6 +338,12 @@ def score_accounts(
             sigs.append(_signal("copied_share", shares["copied_share"][i], cut_cp, s_cp[i],
                                 f"{int(shares['n_copied'][i])} of {int(shares['n_ex'][i])} exchanges are near-copies "
                                 "of prompts other accounts sent"))
+        if s_cn[i] > 0:
+            sigs.append(_signal("copy_network", net.standing[i], cut_cn, s_cn[i],
+                                f"{int(net.n_shared[i])} of {int(shares['n_ex'][i])} exchanges are near-copies also sent "
+                                f"by {int(net.n_partners[i])} other senders whose own traffic is mostly shared content, "
+                                f"{CN_STEPS} hops out (standing {net.standing[i] / cut_cn:.2f}x the cut-off, ordinary accounts' "
+                                "99th percentile)", examples_cn.get(i, [])))
         if s_e[i] > 0 and s_e_share[i] >= s_e_mean[i]:
             sigs.append(_signal("elicitation", shares["elicit_share"][i], cut_e, s_e[i],
                                 f"{int(shares['n_elicit'][i])} of {int(shares['n_ex'][i])} exchanges ask for "
@@ -362,6 +383,7 @@ def score_accounts(
         "n_infra_links": int(len(infra.a)),
         "n_rings": len(ring_rows), "n_flagged": n_flag, "n_accounts": n_acc,
         "thresholds": {"link_weight": thr, "templated_share": cut_t, "copied_share": cut_cp,
+                       "copy_network": cut_cn,
                        "elicitation_share": cut_e,
                        "elicitation_mean": cut_m,
                        "elicitation_similarity": el.threshold, "flag_score": FLAG_SCORE,
@@ -405,6 +427,22 @@ def _top_elicit(con: duckdb.DuckDBPyConnection, accounts: list[str], n: int = 3)
     for acc, pid, sim, text in rows:
         out.setdefault(acc, []).append({"prompt_id": int(pid), "similarity": round(float(sim), 4), "text": text})
     return out
+
+
+def _network_examples(con: duckdb.DuckDBPyConnection, net, mask: np.ndarray) -> dict[int, list[dict]]:
+    """Per account index in ``mask``: its strongest shared families with their weight and centre text."""
+    top = net.top_families(mask)
+    fids = sorted({f for lst in top.values() for f, *_ in lst})
+    if not fids:
+        return {}
+    con.register("_sc_cn_f", pa.table({"prompt_id": np.asarray(fids, dtype=np.int64)}))
+    try:
+        text = dict(con.execute("SELECT p.prompt_id, left(p.text, 200) FROM prompts p JOIN _sc_cn_f USING (prompt_id)")
+                    .fetchall())
+    finally:
+        con.unregister("_sc_cn_f")
+    return {i: [{"family_id": f, "n_accounts": k, "weight": round(w, 4), "exchanges": c, "center": text.get(f)}
+                for f, k, w, c in lst] for i, lst in top.items()}
 
 
 def _intense_accounts(graph: lk.LinkGraph) -> np.ndarray:

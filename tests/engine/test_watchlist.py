@@ -161,7 +161,8 @@ def test_a_later_mark_lifts_an_earlier_one():
 
 # ---------------------------------------------------------------------- no marks: nothing changes
 def test_marks_that_act_on_nothing_leave_the_scan_as_it_was(tmp_path):
-    """The digest in tests/fixtures/scan_digest.json was taken with the code before watchlists."""
+    """The digest in tests/fixtures/scan_digest.json was taken with the code before watchlists (account scores
+    retaken without marks when detection gained the copy-network signal)."""
     expected = json.loads((Path(__file__).parents[1] / "fixtures" / "scan_digest.json").read_text())
     engine = build(tmp_path)
     engine.scan()
