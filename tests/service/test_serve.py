@@ -4,7 +4,8 @@ Verdicts for campaign content, an organic copy and a novel prompt; who-else rows
 account and ring lookups; every kind of bad request answered 4xx with a one-line reason; the bearer
 token; the body limit; the delta index finding a copy sent a moment earlier by another new account; and
 the service answering while another process holds the workspace's write lock, then reading what it
-committed. Nothing here measures time: the deadlines only bound the waits.
+committed; an analyst's confirmed ring watched and benign family discounted after the next scan. Nothing here
+measures time: the deadlines only bound the waits.
 """
 
 from __future__ import annotations
@@ -217,6 +218,35 @@ def test_answers_while_another_process_writes_then_reads_what_it_committed(tmp_p
         assert second["verdict"] == "near_copy"
         assert [(e["account_id"], e["source"]) for e in second["evidence"]][:1] == [("fresh_a", "workspace")]
         assert http.get("/v1/accounts/fresh_a").json()["known"]
+    assert server.proc.returncode == 0, server.tail()
+
+
+# ---------------------------------------------------------------------- analysts' verdicts
+def test_a_confirmed_ring_is_watched_and_a_benign_family_is_no_ring_content(tmp_path, served_workspace, real_encoder,
+                                                                            organic, ring_id):
+    ws = tmp_path / "ws"
+    shutil.copytree(served_workspace, ws, ignore=shutil.ignore_patterns("incoming"))
+    with Served(ws, tmp_path / "service.log") as server, server.client() as http:
+        before = {i: _check(http, f"gw_before_{i}", organic[i]) for i in (150, 155)}
+        assert all(b["verdict"] == "known_campaign" and b["ring_id"] == ring_id for b in before.values())
+        assert before[150]["family_id"] != before[155]["family_id"]
+        assert not any("watch" in b["reason"] for b in before.values())
+        version = server.health()["snapshot"]
+        # The analyst confirms the ring and calls one of its families benign; the nightly scan runs.
+        writer = Engine(ws, encoder=real_encoder)
+        writer.analyst.mark("ring", ring_id, "confirmed", "distillation ring", author="ana")
+        writer.analyst.mark("family", before[155]["family_id"], "benign", "a public quiz", author="bo")
+        writer.scan()
+        _until(lambda: server.health()["snapshot"] > version)
+        watched = _check(http, "gw_after_150", organic[150])
+        assert watched["verdict"] == "known_campaign"
+        assert "confirmed" in watched["reason"] and "ana" in watched["reason"], watched["reason"]
+        # The mark on the family itself beats the ring's: not watched, and no longer counted as the members'
+        # shared content (still known campaign content: its senders are the flagged ring).
+        benign = _check(http, "gw_after_155", organic[155])
+        assert "confirmed" not in benign["reason"], benign["reason"]
+        signals = {s["name"]: s for s in http.get("/v1/accounts/ring_0").json()["signals"]}
+        assert "bo" in signals["benign_content"]["detail"] and "ana" in signals["watchlist"]["detail"]
     assert server.proc.returncode == 0, server.tail()
 
 
