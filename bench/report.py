@@ -26,6 +26,8 @@ Result = tuple[str, dict[str, Any]]  # (file name, parsed JSON)
 KINDS = ("copy_ring", "template_sweep", "cot_elicitation", "low_slow")
 KIND_HEADERS = ["copy ring", "template sweep", "CoT elicitation", "low and slow"]
 # Thresholds shown from each threshold sweep: the defaults of the three encoders and round values.
+# Step counts shown from each copy-network sweep.
+STEP_ROWS = (1, 2, 4, 6, 8, 10, 12, 15)
 THRESHOLD_ROWS = (0.60, 0.65, 0.70, 0.72, 0.75, 0.76, 0.80, 0.83, 0.84, 0.85, 0.90, 0.95)
 
 
@@ -305,6 +307,27 @@ def _detection_at_scale(results: list[Result]) -> list[str]:
          "apps", "bystanders in rings", "scoring s", *PROVENANCE], rows)
 
 
+def _copy_network_steps(results: list[Result]) -> list[str]:
+    rows = []
+    for name, data in results:
+        if bench_of(name, data) != "copy_network_steps":
+            continue
+        for steps, res in data.get("steps", {}).items():
+            if int(steps) in STEP_ROWS:
+                shapes = res.get("shapes") or {}
+                rows.append([data.get("profile", "default"), _num(data.get("exchanges")), str(steps),
+                             *[_rec2(res.get("kinds", {}).get(k)) for k in KINDS],
+                             _ratio(shapes.get("diluted", {}).get("recall_at_1pct_fpr")) if shapes else "-",
+                             _ratio(shapes.get("thin", {}).get("recall_at_1pct_fpr")) if shapes else "-",
+                             *_provenance(name, data)])
+    if not rows:
+        return []
+    return ["## Copy-network standing by steps (`bench/copy_network_steps.py`)", "",
+            "The standing alone, before it joins the other signals: recall of campaign accounts at the standing's "
+            "own 1% / 0.1% organic false-positive rate after each number of steps (the scan takes 8).", ""] + _table(
+        ["profile", "exchanges", "steps", *KIND_HEADERS, "diluted", "thin", *PROVENANCE], rows)
+
+
 def _join(results: list[Result]) -> list[str]:
     rows = []
     for name, data in results:
@@ -490,7 +513,7 @@ def _ingest_speed(results: list[Result]) -> list[str]:
 
 
 SECTIONS: tuple[Callable[[list[Result]], list[str]], ...] = (
-    _scale, _ingest_speed, _detection, _detection_at_scale, _join, _thresholds, _encoders, _pipeline, _templates, _tui, _files)
+    _scale, _ingest_speed, _detection, _detection_at_scale, _copy_network_steps, _join, _thresholds, _encoders, _pipeline, _templates, _tui, _files)
 
 
 def render(results: list[Result]) -> str:

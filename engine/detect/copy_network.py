@@ -37,7 +37,8 @@ exchanges), so a ratio would score an account above all but 0.1 % of ordinary on
 above every ordinary account barely higher. ``STEPS`` is a fixed, small number on purpose: run to
 convergence, the iteration becomes the leading eigenvector, which concentrates on the densest part
 of the graph (one big campaign) and lets the rest of the ranking decay (measured: template sweeps at
-0.1 % FPR on the default profile fall from 1.00 at 8 steps to 0.51 at 15; `bench/results/NOTES.md`).
+0.1 % FPR on the default profile fall from 0.99 at 8 steps to 0.51 at 15, while the season profile
+gains little past 8; `bench/results/copy_network_steps_*.json`).
 
 Single-purpose accounts (integrations, and campaign accounts that fill one template all day) carry no
 standing of their own, since what they share they may share as a product feature, but they do pass it
