@@ -45,6 +45,11 @@ standing of their own, since what they share they may share as a product feature
 on: they are real traffic, and a sweep's heaviest accounts are the hubs its other accounts share with
 (measured: cutting them out of the iteration took the standing's own recall of template sweeps at 1M
 from 0.91 to 0.41). Families analysts marked benign count as not shared.
+
+**Joining rings** (`ring_ties`). A ring is formed from pair links, so a campaign's thin and diluted
+accounts, whose pairs share too little, stay outside it. An account past the standing's cut-off whose
+copy network points at one ring (at least half its shared exchanges' other senders, weighted, are that
+ring's members, over two or more families) joins that ring; one shared question is a bystander's.
 """
 
 from __future__ import annotations
@@ -62,12 +67,16 @@ from engine.detect.signals import PRIOR_EXCHANGES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STEPS", "CopyNetwork", "copy_network", "reference_cut", "tail_score"]
+__all__ = ["STEPS", "CopyNetwork", "copy_network", "reference_cut", "ring_ties", "tail_score"]
 
 # Hops of the reinforcement (see the module docstring for why it is not run to convergence).
 STEPS = 8
 # Shuffles of who sent which family for the null cut-off.
 NULL_DRAWS = 3
+# An account past the cut-off joins the ring holding at least this share of its copy network's ties...
+JOIN_MAJORITY = 0.5
+# ...through at least this many shared families (one shared question is a bystander's).
+JOIN_MIN_FAMILIES = 2
 # Families shown as evidence per account.
 EXAMPLES = 3
 
@@ -195,3 +204,34 @@ def tail_score(standing: np.ndarray, background: np.ndarray, cut: float) -> np.n
     if at_cut <= 0:
         return (v > cut).astype(np.float64)
     return np.where(v > cut, np.clip(1.0 - above / at_cut, 0.0, 1.0), 0.0)
+
+
+def ring_ties(con: duckdb.DuckDBPyConnection, net: CopyNetwork, ring_of: np.ndarray, candidates: np.ndarray,
+              *, majority: float = JOIN_MAJORITY, min_families: int = JOIN_MIN_FAMILIES) -> dict[int, tuple[int, float, int]]:
+    """Accounts (``candidates``, bool per account, outside rings) whose copy network points at one ring.
+
+    An account's tie to a ring is, over its shared families, its exchanges in each family times the share
+    of the family's other senders that are members of that ring. It joins the ring with the largest tie
+    when that tie is at least ``majority`` of its shared exchanges and comes from ``min_families`` or more
+    families. Returns ``{account index: (ring, tie share, families)}``.
+    """
+    acc, fam, c, k, _ = net.rel
+    keep = (k >= 2) & (np.asarray(ring_of)[acc] >= 0)
+    cand = np.asarray(candidates, dtype=bool)[acc] & (k >= 2)
+    if not keep.any() or not cand.any():
+        return {}
+    members = pa.table({"fam": fam[keep], "ring": np.asarray(ring_of)[acc[keep]]})  # noqa: F841 (read by DuckDB)
+    rel = pa.table({"acc": acc[cand], "fam": fam[cand], "c": c[cand], "k": k[cand]})  # noqa: F841
+    rows = con.execute(
+        """
+        WITH m AS (SELECT fam, ring, count(*) AS m FROM members GROUP BY fam, ring),
+        tot AS (SELECT acc, sum(c) AS t FROM rel GROUP BY acc),
+        ties AS (SELECT r.acc, m.ring, sum(r.c * m.m / (r.k - 1)) AS tie, count(*) AS nf
+                 FROM rel r JOIN m USING (fam) GROUP BY r.acc, m.ring)
+        SELECT ties.acc, ties.ring, ties.tie / tot.t AS share, ties.nf FROM ties JOIN tot USING (acc)
+        QUALIFY row_number() OVER (PARTITION BY ties.acc ORDER BY ties.tie DESC, ties.ring) = 1
+        ORDER BY ties.acc
+        """
+    ).fetchall()
+    return {int(a): (int(r), round(float(s), 9), int(nf)) for a, r, s, nf in rows
+            if s >= majority and nf >= min_families}

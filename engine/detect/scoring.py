@@ -47,7 +47,7 @@ from engine.detect import rings as rg
 from engine.detect import signals as sg
 from engine.detect import watchlist as wlist
 from engine.detect.copy_network import STEPS as CN_STEPS
-from engine.detect.copy_network import copy_network, reference_cut, tail_score
+from engine.detect.copy_network import copy_network, reference_cut, ring_ties, tail_score
 from engine.detect.crowding import family_crowds
 from engine.detect.elicitation import elicitation_table, score_elicitation
 
@@ -199,6 +199,18 @@ def score_accounts(
         s_cn = np.where(single, 0.0, tail_score(net.standing, bg, cut_cn))
     else:
         s_cn = np.zeros(n_acc)
+    # Accounts past that cut-off whose copy network points at one ring join it; the ring's link figures
+    # (density, timing, example links) stay those of its link-formed core.
+    net_joined = ring_ties(con, net, ring_of, (s_cn > 0) & (ring_of < 0) & ~single) if net is not None else {}
+    core_members = ring_members
+    if net_joined:
+        extra: dict[int, list[int]] = {}
+        for i, (r, _, _) in net_joined.items():
+            extra.setdefault(r, []).append(i)
+            ring_of[i] = r
+            tied[i] = True
+        ring_members = [np.sort(np.concatenate([mem, np.asarray(extra.get(r, []), dtype=np.asarray(mem).dtype)]))
+                        for r, mem in enumerate(ring_members)]
     # Consistency: the account's mean exemplar similarity past the background's 99th percentile, scaled
     # to reach 1 at the per-prompt threshold (where every prompt of the account would be flagged).
     cut_m = sg.background_cut(shares["elicit_mean"], bg)
@@ -243,9 +255,10 @@ def score_accounts(
     ring_rows = []
     ring_score = np.zeros(len(ring_members))
     for r, mem in enumerate(ring_members):
-        names = [graph.accounts[i] for i in mem]
-        inside = np.isin(graph.a, mem) & np.isin(graph.b, mem)
-        density = fu.ring_density(graph, infra, mem)
+        core = core_members[r]
+        names = [graph.accounts[i] for i in core]
+        inside = np.isin(graph.a, core) & np.isin(graph.b, core)
+        density = fu.ring_density(graph, infra, core)
         tim = sg.ring_timing(con, names, seed=seed)
         s_tim = float(sg.exceed_ratio(np.array([tim["value"]]), tim["background"])[0]) \
             if tim["value"] > 0 else 0.0
@@ -285,6 +298,8 @@ def score_accounts(
                    f"{'families' if wf >= wt else 'templates'}; timing sync {tim['value']:.0%}")
         if ring_inf is not None and ring_inf[0] > 0:
             summary += f"; {ring_inf[0]:.0%} of member pairs share infrastructure"
+        if len(mem) > len(core):
+            summary += f"; {len(mem) - len(core)} joined by their copy network"
         sigs = [s for s in sigs if s["score"] > 0] or sigs[:1]
         ring_rows.append((r, score, len(mem), n_ex, json.dumps(sigs, ensure_ascii=False), summary))
 
@@ -308,6 +323,10 @@ def score_accounts(
             joined = expansion.joined.get(i)
             how = (f"; joined by its summed ties to {joined[2]} members (weight {joined[1]:.2f}, "
                    f"chance cut {expansion.threshold:.2f})" if joined else "")
+            if i in net_joined:
+                _, share, nf = net_joined[i]
+                how += (f"; joined by its copy network: {share:.0%} of its shared exchanges' other senders, "
+                        f"weighted, are members ({nf} families)")
             if i in expansion.shares:
                 x, nx, tail = expansion.shares[i]
                 how += (f"; {x} of its {nx} prompts are ring content (chance for a ring neighbour "

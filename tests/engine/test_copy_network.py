@@ -134,3 +134,42 @@ def test_the_ring_is_flagged_where_pair_links_see_part_of_it(traffic):
     assert not [a for a in rows if a.startswith(("vir", "bg"))]
     added = {a for a in rows if a.startswith("by")} - set(without)
     assert len(added) <= 0.05 * BYSTANDERS
+
+
+def test_thin_accounts_join_the_ring_their_copy_network_points_at():
+    """A ring formed by pair links (eight accounts sending the same ten questions) and twelve thin accounts
+    that each sent two of them: the pair links leave the thin ones outside, their network takes them in."""
+    b = Builder(5)
+    questions = [b.prompt(f"benchmark question {b.words(10)}") for _ in range(10)]
+    for i in range(8):
+        for q in questions:
+            _copy(b, q, f"core{i}", f"c{i}")
+        b.organic(f"core{i}", 2)
+    for i in range(12):
+        for q in b.rng.choice(10, size=2, replace=False).tolist():
+            _copy(b, questions[q], f"thin{i:02d}", f"t{i}")
+        b.organic(f"thin{i:02d}", 1)
+    for i in range(60):  # bystanders: one of the questions among their own traffic
+        _copy(b, questions[i % 10], f"by{i:02d}", f"b{i}")
+        b.organic(f"by{i:02d}", int(b.rng.integers(15, 40)))
+    for i in range(4000):
+        b.organic(f"bg{i:04d}", int(b.rng.integers(1, 7)))
+    b.vecs = FakeEncoder().encode(b.prompts)
+    outcome = {}
+    for name, settings in (("without", DetectSettings(copy_network=False)), ("with", DetectSettings())):
+        con, ids, vecs = b.load()
+        score_accounts(con, ids, vecs, FakeEncoder(), settings=settings)
+        outcome[name] = dict(con.execute(
+            "SELECT account_id, ring_id FROM account_scores WHERE ring_id IS NOT NULL").fetchall())
+        signals = dict(con.execute("SELECT account_id, signals FROM account_scores WHERE account_id LIKE 'thin%'")
+                       .fetchall())
+    core_ring = {outcome["without"][f"core{i}"] for i in range(8)}
+    assert len(core_ring) == 1, "the eight core accounts form one ring by their links"
+    assert sum(a.startswith("thin") for a in outcome["without"]) <= 3
+    ring = outcome["with"]["core0"]
+    joined = [a for a, r in outcome["with"].items() if a.startswith("thin") and r == ring]
+    assert len(joined) >= 8  # of 12; a few stand under the cut-off: two copies among three exchanges
+    assert not [a for a in outcome["with"] if a.startswith(("by", "bg"))]
+    newly = next(a for a in joined if a not in outcome["without"])
+    ring_signal = next(s for s in json.loads(signals[newly]) if s["name"] == "ring")
+    assert "joined by its copy network" in ring_signal["detail"]
