@@ -222,11 +222,12 @@ def ring_ties(con: duckdb.DuckDBPyConnection, net: CopyNetwork, ring_of: np.ndar
         return {}
     members = pa.table({"fam": fam[keep], "ring": np.asarray(ring_of)[acc[keep]]})  # noqa: F841 (read by DuckDB)
     rel = pa.table({"acc": acc[cand], "fam": fam[cand], "c": c[cand], "k": k[cand]})  # noqa: F841
+    # Sums rounded: DuckDB adds in thread order, and a join must not flip on the last bit between runs.
     rows = con.execute(
         """
         WITH m AS (SELECT fam, ring, count(*) AS m FROM members GROUP BY fam, ring),
         tot AS (SELECT acc, sum(c) AS t FROM rel GROUP BY acc),
-        ties AS (SELECT r.acc, m.ring, sum(r.c * m.m / (r.k - 1)) AS tie, count(*) AS nf
+        ties AS (SELECT r.acc, m.ring, round(sum(r.c * m.m / (r.k - 1)), 9) AS tie, count(*) AS nf
                  FROM rel r JOIN m USING (fam) GROUP BY r.acc, m.ring)
         SELECT ties.acc, ties.ring, ties.tie / tot.t AS share, ties.nf FROM ties JOIN tot USING (acc)
         QUALIFY row_number() OVER (PARTITION BY ties.acc ORDER BY ties.tie DESC, ties.ring) = 1
