@@ -313,7 +313,7 @@ def score_accounts(
     # Accounts flagged by the mean similarity alone have no prompt past the cut to show: their closest.
     by_mean = [graph.accounts[i] for i in np.flatnonzero((s_e > 0) & (s_e_share < s_e_mean)).tolist()]
     closest_e = _top_elicit(con, [a for a in by_mean if not examples_e.get(a)])
-    examples_cn = _network_examples(con, net, s_cn > 0) if net is not None else {}
+    examples_cn = _network_examples(con, net, s_cn > 0, cut_cn) if net is not None else {}
     acc_rows = []
     for i in np.flatnonzero(active).tolist():
         acc = graph.accounts[i]
@@ -359,10 +359,11 @@ def score_accounts(
                                 "of prompts other accounts sent"))
         if s_cn[i] > 0:
             sigs.append(_signal("copy_network", net.standing[i], cut_cn, s_cn[i],
-                                f"{int(net.n_shared[i])} of {int(shares['n_ex'][i])} exchanges are near-copies also sent "
-                                f"by {int(net.n_partners[i])} other senders whose own traffic is mostly shared content, "
-                                f"{CN_STEPS} hops out (standing {net.standing[i] / cut_cn:.2f}x the cut-off, ordinary accounts' "
-                                "99th percentile)", examples_cn.get(i, [])))
+                                f"{int(net.n_shared[i])} of {int(shares['n_ex'][i])} exchanges are near-copies other "
+                                f"accounts also sent ({int(net.n_partners[i])} senders, counted per family); weighing each "
+                                f"by how much of its other senders' traffic is shared, {CN_STEPS} hops out, its standing "
+                                f"is {net.standing[i] / cut_cn:.2f}x the cut-off (ordinary accounts' 99th percentile)",
+                                examples_cn.get(i, [])))
         if s_e[i] > 0 and s_e_share[i] >= s_e_mean[i]:
             sigs.append(_signal("elicitation", shares["elicit_share"][i], cut_e, s_e[i],
                                 f"{int(shares['n_elicit'][i])} of {int(shares['n_ex'][i])} exchanges ask for "
@@ -448,8 +449,9 @@ def _top_elicit(con: duckdb.DuckDBPyConnection, accounts: list[str], n: int = 3)
     return out
 
 
-def _network_examples(con: duckdb.DuckDBPyConnection, net, mask: np.ndarray) -> dict[int, list[dict]]:
-    """Per account index in ``mask``: its strongest shared families with their weight and centre text."""
+def _network_examples(con: duckdb.DuckDBPyConnection, net, mask: np.ndarray, cut: float) -> dict[int, list[dict]]:
+    """Per account index in ``mask``: its strongest shared families with their centre text and weight, the
+    mean standing of the family's other senders as a multiple of the cut-off (above 1: they stand out too)."""
     top = net.top_families(mask)
     fids = sorted({f for lst in top.values() for f, *_ in lst})
     if not fids:
@@ -460,7 +462,8 @@ def _network_examples(con: duckdb.DuckDBPyConnection, net, mask: np.ndarray) -> 
                     .fetchall())
     finally:
         con.unregister("_sc_cn_f")
-    return {i: [{"family_id": f, "n_accounts": k, "weight": round(w, 4), "exchanges": c, "center": text.get(f)}
+    return {i: [{"family_id": f, "n_accounts": k, "senders_standing": round(w / cut, 2) if cut > 0 else None,
+                 "exchanges": c, "center": text.get(f)}
                 for f, k, w, c in lst] for i, lst in top.items()}
 
 
