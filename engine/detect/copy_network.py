@@ -87,7 +87,6 @@ class CopyNetwork:
 
     standing: np.ndarray  # float64 (n,), after STEPS steps; 0 for accounts sharing nothing
     null_cut: float  # the highest standing of any account in the null draws (0 with nothing shared)
-    n_shared: np.ndarray  # int64 (n,): exchanges in families other accounts also sent
     n_partners: np.ndarray  # int64 (n,): other accounts sending those families (with repeats over families)
     # The relation (account index, family, exchanges, accounts of the family, family weight at the last step).
     rel: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -143,7 +142,7 @@ def copy_network(
     c = np.asarray(r["c"], dtype=np.float64)
     if len(acc) == 0:
         z = np.zeros(0, dtype=np.int64)
-        return CopyNetwork(np.zeros(n), 0.0, np.zeros(n, np.int64), np.zeros(n, np.int64), (z, z, z.astype(float), z, z.astype(float)))
+        return CopyNetwork(np.zeros(n), 0.0, np.zeros(n, np.int64), (z, z, z.astype(float), z, z.astype(float)))
     # Families arrive sorted: item index by run starts.
     item = np.cumsum(np.r_[False, fam[1:] != fam[:-1]])
     keep = np.ones(n, dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
@@ -153,12 +152,10 @@ def copy_network(
     rng = np.random.default_rng(seed)
     cut = max((float((_standing(acc, rng.permutation(item), c, vol, steps)[0] * keep).max())
                for _ in range(null_draws)), default=0.0)
-    shared = k >= 2
-    n_shared = np.bincount(acc, weights=c * shared, minlength=n)
-    partners = np.bincount(acc, weights=np.where(shared, k - 1, 0), minlength=n).astype(np.int64)
+    partners = np.bincount(acc, weights=np.where(k >= 2, k - 1, 0), minlength=n).astype(np.int64)
     log.info("copy network: %d relations, %d accounts with shared families, null's highest standing %.3g after %d "
-             "steps", len(acc), int((n_shared > 0).sum()), cut, steps)
-    return CopyNetwork(standing, cut, n_shared.astype(np.int64), partners, (acc, fam, c, k, w))
+             "steps", len(acc), int((partners > 0).sum()), cut, steps)
+    return CopyNetwork(standing, cut, partners, (acc, fam, c, k, w))
 
 
 def _standing(acc: np.ndarray, item: np.ndarray, c: np.ndarray, vol: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -359,7 +359,7 @@ def score_accounts(
                                 "of prompts other accounts sent"))
         if s_cn[i] > 0:
             sigs.append(_signal("copy_network", net.standing[i], cut_cn, s_cn[i],
-                                f"{int(net.n_shared[i])} of {int(shares['n_ex'][i])} exchanges are near-copies other "
+                                f"{int(shares['n_copied'][i])} of {int(shares['n_ex'][i])} exchanges are near-copies other "
                                 f"accounts also sent ({int(net.n_partners[i])} senders, counted per family); weighing each "
                                 f"by how much of its other senders' traffic is shared, {CN_STEPS} hops out, its standing "
                                 f"is {net.standing[i] / cut_cn:.2f}x the cut-off (ordinary accounts' 99th percentile)",
