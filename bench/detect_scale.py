@@ -12,7 +12,7 @@ scored against the truth with `bench.detect_eval.evaluate` (recall at 1% and 0.1
 campaign kind and per account shape, rings per campaign, hard negatives).
 
 Configurations: ``all`` (every mechanism of `engine.config.DetectSettings` on); with ``--ablate`` also
-each mechanism off alone, ``none`` (all off: the detection before those mechanisms existed) and, when
+each mechanism off alone (from all on, or with ``--base default`` from the scan's defaults), ``none`` (all off: the detection before those mechanisms existed) and, when
 the defaults leave some mechanism off, ``default`` (what a scan runs). The workspace's tables are left
 holding the last configuration's results (the defaults, run last).
 
@@ -44,15 +44,17 @@ from engine.store.workspace import transaction
 log = logging.getLogger("bench.detect_scale")
 
 
-def configurations(ablate: bool) -> list[tuple[str, DetectSettings]]:
-    """(name, settings) to run, the defaults last."""
+def configurations(ablate: bool, base: str = "all") -> list[tuple[str, DetectSettings]]:
+    """(name, settings) to run, the defaults last. ``base``: each ``without`` configuration switches one
+    mechanism off from every mechanism on (``all``) or from what a scan runs (``default``)."""
     default = DetectSettings()
     names = [f.name for f in dataclasses.fields(DetectSettings) if isinstance(getattr(default, f.name), bool)]
     full = DetectSettings(**dict.fromkeys(names, True))
     if not ablate:
         return [("default", default)]
     out = [("none", DetectSettings(**dict.fromkeys(names, False)))]
-    out += [(f"without {n}", dataclasses.replace(full, **{n: False})) for n in names]
+    start = full if base == "all" else default
+    out += [(f"without {n}", dataclasses.replace(start, **{n: False})) for n in names if getattr(start, n)]
     out.append(("all", full))
     return out if full == default else out + [("default", default)]
 
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--truth", type=Path, required=True)
     ap.add_argument("--ablate", action="store_true", help="also run with each mechanism off, and all off")
     ap.add_argument("--only", nargs="+", default=None, help="run only the named configurations")
+    ap.add_argument("--base", choices=("all", "default"), default="all",
+                    help="with --ablate, switch each mechanism off from all on (all) or from the scan's defaults")
     ap.add_argument("--diagnose", action="store_true",
                     help="with each configuration, the signals of missed campaign accounts and top organic ones")
     ap.add_argument("--out", default="detect_scale")
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ids, vecs = vectors.load_vectors(eng.store, eng.encoder_name, eng.encoder.dim, dtype=np.float16)
         index = vectors.open_index(eng.store, eng.encoder_name, eng.encoder.dim)[0]
-    for name, settings in [] if args.as_scanned else configurations(args.ablate):
+    for name, settings in [] if args.as_scanned else configurations(args.ablate, args.base):
         if args.only and name not in args.only:
             continue
         log.info("configuration %s: %s", name, settings)
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     result = envelope("detect_scale", label=args.label, workspace=str(args.workspace),
                       exchanges=status.exchanges, accounts=status.accounts, prompts=status.prompts,
                       encoder=eng.encoder_name, profile=truth.get("config", {}).get("profile", "default"),
-                      runs=runs)
+                      ablation_base=args.base if args.ablate else None, runs=runs)
     write_results(args.out, result, summary_table(runs))
     return 0
 

@@ -148,6 +148,14 @@ class DetectSettings:
     # accounts that themselves send mostly near-copies, a few hops out. Group evidence for campaigns
     # whose pairs share too little for a pair link (a large copy ring, diluted and thin accounts).
     copy_network: bool = True
+    # Content rings split by operator: parts that each hold their own cards, client builds and key bursts
+    # become rings of their own, and flagged accounts holding a ring's own traces join it
+    # (engine.detect.operators). Campaigns on one public bank are one ring by content alone.
+    operator_split: bool = True
+    # Accounts past a content cut-off whose shared templates' other users are mostly one ring's join it
+    # (engine.detect.copy_network.template_ties): thin sweep and low-and-slow accounts, whose fillings
+    # each make their own family, so the copy network's joins cannot place them.
+    template_joins: bool = True
 
 
 DEFAULT_DETECT = DetectSettings()

@@ -67,7 +67,7 @@ from engine.detect.signals import PRIOR_EXCHANGES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STEPS", "CopyNetwork", "copy_network", "reference_cut", "ring_ties", "tail_score"]
+__all__ = ["STEPS", "CopyNetwork", "copy_network", "reference_cut", "ring_ties", "tail_score", "template_ties"]
 
 # Hops of the reinforcement (see the module docstring for why it is not run to convergence).
 STEPS = 8
@@ -233,3 +233,46 @@ def ring_ties(con: duckdb.DuckDBPyConnection, net: CopyNetwork, ring_of: np.ndar
     ).fetchall()
     return {int(a): (int(r), round(float(s), 9), int(nf)) for a, r, s, nf in rows
             if s >= majority and nf >= min_families}
+
+
+def template_ties(con: duckdb.DuckDBPyConnection, accounts: tuple[str, ...], ring_of: np.ndarray,
+                  candidates: np.ndarray, *, majority: float = JOIN_MAJORITY,
+                  suppressed: str | None = None) -> dict[int, tuple[int, float, int]]:
+    """Accounts (``candidates``, bool per account, outside rings) whose shared templates point at one ring.
+
+    :func:`ring_ties` over templates instead of families: a thin sweep or low-and-slow account fills one
+    template three times, and families do not see it (each filling is its own prompt). Its tie to a ring
+    is, over its templates used by two or more accounts, its exchanges in each times the share of the
+    template's other users that are the ring's members; it joins the ring with the largest tie when that
+    is at least ``majority`` of its templated exchanges. One template is enough: the account is already
+    past a content cut-off on its own, the question is only which ring. ``suppressed`` names a
+    registered ``(kind, item)`` relation of benign-marked items. Returns ``{account index: (ring, tie
+    share, templates)}``.
+    """
+    ring_of = np.asarray(ring_of)
+    cand = np.asarray(candidates, dtype=bool)
+    if not cand.any() or not (ring_of >= 0).any():
+        return {}
+    who = np.flatnonzero(cand | (ring_of >= 0))
+    acc_t = pa.table({"account_id": [accounts[i] for i in who.tolist()],  # noqa: F841 (read by DuckDB)
+                      "acc": who.astype(np.int64), "ring": ring_of[who].astype(np.int64), "cand": cand[who]})
+    no_t = f"AND m.template_id NOT IN (SELECT item FROM {suppressed} WHERE kind = 'T')" if suppressed else ""
+    rows = con.execute(
+        f"""
+        WITH rel AS (
+            SELECT a.acc, any_value(a.ring) AS ring, any_value(a.cand) AS cand, m.template_id AS tpl, count(*) AS c
+            FROM exchanges e JOIN acc_t a USING (account_id) JOIN template_members m USING (prompt_id)
+            WHERE TRUE {no_t} GROUP BY a.acc, m.template_id),
+        mem AS (SELECT tpl, ring, count(*) AS m FROM rel WHERE ring >= 0 GROUP BY tpl, ring),
+        cr AS (SELECT r.acc, r.tpl, r.c, t.n_accounts AS k FROM rel r JOIN templates t ON t.template_id = r.tpl
+               WHERE r.cand AND t.n_accounts >= 2),
+        tot AS (SELECT acc, sum(c) AS t FROM cr GROUP BY acc),
+        -- Sums rounded: DuckDB adds in thread order, and a join must not flip on the last bit between runs.
+        ties AS (SELECT cr.acc, mem.ring, round(sum(cr.c * mem.m / (cr.k - 1)), 9) AS tie, count(*) AS nt
+                 FROM cr JOIN mem USING (tpl) GROUP BY cr.acc, mem.ring)
+        SELECT ties.acc, ties.ring, ties.tie / tot.t AS share, ties.nt FROM ties JOIN tot USING (acc)
+        QUALIFY row_number() OVER (PARTITION BY ties.acc ORDER BY ties.tie DESC, ties.ring) = 1
+        ORDER BY ties.acc
+        """
+    ).fetchall()
+    return {int(a): (int(r), round(float(s), 9), int(nt)) for a, r, s, nt in rows if s >= majority}

@@ -10,13 +10,15 @@ intense-template test counts as at the cut), an infrastructure link ``INFRA_WEIG
 cut`` (its weight is already a sum of per-type ratios to their cuts, see the infra module). A pair
 linked both ways adds the two (the weights written to ``account_links``).
 
-**Rings come from content; infrastructure attaches.** Louvain runs on content links only. Proxy
+**Rings come from content; infrastructure attaches and splits.** Louvain runs on content links only. Proxy
 networks are rented by several operators at once, so infrastructure links bridge *different*
 campaigns: Louvain over fused weights merged campaigns of a season into one ring (purity 0.14 on the
 season profile at 100k exchanges). An account outside every ring then joins the ring it has the most
 significant infrastructure links to, when that is at least ``MIN_INFRA_TIES`` of its members
 (:func:`attach_by_infra`): a diluted account whose campaign prompts are too few to tie it by content,
-sent through the campaign's proxies, joins its campaign's ring.
+sent through the campaign's proxies, joins its campaign's ring. The operator traces each part of a
+ring holds as its own (cards, client builds, key bursts; not addresses) split it where content cannot
+(:mod:`engine.detect.operators`).
 
 **Infrastructure is supporting evidence** (``INFRA_WEIGHT`` = 0.5, the weight of the
 ``shared_infrastructure`` signal in the scorer's noisy-OR). Households, coworkers behind one office

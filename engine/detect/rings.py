@@ -40,7 +40,7 @@ from engine.detect.links import MAX_PAIR_ACCOUNTS, LinkGraph, account_volumes, r
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RingExpansion", "expand_rings", "find_rings", "guard_rings"]
+__all__ = ["RingExpansion", "expand_rings", "find_rings", "guard_rings", "split_parts"]
 
 # Tail probability below which an account's share of ring content stands out against the ring's
 # ordinary neighbours (`guard_rings`). Applied per account without a multiple-test correction on purpose:
@@ -253,7 +253,7 @@ def find_rings(graph: LinkGraph, *, min_size: int = 3, seed: int = 0, split: boo
     """Louvain communities of the significant links with at least ``min_size`` accounts.
 
     ``split``: each community is split where Louvain on its own links finds parts much more tied inside
-    than to each other (:func:`_split`): two campaigns of one kind whose content overlaps a little
+    than to each other (:func:`split_parts`): two campaigns of one kind whose content overlaps a little
     (a shared bank, stock phrasings) end up in one community of the whole graph, whose modularity cannot
     see parts that small. ``need_cycle``: a community is a ring only with at least as many links as
     accounts (a cycle): chance links form trees (three heavy users, two chance links), a campaign's
@@ -272,7 +272,7 @@ def find_rings(graph: LinkGraph, *, min_size: int = 3, seed: int = 0, split: boo
     comms = nx.community.louvain_communities(g, weight="weight", seed=seed)
     parts: list[set[int]] = []
     for c in comms:
-        parts.extend(_split(g, c, seed) if split and len(c) >= 2 * min_size else [c])
+        parts.extend(split_parts(g, c, seed) if split and len(c) >= 2 * min_size else [c])
     rings = [np.array(sorted(c), dtype=np.int64) for c in parts
              if len(c) >= min_size and (not need_cycle or g.subgraph(c).number_of_edges() >= len(c))]
     rings.sort(key=lambda r: (-len(r), int(r[0])))
@@ -287,12 +287,14 @@ def find_rings(graph: LinkGraph, *, min_size: int = 3, seed: int = 0, split: boo
 SPLIT_RATIO = 0.1
 
 
-def _split(g: nx.Graph, community: set[int], seed: int, depth: int = 0) -> list[set[int]]:
+def split_parts(g: nx.Graph, community: set[int], seed: int, depth: int = 0, *,
+                weighted: bool = False) -> list[set[int]]:
     """The community as parts that are each far more tied inside than to one another (see SPLIT_RATIO).
 
     Louvain on the community's own links proposes parts; any two parts whose between-density reaches
     ``SPLIT_RATIO`` of the lower within-density are merged back (repeatedly, densest pair first); each
-    remaining part is split again, up to three levels.
+    remaining part is split again, up to three levels. Densities count links, or with ``weighted`` sum
+    the links' weights (ties where every pair of a group is linked, by resources of different weight).
     """
     sub = g.subgraph(community)
     parts = [set(p) for p in nx.community.louvain_communities(sub, weight="weight", seed=seed)]
@@ -301,11 +303,12 @@ def _split(g: nx.Graph, community: set[int], seed: int, depth: int = 0) -> list[
     # Links within (diagonal) and between parts, counted once over the community's edges.
     part_of = {v: i for i, p in enumerate(parts) for v in p}
     links = np.zeros((len(parts), len(parts)))
-    for u, v in sub.edges():
+    for u, v, w in sub.edges(data="weight", default=1.0):
         i, j = part_of[u], part_of[v]
-        links[i, j] += 1
+        x = w if weighted else 1.0
+        links[i, j] += x
         if i != j:
-            links[j, i] += 1
+            links[j, i] += x
     size = np.array([len(p) for p in parts], dtype=np.float64)
     while len(parts) > 1:
         within = np.diag(links) / np.maximum(size * (size - 1) / 2, 1)
@@ -330,5 +333,5 @@ def _split(g: nx.Graph, community: set[int], seed: int, depth: int = 0) -> list[
         return parts
     out: list[set[int]] = []
     for p in parts:
-        out.extend(_split(g, p, seed, depth + 1) if len(p) >= 6 else [p])
+        out.extend(split_parts(g, p, seed, depth + 1, weighted=weighted) if len(p) >= 6 else [p])
     return out

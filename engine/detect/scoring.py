@@ -43,11 +43,12 @@ from engine.config import DEFAULT_DETECT, DEFAULT_THRESHOLD, FLAG_SCORE, DetectS
 from engine.detect import fusion as fu
 from engine.detect import infra as ifr
 from engine.detect import links as lk
+from engine.detect import operators as ops
 from engine.detect import rings as rg
 from engine.detect import signals as sg
 from engine.detect import watchlist as wlist
 from engine.detect.copy_network import STEPS as CN_STEPS
-from engine.detect.copy_network import copy_network, reference_cut, ring_ties, tail_score
+from engine.detect.copy_network import copy_network, reference_cut, ring_ties, tail_score, template_ties
 from engine.detect.crowding import family_crowds
 from engine.detect.elicitation import elicitation_table, score_elicitation
 
@@ -67,6 +68,9 @@ WEIGHTS = {
     "coverage": 0.4,
     # Supporting evidence only: alone it cannot reach the flag score (see engine.detect.fusion).
     "shared_infrastructure": fu.INFRA_WEIGHT,
+    # A ring's own card, client build or key burst, most of whose holders are flagged or in rings
+    # (engine.detect.operators): the same kind of supporting evidence.
+    "operator_traces": fu.INFRA_WEIGHT,
     # An analyst confirmed this content: direct evidence (engine.detect.watchlist).
     "watchlist": 1.0,
     # Says what an analyst's benign mark took out of the evidence; it scores nothing.
@@ -236,6 +240,46 @@ def score_accounts(
     # evidence scores as strongly as a link at twice the cut.
     s_tl = np.where(intense_acc, np.maximum(s_tl, 0.5), s_tl)
 
+    # Rings split by operator, then accounts past a content cut-off that hold a ring's own traces join it
+    # (engine.detect.operators). Before any ring score: each part is scored as a ring of its own.
+    op_joined: dict[int, tuple[int, dict]] = {}
+    op_resources: list[list[dict]] = [[] for _ in ring_members]
+    op_from = [0 for _ in ring_members]  # accounts of the content ring a part was split from (0: not split)
+    if settings.operator_split and ring_members:
+        sizes = [len(m) for m in ring_members]
+        split = ops.split_by_operator(con, ring_members, core_members, n_acc, (graph.a, graph.b), seed=seed)
+        ring_members, core_members, op_resources = split.rings, split.cores, split.resources
+        op_from = [sizes[o] if split.origin.count(o) > 1 else 0 for o in split.origin]
+        ring_of[:] = -1
+        for r, mem in enumerate(ring_members):
+            ring_of[mem] = r
+        content = (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_cp > 0) | (s_cn > 0) | (s_e > 0)
+        # Any account outside the rings may hold an operator's traces; one past a content cut-off is the
+        # operator's by its content too (tied), the others are tied by infrastructure only.
+        op_joined = ops.join_by_operator(con, split, (ring_of < 0) & ~single, content | (ring_of >= 0))
+        if op_joined:
+            extra: dict[int, list[int]] = {}
+            for i, (r, _) in op_joined.items():
+                extra.setdefault(r, []).append(i)
+                ring_of[i] = r
+                tied[i] = bool(content[i])
+            ring_members = [np.sort(np.concatenate([mem, np.asarray(extra.get(r, []), dtype=np.int64)]))
+                            for r, mem in enumerate(ring_members)]
+    # Accounts past a content cut-off whose shared templates' other users are mostly one ring's join it
+    # (thin sweep and low-and-slow accounts: their fillings are each their own family).
+    tpl_joined: dict[int, tuple[int, float, int]] = {}
+    if settings.template_joins and ring_members:
+        content = (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_cp > 0) | (s_cn > 0) | (s_e > 0)
+        tpl_joined = template_ties(con, graph.accounts, ring_of, content & (ring_of < 0) & ~single,
+                                   suppressed="_sc_suppressed" if suppress is not None else None)
+        extra = {}
+        for i, (r, _, _) in tpl_joined.items():
+            extra.setdefault(r, []).append(i)
+            ring_of[i] = r
+            tied[i] = True
+        ring_members = [np.sort(np.concatenate([mem, np.asarray(extra.get(r, []), dtype=np.int64)]))
+                        for r, mem in enumerate(ring_members)]
+
     partners = _partners(graph)
     examples_t = _template_examples(con, shares["n_templated"] > 0, "_sc_suppressed" if suppress is not None else None)
     if suppress is not None:
@@ -255,7 +299,8 @@ def score_accounts(
     ring_rows = []
     ring_score = np.zeros(len(ring_members))
     for r, mem in enumerate(ring_members):
-        core = core_members[r]
+        # A part of a split ring whose members all joined by copy network is measured on all of them.
+        core = core_members[r] if len(core_members[r]) >= 2 else mem
         names = [graph.accounts[i] for i in core]
         inside = np.isin(graph.a, core) & np.isin(graph.b, core)
         density = fu.ring_density(graph, infra, core)
@@ -299,7 +344,14 @@ def score_accounts(
         if ring_inf is not None and ring_inf[0] > 0:
             summary += f"; {ring_inf[0]:.0%} of member pairs share infrastructure"
         if len(mem) > len(core):
-            summary += f"; {len(mem) - len(core)} joined by their copy network"
+            summary += f"; {len(mem) - len(core)} joined by their copy network, templates or operator traces"
+        if op_from[r] and op_resources[r]:
+            own = ", ".join(f"{d['type']} held by {d['n_members']} members of its {d['n_accounts']} accounts"
+                            for d in op_resources[r][:2])
+            summary += f"; one operator's part of a content ring of {op_from[r]} accounts ({own})"
+        elif op_from[r]:
+            summary += (f"; the part of a content ring of {op_from[r]} accounts that holds none of its operators' "
+                        "own traces")
         sigs = [s for s in sigs if s["score"] > 0] or sigs[:1]
         ring_rows.append((r, score, len(mem), n_ex, json.dumps(sigs, ensure_ascii=False), summary))
 
@@ -327,6 +379,14 @@ def score_accounts(
                 _, share, nf = net_joined[i]
                 how += (f"; joined by its copy network: {share:.0%} of its shared exchanges' other senders, "
                         f"weighted, are members ({nf} families)")
+            if i in tpl_joined:
+                _, share, nt = tpl_joined[i]
+                how += (f"; joined by its shared templates: {share:.0%} of its templated exchanges' other users, "
+                        f"weighted, are members ({nt} template{'s' if nt != 1 else ''})")
+            if i in op_joined:
+                d = op_joined[i][1]
+                how += (f"; joined by its operator traces: it holds a {d['type']} the ring holds as its own, "
+                        f"{d['n_members']} members of its {d['n_accounts']} accounts")
             if i in expansion.shares:
                 x, nx, tail = expansion.shares[i]
                 how += (f"; {x} of its {nx} prompts are ring content (chance for a ring neighbour "
@@ -337,6 +397,11 @@ def score_accounts(
             sigs.append(_signal("ring", rs, FLAG_SCORE, rs,
                                 f"member of ring {r} ({len(ring_members[r])} accounts){how}",
                                 [{"ring_id": r, "accounts": [graph.accounts[j] for j in ring_members[r][:10]]}]))
+        if i in op_joined:
+            r, d = op_joined[i]
+            sigs.append(_signal("operator_traces", d["suspect_share"], ops.JOIN_SHARE, d["suspect_share"],
+                                f"holds a {d['type']} that ring {r} holds as its own: {d['suspect_share']:.0%} of the "
+                                f"{d['n_accounts']} accounts holding it are flagged or in rings", [{"ring_id": r, **d}]))
         if s_f[i] > 0:
             sigs.append(_signal("shared_families", str_f[i], thr, s_f[i],
                                 f"rare near-copy families shared with {len(partners.get(i, []))} accounts",

@@ -215,7 +215,7 @@ def test_a_community_splits_where_its_parts_barely_touch():
             for j in range(i + 1, 10):
                 g.add_edge(base + i, base + j, weight=1.0)
     g.add_edge(0, 10, weight=1.0)  # two campaigns bridged by one accidental near-copy
-    assert sorted(map(sorted, rg._split(g, set(range(20)), 0))) == [list(range(10)), list(range(10, 20))]
+    assert sorted(map(sorted, rg.split_parts(g, set(range(20)), 0))) == [list(range(10)), list(range(10, 20))]
     r = nx.gnp_random_graph(60, 0.15, seed=1)  # one random community: Louvain finds parts, they are not apart
     nx.set_edge_attributes(r, 1.0, "weight")
-    assert [len(p) for p in rg._split(r, set(r.nodes), 0)] == [60]
+    assert [len(p) for p in rg.split_parts(r, set(r.nodes), 0)] == [60]
