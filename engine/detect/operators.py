@@ -23,13 +23,17 @@ density inside them merge back (:func:`engine.detect.rings.split_parts`): one op
 cards is still one client, one key burst, one set of pools, tied across its cards far above a tenth of
 within; two operators sharing a rented proxy network share only its /24s.
 
-**The split.** A ring splits when it has two or more parts of at least three members. Members that hold
-none of the ring's own resources (a careful operator's accounts on home lines with the commonest client
-and a card each, or ordinary accounts the content drew in) stay together as the ring's remainder when
-each is content-linked to two or more others of it (the remainder's 2-core, at least three accounts);
-the rest leave the rings: an ordinary account Louvain drew in on one weak link has neither an
-operator's traces nor a second tie. A ring with one part or none stays whole: infrastructure then says
-nothing about who runs it.
+**The split.** Rings that content links join (a link between members of two rings) are cut together:
+Louvain cuts one campaign's accounts into several communities as readily as it puts several campaigns
+in one, and an operator's traces do not care which community content put an account in. A group of
+rings is cut when its members make two or more parts of at least three, or one part spanning two or
+more of its rings; each part becomes a ring. Members that hold none of the group's own resources (a
+careful operator's accounts on home lines with the commonest client and a card each, or ordinary
+accounts the content drew in) stay in their own content ring's remainder when each is content-linked
+to two or more others of it (the remainder's 2-core, at least three accounts); the rest leave the
+rings: an ordinary account Louvain drew in on one weak link has neither an operator's traces nor a
+second tie. A group with one part inside one ring, or none, stays as content made it: infrastructure
+then says nothing about who runs it.
 
 **Joins** (:func:`join_by_operator`). An account outside the rings that is past a content cut-off on its
 own and holds a ring's own resource most of whose holders are suspect (in a ring or past a content
@@ -78,17 +82,20 @@ MIN_PART = 3
 
 @dataclass(frozen=True)
 class OperatorSplit:
-    """Rings after the split, in order: each original ring's parts in place of it, largest first, then its
-    remainder. ``cores`` the matching link-formed cores (members of the original core that fell in the
-    part); ``origin`` the original ring index of each; ``resources`` per ring the resources that made the
-    part (``{"type", "value", "n_accounts", "n_members"}``, most members first, at most five)."""
+    """Rings after the split, in order of the content rings they came from: a cut group's parts, largest
+    first, then its rings' remainders. ``cores`` the matching link-formed cores (members of the original
+    cores that fell in the ring); ``origin`` the content rings each holds members of (one, unchanged,
+    where nothing was cut); ``resources`` per ring the own resources most held in it (``{"type",
+    "value", "n_accounts", "n_members"}``, most members first, at most five)."""
 
     rings: list[np.ndarray]
     cores: list[np.ndarray]
-    origin: list[int]
+    origin: list[tuple[int, ...]]
     resources: list[list[dict]]
     # Each ring's own resources as tested, ``(type, res, k, m, members, strength)``, for the joins.
     own: list[list[tuple]]
+    # Whether the ring was cut out of content rings (False: a content ring as it was).
+    cut: list[bool]
 
 
 def _own_resources(con: duckdb.DuckDBPyConnection, mem: np.ndarray, n_population: int) -> list[tuple]:
@@ -140,63 +147,91 @@ def _parts(mem: np.ndarray, own: list[tuple], seed: int) -> list[set[int]]:
     return out
 
 
+def _clusters(rings: list[np.ndarray], la: np.ndarray, lb: np.ndarray) -> list[list[int]]:
+    """Rings joined by a content link between their members, as groups of ring indices (each sorted,
+    in order of their first ring): Louvain cuts one campaign's accounts into several communities as
+    readily as it puts several campaigns in one."""
+    ring_of: dict[int, int] = {}
+    for r, mem in enumerate(rings):
+        for i in np.asarray(mem).tolist():
+            ring_of[i] = r
+    g = nx.Graph()
+    g.add_nodes_from(range(len(rings)))
+    for a, b in zip(la.tolist(), lb.tolist(), strict=True):
+        ra, rb = ring_of.get(a), ring_of.get(b)
+        if ra is not None and rb is not None and ra != rb:
+            g.add_edge(ra, rb)
+    return sorted((sorted(c) for c in nx.connected_components(g)), key=lambda c: c[0])
+
+
+def _two_core(rest: set[int], la: np.ndarray, lb: np.ndarray) -> set[int]:
+    """Accounts of ``rest`` content-linked to two or more others of it, when at least three are."""
+    arr = np.array(sorted(rest), dtype=np.int64)
+    inside = np.isin(la, arr) & np.isin(lb, arr)
+    g = nx.Graph()
+    g.add_edges_from(zip(la[inside].tolist(), lb[inside].tolist(), strict=True))
+    kept = set(nx.k_core(g, 2).nodes()) if g.number_of_edges() else set()
+    return kept if len(kept) >= MIN_PART else set()
+
+
 def split_by_operator(con: duckdb.DuckDBPyConnection, rings: list[np.ndarray], cores: list[np.ndarray],
                       n_population: int, links: tuple[np.ndarray, np.ndarray], *,
                       seed: int = 0) -> OperatorSplit:
-    """Each ring split into the parts its own infrastructure resources make (see module doc).
+    """Rings cut into the parts their own infrastructure resources make (see module doc).
 
-    Reads ``_if_rel`` (kept by :func:`engine.detect.infra.build_infra_links`); without it, or without
-    infrastructure in the workspace, every ring stays whole. ``n_population`` the accounts the relations
-    cover; ``links`` the content links ``(a, b)``, both ends account indices (a remainder's 2-core).
+    Rings that content links join (:func:`_clusters`) are cut together, so an operator Louvain spread
+    over two communities is one part. Reads ``_if_rel`` (kept by
+    :func:`engine.detect.infra.build_infra_links`); without it, or without infrastructure in the
+    workspace, every ring stays whole. ``n_population`` the accounts the relations cover; ``links`` the
+    content links ``(a, b)``, both ends account indices.
     """
     exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_if_rel' AND temporary"
                          ).fetchall()[0][0]
     la, lb = (np.asarray(x) for x in links)
-    out_r: list[np.ndarray] = []
-    out_c: list[np.ndarray] = []
-    origin: list[int] = []
-    resources: list[list[dict]] = []
-    own_of: list[list[tuple]] = []
-    n_split = n_left = 0
-    for r, (mem, core) in enumerate(zip(rings, cores, strict=True)):
-        mem = np.asarray(mem, dtype=np.int64)
-        own = _own_resources(con, mem, n_population) if exists and len(mem) >= 2 * MIN_PART else []
-        parts = [p for p in _parts(mem, own, seed) if len(p) >= MIN_PART] if own else []
-        if len(parts) < 2:
-            out_r.append(mem)
-            out_c.append(np.asarray(core, dtype=np.int64))
-            origin.append(r)
-            resources.append(_describe(own, set(mem.tolist())))
-            own_of.append(own)
+    out = OperatorSplit([], [], [], [], [], [])
+    n_cut = n_left = 0
+
+    def emit(members: set[int], core: set[int], origin: tuple[int, ...], own: list[tuple], cut: bool) -> None:
+        out.rings.append(np.array(sorted(members), dtype=np.int64))
+        out.cores.append(np.array(sorted(members & core), dtype=np.int64))
+        out.origin.append(origin)
+        out.resources.append(_describe(own, members))
+        out.own.append([o for o in own if len(members.intersection(o[4])) >= MIN_PART])
+        out.cut.append(cut)
+
+    for group in _clusters(rings, la, lb) if exists else [[r] for r in range(len(rings))]:
+        sets = [set(np.asarray(rings[r]).tolist()) for r in group]
+        union = set().union(*sets)
+        core = set().union(*(set(np.asarray(cores[r]).tolist()) for r in group))
+        own = _own_resources(con, np.array(sorted(union), dtype=np.int64), n_population) \
+            if exists and len(union) >= 2 * MIN_PART else []
+        parts = [p for p in _parts(np.array(sorted(union)), own, seed) if len(p) >= MIN_PART] if own else []
+        spans = any(sum(1 for m in sets if p & m) > 1 for p in parts)
+        if len(parts) < 2 and not spans:
+            # Infrastructure says nothing about who runs these: each ring stays as content made it.
+            for r, m in zip(group, sets, strict=True):
+                emit(m, set(np.asarray(cores[r]).tolist()), (r,), _own_resources(
+                    con, np.asarray(rings[r], dtype=np.int64), n_population) if own and len(group) > 1 else own,
+                     False)
             continue
-        n_split += 1
+        n_cut += 1
         parts.sort(key=lambda p: (-len(p), min(p)))
-        rest = set(mem.tolist()).difference(*parts)
-        if rest:
-            # The remainder is a ring as content rings are, each account tied to two or more others in it
-            # (the 2-core of its content links): ordinary accounts Louvain drew in on one weak link, and
-            # traceless ones with no second tie, leave the rings.
-            arr = np.array(sorted(rest), dtype=np.int64)
-            inside = np.isin(la, arr) & np.isin(lb, arr)
-            g = nx.Graph()
-            g.add_edges_from(zip(la[inside].tolist(), lb[inside].tolist(), strict=True))
-            kept = set(nx.k_core(g, 2).nodes()) if g.number_of_edges() else set()
-            if len(kept) < MIN_PART:
-                kept = set()
+        for p in parts:
+            emit(p, core, tuple(r for r, m in zip(group, sets, strict=True) if p & m), own, True)
+        taken = set().union(*parts)
+        for r, m in zip(group, sets, strict=True):
+            # A ring's remainder (members holding none of the own resources) stays a ring as content rings
+            # are, each account tied to two or more others in it: ordinary accounts Louvain drew in on one
+            # weak link, and traceless ones with no second tie, leave the rings.
+            rest = m - taken
+            kept = _two_core(rest, la, lb) if rest else set()
             n_left += len(rest) - len(kept)
-            rest = kept
-        core_set = set(np.asarray(core).tolist())
-        for p in parts + ([rest] if rest else []):
-            arr = np.array(sorted(p), dtype=np.int64)
-            out_r.append(arr)
-            out_c.append(np.array(sorted(p & core_set), dtype=np.int64))
-            origin.append(r)
-            resources.append(_describe(own, p))
-            own_of.append([o for o in own if len(p.intersection(o[4])) >= MIN_PART])
-    if n_split:
-        log.info("rings: %d of %d rings split by their own infrastructure into %d (%d accounts left without a "
-                 "ring)", n_split, len(rings), len(out_r), n_left)
-    return OperatorSplit(out_r, out_c, origin, resources, own_of)
+            if kept:
+                emit(kept, core, (r,), own, True)
+    if n_cut:
+        log.info("rings: %d groups of content rings cut by their own infrastructure, %d rings -> %d (%d accounts "
+                 "left without a ring)", n_cut, len(rings), len(out.rings), n_left)
+    return out
 
 
 def join_by_operator(con: duckdb.DuckDBPyConnection, split: OperatorSplit, candidates: np.ndarray,

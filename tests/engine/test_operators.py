@@ -3,16 +3,25 @@ one bank stay two rings, and thin accounts joined by their templates (`copy_netw
 
 from __future__ import annotations
 
+import gzip
+import json
+import random
+
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from engine import Engine
+from engine.config import EngineConfig
 from engine.detect.copy_network import template_ties
 from engine.detect.infra import build_infra_links, drop_infra_tables
 from engine.detect.operators import join_by_operator, split_by_operator
+from engine.ingest.fingerprint import normalize
 from engine.store.migrations import MIGRATIONS
 from tests.engine.test_infra import COMMON_UA, load, organic, when
+from tests.fixtures.corpora import corpus, perturb
+from tests.fixtures.traffic import write_jsonl
 
 HOT_UA = "hound-node/4.3.1"  # a common client, but a minority one (what a careful operator picks)
 
@@ -69,7 +78,7 @@ def test_two_operators_on_one_bank_become_two_rings(world):
     # By content the three are one ring: links across all of them, as a shared public bank gives.
     out = split_by_operator(con, [ring], [ring], len(accounts), _links(ring), seed=0)
     got = sorted(tuple(sorted(accounts[i][:3] for i in r)) for r in out.rings)
-    assert len(out.rings) == 3 and out.origin == [0, 0, 0]
+    assert len(out.rings) == 3 and out.origin == [(0,), (0,), (0,)] and out.cut == [True] * 3
     # Each ring is one operator's, whole: A with its three cards is one ring, not three.
     assert sorted({accounts[i][:3] for i in r}.pop() for r in out.rings) == ["opa", "opb", "opc"]
     assert [len(set(g)) for g in got] == [1, 1, 1]
@@ -170,3 +179,85 @@ def test_thin_account_joins_the_ring_of_its_template_and_a_heavy_user_does_not()
     assert set(got) == {"thin"}
     ring, share, n_templates = got["thin"]
     assert ring == 0 and share >= 0.5 and n_templates == 1
+
+
+# ----------------------------------------------------------------------------- a scanned workspace
+def _bank_prompts(names: tuple[str, ...], n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    texts: list[str] = []
+    for name in names:
+        with gzip.open(corpus(name), "rt", encoding="utf-8") as fh:
+            texts += [json.loads(line)["text"] for line in fh]
+    texts = list(dict.fromkeys(normalize(t) for t in texts if 30 <= len(t) <= 600))
+    rng.shuffle(texts)
+    return texts[:n]
+
+
+@pytest.fixture(scope="module")
+def two_operators(tmp_path_factory, static_encoder):
+    """1,200 people with real prompts, home lines and common clients; two operators of six accounts each
+    pasting one public bank's 24 questions (so by content they are one ring), each with its own cards
+    and key burst, and a straggler of operator A's that pasted one of them."""
+    root = tmp_path_factory.mktemp("operators")
+    rng = random.Random(11)
+    t0 = 1788000000
+    people = _bank_prompts(("sharegpt_first_turns.jsonl.gz", "hh_rlhf_openings.jsonl.gz",
+                            "instructionwild_en.jsonl.gz"), 4000, seed=3)
+    bank = _bank_prompts(("alpaca_5k.jsonl.gz",), 24, seed=4)
+    rows = []
+    for i, text in enumerate(people[:3600]):
+        p = i // 3
+        rows.append({"account_id": f"person_{p:04d}", "timestamp": t0 + rng.randrange(30 * 86400), "prompt": text,
+                     "ip": f"11.{p % 250}.{p // 250}.{7 + p % 200}",
+                     "client": COMMON_UA if p % 3 else HOT_UA, "payment": f"card:p{p}",
+                     "key_created": f"2024-0{1 + p % 9}-1{p % 10}"})
+    # What people share: eight viral prompts with 40 senders each, and 150 questions two people both asked.
+    for text in people[3700:3708]:
+        for p in rng.sample(range(1200), 40):
+            rows.append({"account_id": f"person_{p:04d}", "timestamp": t0 + rng.randrange(30 * 86400),
+                         "prompt": perturb(text, rng), "ip": f"11.{p % 250}.{p // 250}.{7 + p % 200}",
+                         "client": COMMON_UA, "payment": f"card:p{p}", "key_created": "2024-03-15"})
+    for text in people[3750:3900]:
+        for p in rng.sample(range(1200), 2):
+            rows.append({"account_id": f"person_{p:04d}", "timestamp": t0 + rng.randrange(30 * 86400),
+                         "prompt": perturb(text, rng), "ip": f"11.{p % 250}.{p // 250}.{7 + p % 200}",
+                         "client": COMMON_UA, "payment": f"card:p{p}", "key_created": "2024-03-15"})
+    ops_ = {"opa": ("distill-harness/0.4.2", ["card:a1", "card:a2"], "2026-08-20"),
+            "opb": (HOT_UA, ["card:b1", "card:b2"], "2026-08-11")}
+    for name, (client, cards, key) in ops_.items():
+        for k in range(6):
+            for q in bank:
+                rows.append({"account_id": f"{name}_{k:02d}", "timestamp": t0 + rng.randrange(30 * 86400),
+                             "prompt": perturb(q, rng), "ip": f"198.51.100.{rng.randrange(2, 250)}",
+                             "client": client, "payment": cards[k % len(cards)], "key_created": key})
+    for q in bank[:1] + people[3600:3606]:
+        rows.append({"account_id": "opa_straggler", "timestamp": t0 + rng.randrange(30 * 86400),
+                     "prompt": perturb(q, rng), "ip": "11.9.9.9", "client": "distill-harness/0.4.2",
+                     "payment": "card:a1", "key_created": "2026-08-20"})
+    engine = Engine(root / "ws", encoder=static_encoder, config=EngineConfig(encoder="static"))
+    engine.ingest([write_jsonl(root / "traffic.jsonl", rows)])
+    engine.scan()
+    return engine
+
+
+def test_a_scan_keeps_two_operators_on_one_bank_apart(two_operators):
+    rings = two_operators.rings(limit=50)
+    by_op = {}
+    for r in rings:
+        accounts = set(r.accounts)
+        for name in ("opa", "opb"):
+            mine = {a for a in accounts if a.startswith(name)}
+            if len(mine) > len(by_op.get(name, (set(), r))[0]):
+                by_op[name] = (mine, r)
+    for name in ("opa", "opb"):
+        mine, ring = by_op[name]
+        # Each operator: 80% or more of its accounts in one ring of purity 0.9 or more.
+        assert len(mine) >= 0.8 * 6 and len(mine) >= 0.9 * len(ring.accounts), (name, ring.summary)
+    assert by_op["opa"][1].ring_id != by_op["opb"][1].ring_id
+    # The split is said: content made one ring of both, the operators' own traces cut it.
+    assert "one operator's part of content rings" in by_op["opa"][1].summary
+    # A's straggler pasted one question, too little to tie it by content; it holds A's card, harness and
+    # key burst, and is in A's ring, not B's.
+    acc = next(a for a in two_operators.accounts(limit=None) if a.account_id == "opa_straggler")
+    assert acc.ring_id == by_op["opa"][1].ring_id
+    assert {s.name for s in acc.signals} & {"operator_traces", "shared_infrastructure"}
