@@ -3,8 +3,6 @@ one bank stay two rings, and thin accounts joined by their templates (`copy_netw
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 
 import duckdb
@@ -17,10 +15,9 @@ from engine.config import EngineConfig
 from engine.detect.copy_network import template_ties
 from engine.detect.infra import build_infra_links, drop_infra_tables
 from engine.detect.operators import join_by_operator, split_by_operator
-from engine.ingest.fingerprint import normalize
 from engine.store.migrations import MIGRATIONS
 from tests.engine.test_infra import COMMON_UA, load, organic, when
-from tests.fixtures.corpora import corpus, perturb
+from tests.fixtures.corpora import distinct_prompts, perturb
 from tests.fixtures.traffic import write_jsonl
 
 HOT_UA = "hound-node/4.3.1"  # a common client, but a minority one (what a careful operator picks)
@@ -182,17 +179,6 @@ def test_thin_account_joins_the_ring_of_its_template_and_a_heavy_user_does_not()
 
 
 # ----------------------------------------------------------------------------- a scanned workspace
-def _bank_prompts(names: tuple[str, ...], n: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    texts: list[str] = []
-    for name in names:
-        with gzip.open(corpus(name), "rt", encoding="utf-8") as fh:
-            texts += [json.loads(line)["text"] for line in fh]
-    texts = list(dict.fromkeys(normalize(t) for t in texts if 30 <= len(t) <= 600))
-    rng.shuffle(texts)
-    return texts[:n]
-
-
 @pytest.fixture(scope="module")
 def two_operators(tmp_path_factory, static_encoder):
     """1,200 people with real prompts, home lines and common clients; two operators of six accounts each
@@ -201,9 +187,9 @@ def two_operators(tmp_path_factory, static_encoder):
     root = tmp_path_factory.mktemp("operators")
     rng = random.Random(11)
     t0 = 1788000000
-    people = _bank_prompts(("sharegpt_first_turns.jsonl.gz", "hh_rlhf_openings.jsonl.gz",
-                            "instructionwild_en.jsonl.gz"), 4000, seed=3)
-    bank = _bank_prompts(("alpaca_5k.jsonl.gz",), 24, seed=4)
+    people = distinct_prompts(("sharegpt_first_turns.jsonl.gz", "hh_rlhf_openings.jsonl.gz",
+                            "instructionwild_en.jsonl.gz"), 4000, seed=3, max_len=600)
+    bank = distinct_prompts(("alpaca_5k.jsonl.gz",), 24, seed=4, max_len=600)
     rows = []
     for i, text in enumerate(people[:3600]):
         p = i // 3

@@ -11,8 +11,6 @@ and the bank.
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 
 import numpy as np
@@ -20,20 +18,8 @@ import pytest
 
 from engine import Engine
 from engine.config import EngineConfig
-from engine.ingest.fingerprint import normalize
-from tests.fixtures.corpora import corpus, perturb
+from tests.fixtures.corpora import distinct_prompts, perturb
 from tests.fixtures.traffic import write_jsonl
-
-
-def _real_prompts(names: tuple[str, ...], n: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    texts: list[str] = []
-    for name in names:
-        with gzip.open(corpus(name), "rt", encoding="utf-8") as fh:
-            texts += [json.loads(line)["text"] for line in fh]
-    texts = list(dict.fromkeys(normalize(t) for t in texts if 30 <= len(t) <= 800))
-    rng.shuffle(texts)
-    return texts[:n]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +31,7 @@ def scanned(tmp_path_factory, static_encoder):
     # corpora, three per person), some of whom also send one of five viral prompts (60 senders each,
     # lightly reworded). The bank's accounts are about 1% of all, as fraudulent accounts are among a
     # provider's users.
-    people = _real_prompts(("sharegpt_first_turns.jsonl.gz", "hh_rlhf_openings.jsonl.gz",
+    people = distinct_prompts(("sharegpt_first_turns.jsonl.gz", "hh_rlhf_openings.jsonl.gz",
                             "arena_hard.jsonl.gz", "instructionwild_en.jsonl.gz"), 100_000, seed=1)
     viral, cover, own = people[:5], people[5:80], people[80:]
     n_people = len(own) // 3
@@ -57,7 +43,7 @@ def scanned(tmp_path_factory, static_encoder):
                          "prompt": perturb(text, rng)})
     # The bank: 20 accounts (several campaigns, no shared schedule) each paste all 12 benchmark-style
     # questions, so every question is sent by 20 accounts, plus 3 questions of their own as cover.
-    bank = _real_prompts(("alpaca_5k.jsonl.gz",), 12, seed=2)
+    bank = distinct_prompts(("alpaca_5k.jsonl.gz",), 12, seed=2)
     for k in range(20):
         for q in bank + cover[3 * k:3 * k + 3]:
             rows.append({"account_id": f"bank_{k:02d}", "timestamp": t0 + rng.randrange(30 * 86400),
