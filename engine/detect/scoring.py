@@ -244,13 +244,12 @@ def score_accounts(
     # (engine.detect.operators). Before any ring score: each part is scored as a ring of its own.
     op_joined: dict[int, tuple[int, dict]] = {}
     op_resources: list[list[dict]] = [[] for _ in ring_members]
-    op_from = [0 for _ in ring_members]  # accounts of the content rings a ring was cut from (0: not cut)
+    op_from = [0 for _ in ring_members]  # accounts of the content ring a ring was cut from (0: not cut)
     if settings.operator_split and ring_members:
         sizes = [len(m) for m in ring_members]
         split = ops.split_by_operator(con, ring_members, core_members, n_acc, (graph.a, graph.b), seed=seed)
         ring_members, core_members, op_resources = split.rings, split.cores, split.resources
-        op_from = [sum(sizes[o] for o in origin) if cut else 0 for origin, cut in zip(split.origin, split.cut,
-                                                                                      strict=True)]
+        op_from = [sizes[o] if cut else 0 for o, cut in zip(split.origin, split.cut, strict=True)]
         ring_of[:] = -1
         for r, mem in enumerate(ring_members):
             ring_of[mem] = r
@@ -319,7 +318,9 @@ def score_accounts(
             for j in top_links
         ]
         sigs = [
-            _signal("shared_families" if wf >= wt else "shared_templates", float(graph.weight[inside].mean()),
+            # A part cut out of a content ring by operator may hold no link of its own (they ran across parts).
+            _signal("shared_families" if wf >= wt else "shared_templates",
+                    float(graph.weight[inside].mean()) if inside.any() else 0.0,
                     thr, 0.6 * density / WEIGHTS["ring"],
                     f"{int(inside.sum())} significant links among {len(mem)} accounts "
                     f"(density {density:.2f}; family weight {wf:.2f}, template weight {wt:.2f})", link_ex),
@@ -349,9 +350,9 @@ def score_accounts(
         if op_from[r] and op_resources[r]:
             own = ", ".join(f"{d['type']} held by {d['n_members']} members of its {d['n_accounts']} accounts"
                             for d in op_resources[r][:2])
-            summary += f"; one operator's part of content rings of {op_from[r]} accounts ({own})"
+            summary += f"; one operator's part of a content ring of {op_from[r]} accounts ({own})"
         elif op_from[r]:
-            summary += (f"; the part of content rings of {op_from[r]} accounts that holds none of their operators' "
+            summary += (f"; the part of a content ring of {op_from[r]} accounts that holds none of its operators' "
                         "own traces")
         sigs = [s for s in sigs if s["score"] > 0] or sigs[:1]
         ring_rows.append((r, score, len(mem), n_ex, json.dumps(sigs, ensure_ascii=False), summary))

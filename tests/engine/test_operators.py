@@ -75,7 +75,7 @@ def test_two_operators_on_one_bank_become_two_rings(world):
     # By content the three are one ring: links across all of them, as a shared public bank gives.
     out = split_by_operator(con, [ring], [ring], len(accounts), _links(ring), seed=0)
     got = sorted(tuple(sorted(accounts[i][:3] for i in r)) for r in out.rings)
-    assert len(out.rings) == 3 and out.origin == [(0,), (0,), (0,)] and out.cut == [True] * 3
+    assert len(out.rings) == 3 and out.origin == [0, 0, 0] and out.cut == [True] * 3
     # Each ring is one operator's, whole: A with its three cards is one ring, not three.
     assert sorted({accounts[i][:3] for i in r}.pop() for r in out.rings) == ["opa", "opb", "opc"]
     assert [len(set(g)) for g in got] == [1, 1, 1]
@@ -181,15 +181,15 @@ def test_thin_account_joins_the_ring_of_its_template_and_a_heavy_user_does_not()
 # ----------------------------------------------------------------------------- a scanned workspace
 @pytest.fixture(scope="module")
 def two_operators(tmp_path_factory, static_encoder):
-    """1,200 people with real prompts, home lines and common clients; two operators of six accounts each
-    pasting one public bank's 24 questions (so by content they are one ring), each with its own cards
+    """1,200 people with real prompts, home lines and common clients; two operators of ten accounts each
+    pasting one public bank's 32 questions (so by content they are one ring), each with its own cards
     and key burst, and a straggler of operator A's that pasted one of them."""
     root = tmp_path_factory.mktemp("operators")
     rng = random.Random(11)
     t0 = 1788000000
     people = distinct_prompts(("sharegpt_first_turns.jsonl.gz", "hh_rlhf_openings.jsonl.gz",
                             "instructionwild_en.jsonl.gz"), 4000, seed=3, max_len=600)
-    bank = distinct_prompts(("alpaca_5k.jsonl.gz",), 24, seed=4, max_len=600)
+    bank = distinct_prompts(("alpaca_5k.jsonl.gz",), 32, seed=4, max_len=600)
     rows = []
     for i, text in enumerate(people[:3600]):
         p = i // 3
@@ -211,7 +211,7 @@ def two_operators(tmp_path_factory, static_encoder):
     ops_ = {"opa": ("distill-harness/0.4.2", ["card:a1", "card:a2"], "2026-08-20"),
             "opb": (HOT_UA, ["card:b1", "card:b2"], "2026-08-11")}
     for name, (client, cards, key) in ops_.items():
-        for k in range(6):
+        for k in range(10):
             for q in bank:
                 rows.append({"account_id": f"{name}_{k:02d}", "timestamp": t0 + rng.randrange(30 * 86400),
                              "prompt": perturb(q, rng), "ip": f"198.51.100.{rng.randrange(2, 250)}",
@@ -238,10 +238,10 @@ def test_a_scan_keeps_two_operators_on_one_bank_apart(two_operators):
     for name in ("opa", "opb"):
         mine, ring = by_op[name]
         # Each operator: 80% or more of its accounts in one ring of purity 0.9 or more.
-        assert len(mine) >= 0.8 * 6 and len(mine) >= 0.9 * len(ring.accounts), (name, ring.summary)
+        assert len(mine) >= 0.8 * 10 and len(mine) >= 0.9 * len(ring.accounts), (name, ring.summary)
     assert by_op["opa"][1].ring_id != by_op["opb"][1].ring_id
     # The split is said: content made one ring of both, the operators' own traces cut it.
-    assert "one operator's part of content rings" in by_op["opa"][1].summary
+    assert "one operator's part of a content ring" in by_op["opa"][1].summary
     # A's straggler pasted one question, too little to tie it by content; it holds A's card, harness and
     # key burst, and is in A's ring, not B's.
     acc = next(a for a in two_operators.accounts(limit=None) if a.account_id == "opa_straggler")
