@@ -37,12 +37,13 @@ group of many rings, clients that several operators run tie their parts past the
 the season profile at 1M, campaigns with 80% of their accounts in one ring of purity 0.9 fell from 42%
 to 8% for copy rings and from 38% to none for CoT).
 
-**Joins** (:func:`join_by_operator`). An account outside the rings that is past a content cut-off on its
-own and holds a ring's own resource most of whose holders are suspect (in a ring or past a content
-cut-off) joins that ring: a card 201 accounts pay with, 153 of them flagged on their own content, is an
-operator's, and a flagged account paying with it is that operator's, though its copies are too few or
-too public to tie it to the ring by content. With several such rings, the one whose own resources it
-holds weigh most, each resource by the ring's share of its holders (``m / k``).
+**Joins** (:func:`join_by_operator`). An account outside the rings that holds a ring's own card or
+client build most of whose holders are suspect (in a ring or past a content cut-off) joins that ring:
+a card 201 accounts pay with, 153 of them flagged on their own content, is an operator's, and an
+account paying with it is that operator's, though its copies are too few or too public to tie it to
+the ring by content. Not by a key-creation date: keys are made in bursts for honest reasons too. With
+several such rings, the one whose own resources it holds weigh most, each by the ring's share of its
+holders (``m / k``).
 
 **Known limits.** Operators who leave no traces (the ``none`` trace of the season profile) and draw on
 the same content are not told apart: they share the remainder. Two operators renting one payment
@@ -75,6 +76,10 @@ OPERATOR_TYPES = ("client", "key", "payment")
 ALPHA = 0.01
 # Cap on a resource's strength, -log10 of its tail probability (see _own_resources).
 MAX_STRENGTH = 1000.0
+# What an outside account may join a ring by: a card or a client build. Not a key-creation date: keys are
+# made in bursts for honest reasons too (a launch, a class), and on the season profile at 1M one date
+# that 78 of its 133 holders shared with a campaign took 57 ordinary accounts into its ring.
+JOIN_TYPES = ("client", "payment")
 # Share of a resource's holders that must be suspect (in a ring or past a content cut-off) for a
 # flagged account holding it to join the ring it is the own resource of (join_by_operator).
 JOIN_SHARE = 0.5
@@ -219,7 +224,8 @@ def join_by_operator(con: duckdb.DuckDBPyConnection, split: OperatorSplit, candi
     for r, (mem, own) in enumerate(zip(split.rings, split.own, strict=True)):
         mset = set(np.asarray(mem).tolist())
         for t, res, k, _m, accs, _s in own:
-            rows.append((r, t, str(res), int(k), len(mset.intersection(accs))))
+            if t in JOIN_TYPES:
+                rows.append((r, t, str(res), int(k), len(mset.intersection(accs))))
     cand = np.flatnonzero(np.asarray(candidates, dtype=bool))
     if not rows or not len(cand):
         return {}
