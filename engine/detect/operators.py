@@ -7,21 +7,23 @@ exchanges, twelve copy-ring campaigns in one ring of 292 accounts). What sets th
 who runs them: each operator's accounts pay with its own few cards, run its own harness client, got
 their API keys in its own burst, and send through its own proxy pools.
 
-**Resources held by part of a ring.** For a ring ``R`` of ``|R|`` among ``N`` accounts, a resource
-(payment fingerprint, client string, key-creation date, address, /24, 10-minute window; the relations
-of :func:`engine.detect.infra.build_relations`) held by ``k`` accounts of which ``m`` are members is the
+**Resources held by part of a ring.** For a ring ``R`` of ``|R|`` among ``N`` accounts, a resource of
+the operator kinds (payment fingerprint, client string, key-creation date; the relations of
+:func:`engine.detect.infra.build_relations`) held by ``k`` accounts of which ``m`` are members is the
 ring's own when ``m >= 3`` and ``P(Binomial(k, |R| / N) >= m)`` is below ``ALPHA`` over the number of
 resources tested (Bonferroni): the commonest SDK string held by a third of all accounts is not, a card
 that 60 members and nobody else pay with is, and so is an odd harness client most of whose users are
-members.
+members. Addresses, /24s and activity windows are not of those kinds: proxy networks are rented by
+several operators at once (:mod:`engine.detect.fusion`), and campaigns running at the same time share
+windows.
 
 **Parts.** Members are tied by the ring's own resources they share, each resource adding
-``(m / k) / (m - 1)`` to each of its member pairs: resource allocation among members, scaled by how much
-of the resource the ring holds (a proxy /24 most of whose users are elsewhere weighs little). Louvain on
-those ties proposes parts, and parts whose tie density between them reaches ``SPLIT_RATIO`` of the lower
-density inside them merge back (:func:`engine.detect.rings.split_parts`): one operator paying with three
-cards is still one client, one key burst, one set of pools, tied across its cards far above a tenth of
-within; two operators sharing a rented proxy network share only its /24s.
+``-log10(tail) / (m - 1)`` to each of its member pairs: resource allocation among members, scaled by
+how far the resource is from chance. Louvain on those ties proposes parts, and parts whose tie density
+between them reaches ``SPLIT_RATIO`` of the lower density inside them merge back
+(:func:`engine.detect.rings.split_parts`): one operator paying with three cards is still one client
+build and one key burst, tied across its cards far above a tenth of within; two operators meet only
+where they run the same client.
 
 **The split.** A ring is cut when its members make two or more parts of at least three; each part
 becomes a ring. Members that hold none of the ring's own resources (a careful operator's accounts on
@@ -68,9 +70,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ALPHA", "JOIN_SHARE", "MIN_PART", "OPERATOR_TYPES", "OperatorSplit", "join_by_operator", "split_by_operator"]
 
-# Traces of how accounts were made and are run, an operator's own. Addresses and /24s are not among them:
-# proxy networks are rented by several operators at once (engine.detect.fusion), and neither are
-# 10-minute windows: campaigns running at the same time share them.
+# Traces of how accounts were made and are run, an operator's own (not addresses or windows: see the
+# module doc).
 OPERATOR_TYPES = ("client", "key", "payment")
 # Family-wise error rate for calling a resource a ring's own (Bonferroni over the resources tested).
 ALPHA = 0.01
@@ -80,8 +81,8 @@ MAX_STRENGTH = 1000.0
 # made in bursts for honest reasons too (a launch, a class), and on the season profile at 1M one date
 # that 78 of its 133 holders shared with a campaign took 57 ordinary accounts into its ring.
 JOIN_TYPES = ("client", "payment")
-# Share of a resource's holders that must be suspect (in a ring or past a content cut-off) for a
-# flagged account holding it to join the ring it is the own resource of (join_by_operator).
+# Share of a resource's holders that must be suspect (in a ring or past a content cut-off) for an
+# outside account holding it to join the ring it is the own resource of (join_by_operator).
 JOIN_SHARE = 0.5
 # Members a resource, and a part, needs: two accounts sharing a card are a couple, not an operator.
 MIN_PART = 3
@@ -211,11 +212,12 @@ def split_by_operator(con: duckdb.DuckDBPyConnection, rings: list[np.ndarray], c
 
 def join_by_operator(con: duckdb.DuckDBPyConnection, split: OperatorSplit, candidates: np.ndarray,
                      suspect: np.ndarray) -> dict[int, tuple[int, dict]]:
-    """Accounts (``candidates``, bool per account, outside rings) that hold a ring's own resource most of
-    whose holders are suspect (``suspect``: in a ring or past a content cut-off): they join that ring.
+    """Accounts (``candidates``, bool per account, outside rings) that hold a ring's own card or client
+    build (``JOIN_TYPES``) most of whose holders are suspect (``suspect``: in a ring or past a content
+    cut-off): they join that ring.
 
-    A card 201 accounts pay with, 153 of them flagged on their own content, is an operator's; a flagged
-    account paying with it is that operator's account, though its copies are too few or too public to tie
+    A card 201 accounts pay with, 153 of them flagged on their own content, is an operator's; an account
+    paying with it is that operator's account, though its copies are too few or too public to tie
     it to the ring by content. Among several rings, the one whose own resources it holds weigh most (each
     by the ring's share of its holders). Returns ``{account index: (ring, resource)}``, the resource (the
     ring's most exclusive one it holds) as in ``OperatorSplit.resources`` plus ``suspect_share``.
