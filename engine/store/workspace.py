@@ -251,8 +251,8 @@ class Store:
             # DuckDB spills to tmp/ where it can; what it cannot spill (some window and hash aggregates) fails.
             raise ResourceError(
                 f"{self.db_path}: DuckDB ran out of memory under its limit of {self.memory_limit} "
-                f"({_first_line(err)}); committed work is kept: set {MEMORY_ENV}=8GB (or more) and run the "
-                "command again") from err
+                f"({_first_line(err)}); committed work is kept: set {MEMORY_ENV}={_larger(self.memory_limit)} "
+                "(or more) and run the command again") from err
         except duckdb.Error as err:
             if self._is_damage(err):
                 raise self._damaged(_first_line(err), at_open=False) from err
@@ -318,6 +318,16 @@ def private_files() -> None:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _larger(limit: str) -> str:
+    """Twice a DuckDB memory limit such as ``6GB`` (what to suggest after running out under it); 8GB
+    where the limit is not a plain size."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)\s*", limit, flags=re.IGNORECASE)
+    if not m:
+        return "8GB"
+    value = float(m.group(1)) * 2
+    return f"{value:g}{m.group(2).upper().replace('IB', 'iB')}"
 
 
 def _first_line(err: Exception) -> str:

@@ -44,6 +44,8 @@ def test_running_out_of_duckdb_memory_is_one_clear_line_and_keeps_committed_work
         con.execute("SELECT list(range) FROM range(20000000)").fetchall()
     message = str(raised.value)
     assert "\n" not in message and "16MB" in message and MEMORY_ENV in message, message
+    # It suggests more than the limit it ran out under.
+    assert f"{MEMORY_ENV}=32MB" in message, message
     assert isinstance(raised.value.__cause__, duckdb.OutOfMemoryException)
     with Store(tmp_path / "ws").connect() as con:
         assert con.execute("SELECT count(*) FROM kept").fetchone()[0] == 1000
