@@ -94,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     eng = Engine(args.workspace, create=False)
     runs = {}
     if args.as_scanned:
+        with eng.store.connect() as con:
+            scored = con.execute("SELECT count(*) FROM account_scores").fetchone()[0]
+        if not scored:
+            # A scan that failed before scoring leaves none: measuring them would report zero recall.
+            log.error("%s holds no account scores: scan it to the end first", args.workspace)
+            return 2
         runs["as scanned"] = {"seconds": None, "settings": dataclasses.asdict(DetectSettings()),
                               "quality": measure(eng, truth)}
     else:
