@@ -68,7 +68,7 @@ WEIGHTS = {
     "coverage": 0.4,
     # Supporting evidence only: alone it cannot reach the flag score (see engine.detect.fusion).
     "shared_infrastructure": fu.INFRA_WEIGHT,
-    # A ring's own card, client build or key burst, most of whose holders are flagged or in rings
+    # Holds a ring's own card or client build, most of whose holders are flagged or in rings
     # (engine.detect.operators): the same kind of supporting evidence.
     "operator_traces": fu.INFRA_WEIGHT,
     # An analyst confirmed this content: direct evidence (engine.detect.watchlist).
@@ -207,14 +207,7 @@ def score_accounts(
     # (density, timing, example links) stay those of its link-formed core.
     net_joined = ring_ties(con, net, ring_of, (s_cn > 0) & (ring_of < 0) & ~single) if net is not None else {}
     core_members = ring_members
-    if net_joined:
-        extra: dict[int, list[int]] = {}
-        for i, (r, _, _) in net_joined.items():
-            extra.setdefault(r, []).append(i)
-            ring_of[i] = r
-            tied[i] = True
-        ring_members = [np.sort(np.concatenate([mem, np.asarray(extra.get(r, []), dtype=np.asarray(mem).dtype)]))
-                        for r, mem in enumerate(ring_members)]
+    ring_members = _add_joins(ring_members, ring_of, tied, {i: r for i, (r, _, _) in net_joined.items()})
     # Consistency: the account's mean exemplar similarity past the background's 99th percentile, scaled
     # to reach 1 at the per-prompt threshold (where every prompt of the account would be flagged).
     cut_m = sg.background_cut(shares["elicit_mean"], bg)
@@ -240,8 +233,9 @@ def score_accounts(
     # evidence scores as strongly as a link at twice the cut.
     s_tl = np.where(intense_acc, np.maximum(s_tl, 0.5), s_tl)
 
-    # Rings split by operator, then accounts past a content cut-off that hold a ring's own traces join it
+    # Rings split by operator, then accounts holding a ring's own card or client build join it
     # (engine.detect.operators). Before any ring score: each part is scored as a ring of its own.
+    content = (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_cp > 0) | (s_cn > 0) | (s_e > 0)
     op_joined: dict[int, tuple[int, dict]] = {}
     op_resources: list[list[dict]] = [[] for _ in ring_members]
     op_from = [0 for _ in ring_members]  # accounts of the content ring a ring was cut from (0: not cut)
@@ -253,32 +247,18 @@ def score_accounts(
         ring_of[:] = -1
         for r, mem in enumerate(ring_members):
             ring_of[mem] = r
-        content = (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_cp > 0) | (s_cn > 0) | (s_e > 0)
         # Any account outside the rings may hold an operator's traces; one past a content cut-off is the
         # operator's by its content too (tied), the others are tied by infrastructure only.
         op_joined = ops.join_by_operator(con, split, (ring_of < 0) & ~single, content | (ring_of >= 0))
-        if op_joined:
-            extra: dict[int, list[int]] = {}
-            for i, (r, _) in op_joined.items():
-                extra.setdefault(r, []).append(i)
-                ring_of[i] = r
-                tied[i] = bool(content[i])
-            ring_members = [np.sort(np.concatenate([mem, np.asarray(extra.get(r, []), dtype=np.int64)]))
-                            for r, mem in enumerate(ring_members)]
+        ring_members = _add_joins(ring_members, ring_of, tied, {i: r for i, (r, _) in op_joined.items()},
+                                  by_content=content)
     # Accounts past a content cut-off whose shared templates' other users are mostly one ring's join it
     # (thin sweep and low-and-slow accounts: their fillings are each their own family).
     tpl_joined: dict[int, tuple[int, float, int]] = {}
     if settings.template_joins and ring_members:
-        content = (s_f > 0) | (s_tl > 0) | (s_t > 0) | (s_cp > 0) | (s_cn > 0) | (s_e > 0)
         tpl_joined = template_ties(con, graph.accounts, ring_of, content & (ring_of < 0) & ~single,
                                    suppressed="_sc_suppressed" if suppress is not None else None)
-        extra = {}
-        for i, (r, _, _) in tpl_joined.items():
-            extra.setdefault(r, []).append(i)
-            ring_of[i] = r
-            tied[i] = True
-        ring_members = [np.sort(np.concatenate([mem, np.asarray(extra.get(r, []), dtype=np.int64)]))
-                        for r, mem in enumerate(ring_members)]
+        ring_members = _add_joins(ring_members, ring_of, tied, {i: r for i, (r, _, _) in tpl_joined.items()})
 
     partners = _partners(graph)
     examples_t = _template_examples(con, shares["n_templated"] > 0, "_sc_suppressed" if suppress is not None else None)
@@ -532,6 +512,22 @@ def _network_examples(con: duckdb.DuckDBPyConnection, net, mask: np.ndarray, cut
     return {i: [{"family_id": f, "n_accounts": k, "senders_standing": round(w / cut, 2) if cut > 0 else None,
                  "exchanges": c, "center": text.get(f)}
                 for f, k, w, c in lst] for i, lst in top.items()}
+
+
+def _add_joins(ring_members: list[np.ndarray], ring_of: np.ndarray, tied: np.ndarray, joined: dict[int, int],
+               by_content: np.ndarray | None = None) -> list[np.ndarray]:
+    """``ring_members`` with the ``joined`` accounts (index -> ring) added; ``ring_of`` and ``tied`` updated
+    in place. A joined account counts as tied to its ring by content unless ``by_content`` (bool per
+    account) says it is not."""
+    if not joined:
+        return ring_members
+    extra: dict[int, list[int]] = {}
+    for i, r in joined.items():
+        extra.setdefault(r, []).append(i)
+        ring_of[i] = r
+        tied[i] = True if by_content is None else bool(by_content[i])
+    return [np.sort(np.concatenate([mem, np.asarray(extra.get(r, []), dtype=np.int64)]))
+            for r, mem in enumerate(ring_members)]
 
 
 def _intense_accounts(graph: lk.LinkGraph) -> np.ndarray:
