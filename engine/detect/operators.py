@@ -136,19 +136,23 @@ def _own_resources(con: duckdb.DuckDBPyConnection, mem: np.ndarray, n_population
 
 def _parts(mem: np.ndarray, own: list[tuple], seed: int) -> list[set[int]]:
     """Members tied by the ring's own resources, split into parts (see module doc)."""
-    w: dict[tuple[int, int], float] = {}
-    for _t, _res, _k, m, accs, strength in own:
-        add = strength / (m - 1)
-        accs = sorted(accs)
-        for i, a in enumerate(accs):
-            for b in accs[i + 1:]:
-                w[(a, b)] = w.get((a, b), 0.0) + add
-    if not w:
+    if not own:
         return []
+    # Every member pair of each resource, as (a, b) with a < b, and what the resource adds to it.
+    pa_, pb_, pw_ = [], [], []
+    for _t, _res, _k, m, accs, strength in own:
+        accs = np.sort(np.asarray(accs, dtype=np.int64))
+        i, j = np.triu_indices(len(accs), 1)
+        pa_.append(accs[i])
+        pb_.append(accs[j])
+        pw_.append(np.full(len(i), strength / (m - 1)))
+    a, b, w = np.concatenate(pa_), np.concatenate(pb_), np.concatenate(pw_)
+    pairs, inv = np.unique(np.stack([a, b], axis=1), axis=0, return_inverse=True)
+    # Summed in a fixed order and rounded: the weights feed Louvain's tie-breaks.
+    total = np.round(np.bincount(inv.ravel(), weights=w, minlength=len(pairs)), 12)
     g = nx.Graph()
-    g.add_nodes_from(sorted({a for pair in w for a in pair}))
-    # Rounded: the sums above run in a fixed order, but the weights feed Louvain's tie-breaks.
-    g.add_weighted_edges_from((a, b, round(x, 12)) for (a, b), x in sorted(w.items()))
+    g.add_nodes_from(np.unique(pairs).tolist())
+    g.add_weighted_edges_from(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), total.tolist(), strict=True))
     out: list[set[int]] = []
     for comp in sorted(nx.connected_components(g), key=lambda c: min(c)):
         out.extend(split_parts(g, set(comp), seed, weighted=True) if len(comp) >= 2 * MIN_PART else [set(comp)])
