@@ -45,11 +45,11 @@ from engine.models import (
     CheckResult,
     RingSummary,
     WhoElseResult,
-    WhoElseRow,
 )
 from engine.query.delta import CampaignTie, DeltaIndex, RecentMatch
+from engine.query.senders import NO_TS_LAST, SenderGroups, datetimes
 from engine.query.snapshot import Snapshot, index_key, read_snapshot
-from engine.query.who_else import check_threshold, prepare_queries, rows_from_hits, stored_hits, who_else_rows
+from engine.query.who_else import Hits, check_threshold, prepare_queries, stored_hits, who_else_rows
 from engine.store.workspace import Store
 
 log = logging.getLogger(__name__)
@@ -167,11 +167,13 @@ class Checker:
         if vec is None:
             vec = self._encode(normals[0])
         hits = stored_hits(snap.senders, snap.index.index, vec[None, :], [fp], self.threshold)
-        rows = rows_from_hits(snap.senders, hits, [exchange.prompt])
+        # Grouped per account as who-else groups them, and kept as arrays: a popular prompt matches
+        # thousands of stored exchanges, and only the counts and the top few accounts become objects.
+        groups = snap.senders.group(hits.query_index, hits.prompt_id, hits.similarity, hits.exact)
         recent = self.delta.search(vec, fp, self.threshold)
-        leads = _stored_leads(snap, hits, rows) + _recent_leads(snap, recent)
+        leads = _stored_leads(snap, hits, groups) + _recent_leads(snap, recent)
         exchange_id = new_exchange_id()
-        result = self._verdict(snap, exchange, rows, recent, leads,
+        result = self._verdict(snap, exchange, groups, recent, leads,
                                exchange_id if self.incoming is not None else None)
         if self.incoming is not None:
             self.incoming.append(exchange.row(exchange_id))  # on disk before the answer leaves
@@ -181,23 +183,40 @@ class Checker:
         self.delta.add(fp, exchange.prompt, vec, exchange.account_id, exchange.ts, exchange_id, tie)
         return result
 
-    def _verdict(self, snap: Snapshot, exchange: Exchange, rows: list[WhoElseRow], recent: list[RecentMatch],
+    def _verdict(self, snap: Snapshot, exchange: Exchange, groups: SenderGroups, recent: list[RecentMatch],
                  leads: list[_Lead], exchange_id: str | None) -> CheckResult:
         me = exchange.account_id
-        # One plain tuple per other account (a viral prompt has thousands); evidence objects for the top only.
-        found: dict[str, tuple] = {}
-        for r in rows:
-            if r.account_id != me:
-                found[r.account_id] = (not snap.is_campaign(r.account_id), -r.max_similarity, r.account_id,
-                                       "workspace", r.example_prompt_id, r.exact, r.n_matches, r.last_seen)
-        n_stored = len(found)
+        senders = snap.senders
+        codes = groups.account_code.astype(np.int64)
+        me_code = senders.code_of(me)
+        other = codes != (-1 if me_code is None else me_code)
+        codes, campaign = codes[other], snap.code_campaign[codes[other]]
+        sims = np.round(groups.max_similarity[other].astype(np.float64), 4)
+        n_stored, n_campaign = len(codes), int(campaign.sum())
+        # Campaign accounts first, then the most similar, then by name (codes are in the names' order):
+        # only the first MAX_EVIDENCE stored accounts can be evidence, whatever the recent ones add.
+        top = np.lexsort((codes, -sims, ~campaign))[:MAX_EVIDENCE]
+        names = [senders.account(c) for c in codes[top].tolist()]
+        last = datetimes(groups.last_us[other][top], NO_TS_LAST)
+        ranked = [(not bool(campaign[i]), -float(sims[i]), name, "workspace", int(groups.example_id[other][i]),
+                   bool(groups.exact[other][i]), int(groups.n_matches[other][i]), seen)
+                  for i, name, seen in zip(top.tolist(), names, last, strict=True)]
+        # Accounts seen only by the service: those the stored matches do not already count, each once.
+        stored = set(codes.tolist()) if recent else set()
+        added: set[str] = set()
         for m in recent:
             for s in m.senders:
-                if s.account_id != me and s.account_id not in found:
-                    found[s.account_id] = (not snap.is_campaign(s.account_id), -m.similarity, s.account_id,
-                                           "recent", None, m.exact, s.n_exchanges, s.last_seen)
-        ranked = sorted(found.values(), key=lambda t: t[:3])
-        n_campaign = sum(1 for t in ranked if not t[0])
+                if s.account_id == me or s.account_id in added:
+                    continue
+                code = senders.code_of(s.account_id)
+                if code is not None and code in stored:
+                    continue
+                added.add(s.account_id)
+                flagged = snap.is_campaign(s.account_id)
+                n_campaign += flagged
+                ranked.append((not flagged, -m.similarity, s.account_id, "recent", None, m.exact, s.n_exchanges,
+                               s.last_seen))
+        ranked.sort(key=lambda t: t[:3])
         others = [self._evidence(snap, t[2], t[3], t[4], -t[1], t[5], t[6], t[7]) for t in ranked[:MAX_EVIDENCE]]
         best = leads[0] if leads else None
         verdict = "known_campaign" if best is not None else "near_copy" if others else "none"
@@ -207,7 +226,7 @@ class Checker:
         if best is not None and text is None and best.prompt_id is not None:
             text = snap.senders.texts(np.array([best.prompt_id])).get(best.prompt_id)
         account = self._summary(snap, me, MAX_SIGNALS)
-        n = len(ranked)
+        n = n_stored + len(added)
         watch = next((lead.watch for lead in leads if lead.watch is not None), None)
         reason = _reason(verdict, best, n, n - n_stored, n_campaign) + (f"; {watch}" if watch else "")
         return CheckResult(
@@ -277,27 +296,33 @@ class Checker:
             self.incoming.close()
 
 
-def _stored_leads(snap: Snapshot, hits, rows: list[WhoElseRow]) -> list[_Lead]:
-    """Campaign leads among stored matches, most similar first: content ring members share, and the
-    best match of each flagged or ringed sender."""
-    leads = []
-    if len(hits.prompt_id):
-        fams, tpls = snap.family_of(hits.prompt_id), snap.template_of(hits.prompt_id)
-        for pid, sim, ex, fam, tpl in zip(hits.prompt_id.tolist(), hits.similarity.tolist(), hits.exact.tolist(),
-                                          fams.tolist(), tpls.tolist(), strict=True):
-            ring, watch = snap.ring_of_content(fam, tpl), snap.watched(fam, tpl)
-            if ring is not None or watch is not None:
-                leads.append(_Lead(round(float(sim), 4), bool(ex), int(pid), None, _id(fam), _id(tpl), ring,
-                                   "workspace", True, watch))
-    for r in rows:
-        if snap.is_campaign(r.account_id):
-            pid = np.array([r.example_prompt_id])
-            fam, tpl = int(snap.family_of(pid)[0]), int(snap.template_of(pid)[0])
-            ring = snap.ring_of_content(fam, tpl)
-            leads.append(_Lead(r.max_similarity, r.exact, r.example_prompt_id, r.example, _id(fam), _id(tpl),
-                               ring if ring is not None else snap.score(r.account_id)[1], "workspace", True,
-                               snap.watched(fam, tpl)))
-    return sorted(leads, key=lambda x: (-x.similarity, not x.exact, x.ring_id is None, x.prompt_id or 0))
+def _stored_leads(snap: Snapshot, hits: Hits, groups: SenderGroups) -> list[_Lead]:
+    """The best campaign lead among stored matches, then the best one on the watchlist if another: a lead
+    is a matched prompt whose family or template ring members share (or analysts watch), or the best
+    match of a flagged or ringed sender. Ordered most similar, exact, with a ring, lowest prompt id first;
+    computed over arrays, since a viral prompt matches thousands."""
+    g_campaign = snap.code_campaign[groups.account_code.astype(np.int64)]
+    pid = np.concatenate([hits.prompt_id, groups.example_id[g_campaign]])
+    if len(pid) == 0:
+        return []
+    fam, tpl = snap.family_of(pid), snap.template_of(pid)
+    content = snap.rings_of_content(fam, tpl)
+    watched = snap.watched_mask(fam, tpl)
+    n_hits = len(hits.prompt_id)
+    sender_ring = snap.code_ring[groups.account_code[g_campaign].astype(np.int64)]
+    ring = np.concatenate([content[:n_hits], np.where(content[n_hits:] >= 0, content[n_hits:], sender_ring)])
+    sim = np.round(np.concatenate([hits.similarity, groups.max_similarity[g_campaign]]).astype(np.float64), 4)
+    exact = np.concatenate([hits.exact, groups.exact[g_campaign]])
+    # A matched prompt is a lead when tied to a ring's content or watched; a campaign sender's always.
+    lead = np.concatenate([(content[:n_hits] >= 0) | watched[:n_hits], np.ones(len(pid) - n_hits, bool)])
+    order = np.flatnonzero(lead)
+    order = order[np.lexsort((order, pid[order], ring[order] < 0, ~exact[order], -sim[order]))]
+    picked = order[:1].tolist()
+    first_watched = order[watched[order]][:1].tolist()
+    if first_watched and first_watched != picked:
+        picked += first_watched
+    return [_Lead(float(sim[i]), bool(exact[i]), int(pid[i]), None, _id(int(fam[i])), _id(int(tpl[i])),
+                  _id(int(ring[i])), "workspace", True, snap.watched(int(fam[i]), int(tpl[i]))) for i in picked]
 
 
 def _lead_of(snap: Snapshot, top: CheckEvidence, recent: list[RecentMatch]) -> _Lead:

@@ -99,6 +99,12 @@ class Snapshot:
     rings: dict[int, Ring]
     last_scan: datetime | None
     covered: frozenset[str]  # exchange ids of the delta index the workspace now holds and indexes
+    # Per sender code (engine.query.senders), so a check reads its thousands of matching senders as arrays:
+    code_ring: np.ndarray  # int64, the account's ring or -1
+    code_campaign: np.ndarray  # bool, flagged or in a ring (`is_campaign`)
+    # family_ring and template_ring as sorted (keys, values) arrays, for `rings_of_content`.
+    family_ring_table: tuple[np.ndarray, np.ndarray]
+    template_ring_table: tuple[np.ndarray, np.ndarray]
     # Families and templates analysts' confirmed marks watch -> the evidence line (engine.detect.watchlist).
     watched_families: dict[int, str] = field(default_factory=dict)
     watched_templates: dict[int, str] = field(default_factory=dict)
@@ -123,6 +129,20 @@ class Snapshot:
         """The ring whose members share this family, else this template, else None."""
         ring = self.family_ring.get(family_id)
         return ring if ring is not None else self.template_ring.get(template_id)
+
+    def rings_of_content(self, family_ids: np.ndarray, template_ids: np.ndarray) -> np.ndarray:
+        """`ring_of_content` of many (family, template) pairs at once (int64, -1 for None)."""
+        by_template = _lookup(*self.template_ring_table, template_ids, np.full(len(template_ids), -1, np.int64))
+        return _lookup(*self.family_ring_table, family_ids, by_template)
+
+    def watched_mask(self, family_ids: np.ndarray, template_ids: np.ndarray) -> np.ndarray:
+        """Where `watched` would answer a line (bool per pair)."""
+        mask = np.zeros(len(family_ids), bool)
+        if self.watched_families:
+            mask |= np.isin(family_ids, np.fromiter(self.watched_families, np.int64))
+        if self.watched_templates:
+            mask |= np.isin(template_ids, np.fromiter(self.watched_templates, np.int64))
+        return mask
 
     def score(self, account_id: str) -> tuple[float, int | None, str, str] | None:
         return self.scores.get(account_id)
@@ -172,6 +192,9 @@ def read_snapshot(store: Store, encoder: str, dim: int, *, version: int, previou
                               (float(r[1]), None if r[2] is None else int(r[2]), r[3] or "", r[4] or ""))
                   for r in con.execute("SELECT account_id, score, ring_id, top_signal, CAST(signals AS VARCHAR) "
                                        "FROM account_scores").fetchall()}
+        code_ring, code_campaign = _by_code(senders, con.sql(
+            "SELECT account_id, coalesce(ring_id, -1)::BIGINT AS ring, coalesce(score >= ?, false) "
+            "OR ring_id IS NOT NULL AS campaign FROM account_scores", params=[FLAG_SCORE]).to_arrow_table())
         found = {r.ring_id: r for r in rings(con, limit=None)}
         last_scan = con.execute("SELECT max(finished) FROM scan_runs WHERE status = 'done'").fetchall()[0][0]
         covered = frozenset() if stale else _covered(con, pending, encoder, index.max_shard)
@@ -182,7 +205,7 @@ def read_snapshot(store: Store, encoder: str, dim: int, *, version: int, previou
         np.asarray(members["prompt_id"], np.int64), np.asarray(members["family_id"], np.int64), int(max_family),
         np.asarray(tpl["prompt_id"], np.int64), np.asarray(tpl["t"], np.int64),
         _best_ring(fam_ties), _best_ring(tpl_ties), _by_ring(fam_ties), _by_ring(tpl_ties), scores, found,
-        last_scan, covered,
+        last_scan, covered, code_ring, code_campaign, _table(_best_ring(fam_ties)), _table(_best_ring(tpl_ties)),
         {int(i): e for k, i, effect, e in listed if effect == "watch" and k == "family"},
         {int(i): e for k, i, effect, e in listed if effect == "watch" and k == "template"})
     log.info("snapshot %d: %d indexed prompts, %d accounts scored, %d rings%s, read in %.2f s", version,
@@ -205,6 +228,22 @@ def _best_ring(ties: list[tuple[int, int, int]]) -> dict[int, int]:
     for item, ring, _ in sorted(ties, key=lambda t: (t[0], -t[2], t[1])):
         best.setdefault(item, ring)
     return best
+
+
+def _by_code(senders: SenderIndex, scored: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(ring or -1, campaign) per sender code from account_scores' rows; an account not scored is neither."""
+    ring = np.full(senders.n_accounts, -1, np.int64)
+    campaign = np.zeros(senders.n_accounts, bool)
+    codes = senders.codes_of(scored.column("account_id"))
+    known = codes >= 0
+    ring[codes[known]] = scored.column("ring").to_numpy()[known]
+    campaign[codes[known]] = scored.column("campaign").to_numpy(zero_copy_only=False)[known]
+    return ring, campaign
+
+
+def _table(mapping: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    keys = np.array(sorted(mapping), np.int64)
+    return keys, np.array([mapping[k] for k in keys.tolist()], np.int64)
 
 
 def _by_ring(ties: list[tuple[int, int, int]]) -> dict[int, tuple[int, ...]]:

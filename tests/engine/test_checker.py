@@ -111,6 +111,22 @@ def test_who_else_and_lookups_answer_as_the_engine(ws):
         checker.account("nobody")
 
 
+def test_a_checks_accounts_and_evidence_are_who_elses_rows(ws):
+    """The check groups senders as arrays; its counts and evidence must be those of who-else's rows."""
+    checker = _checker(ws, record=False)
+    snap = checker.snapshot
+    for account, prompt in [("new-1", "hello there " + QUESTIONS[0]), (RING[1], QUESTIONS[2]),
+                            ("new-2", TEMPLATE.format(lang="Finnish", s=SENTENCES[0])), ("new-3", ORGANIC_PROMPTS[0])]:
+        rows = [r for r in checker.who_else([prompt]).rows if r.account_id != account]
+        got = checker.check(account, prompt)
+        assert got.n_accounts == len(rows) and got.n_recent_accounts == 0
+        assert got.n_campaign_accounts == sum(snap.is_campaign(r.account_id) for r in rows)
+        ranked = sorted(rows, key=lambda r: (not snap.is_campaign(r.account_id), -r.max_similarity, r.account_id))
+        assert [(e.account_id, e.prompt_id, e.similarity, e.n_matches, e.last_seen) for e in got.evidence] == [
+            (r.account_id, r.example_prompt_id, r.max_similarity, r.n_matches, r.last_seen) for r in ranked[:10]]
+        checker.delta = type(checker.delta)(checker.delta.dim, checker.delta.limit)  # each check on its own
+
+
 def test_coalescer_runs_concurrent_callers_as_one_batch():
     gate, batches = threading.Event(), []
 

@@ -17,7 +17,7 @@ import index as faiss_index
 from engine import Engine
 from engine.config import EngineConfig
 from engine.ingest.fingerprint import fingerprint, normalize
-from engine.query.senders import DIR_NAME
+from engine.query.senders import DIR_NAME, SenderIndex
 from synth import SynthConfig, write_synth
 from tests.fixtures.corpora import perturb
 from tests.fixtures.traffic import write_jsonl
@@ -121,3 +121,20 @@ def test_an_unchanged_workspace_is_answered_without_opening_the_database(workspa
     other.ingest([write_jsonl(tmp_path / "later.jsonl",
                               [{"account_id": "later_arrival", "timestamp": 1790000500, "prompt": query}])])
     assert "later_arrival" in {r.account_id for r in workspace.who_else([query]).rows}
+
+
+def test_account_codes_are_found_as_arrays_in_utf8_order(tmp_path):
+    """`codes_of` (a snapshot's per-account arrays) agrees with the one-name binary search, for names
+    whose UTF-8 bytes and code points order alike, and answers -1 for an account that sent nothing."""
+    names = ["zoë", "émile", "abc", "Ωmega", "ab", "abc-2", "日本", "ZED", "a b"]
+    rows = [{"account_id": n, "timestamp": 1_700_000_000 + i, "prompt": f"prompt number {i} from {n}"}
+            for i, n in enumerate(names)]
+    engine = Engine(tmp_path / "ws")
+    engine.ingest([write_jsonl(tmp_path / "t.jsonl", rows)])
+    with engine.store.connect() as con:
+        senders = SenderIndex.current(engine.store, con)
+    asked = names + ["nobody", "zoe", "", "日本語"]
+    want = [senders.code_of(n) for n in asked]
+    assert sorted(c for c in want if c is not None) == list(range(len(names)))
+    assert senders.codes_of(pa.array(asked)).tolist() == [-1 if c is None else c for c in want]
+    assert [senders.account(c) for c in range(len(names))] == sorted(names)
