@@ -11,7 +11,10 @@ copies), a third perturbed copies of stored prompts (bench.common.perturb: typos
 a third stored prompts with their words shuffled (novel text, mostly verdict none); each from its own
 new account. First one client sends --requests checks one after another (after --warmup unmeasured
 ones): latency percentiles. Then --clients clients (asyncio, one connection each) send --per-client
-checks each as fast as answers come: checks per second and their latencies. With --during-scan a
+checks each as fast as answers come: checks per second and their latencies; with --client both (the
+default) once with httpx clients and once with a minimal keep-alive HTTP/1.1 client (`RawConnection`),
+because on a 2-core machine the load generator shares the cores with the service and httpx's own CPU
+time caps what it can measure; `concurrent` in the results is the last phase. With --during-scan a
 `copyhound scan --force` runs on the workspace and the clients go on until it has finished; the run
 reports how many checks failed while it wrote (the issue's acceptance: none). Every phase is bounded in
 count and time (--max-seconds) and stops by itself; the service it starts listens on loopback only.
@@ -125,18 +128,58 @@ def sequential(url: str, headers: dict, checks: list[dict], warmup: int) -> tupl
     return _summary(latencies), statuses, verdicts
 
 
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: a request written whole, the answer read by
+    its Content-Length. It does what the checks need and no more, so that on a small machine the load
+    generator, which shares the cores with the service, costs a fraction of what a general client does."""
+
+    def __init__(self, url: str, headers: dict) -> None:
+        parts = httpx.URL(url)
+        self.host, self.port = parts.host, parts.port
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.reader = self.writer = None
+
+    async def post(self, path: str, body: dict) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        data = json.dumps(body).encode()
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(data)}\r\n{self.head}\r\n".encode() + data)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("the service closed the connection")
+        length = None
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        if length is None:
+            raise ConnectionError("an answer without Content-Length")
+        json.loads(await self.reader.readexactly(length))  # parsed, as a gateway would
+        return int(status_line.split()[1])
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def concurrent(url: str, headers: dict, checks: list[dict], clients: int, *, until=None,
-                     max_seconds: float = 1800.0) -> tuple[dict, Counter]:
+                     max_seconds: float = 1800.0, raw: bool = False) -> tuple[dict, Counter]:
     """Each client sends its share of `checks`; with `until`, goes round its share again until `until()`
-    is true (a scan has finished), but never past `max_seconds`."""
+    is true (a scan has finished), but never past `max_seconds`. `raw`: a `RawConnection` per client
+    instead of an httpx client."""
     latencies: list[float] = []
     statuses: Counter = Counter()
     share = [checks[i::clients] for i in range(clients)]
     stop_at = time.monotonic() + max_seconds
 
     async def one(bodies: list[dict]) -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as client:
+        if raw:
+            client = RawConnection(url, headers)
+        else:
+            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            client = httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits)
+        try:
             i = 0
             while (i < len(bodies) or (until is not None and not until())) and time.monotonic() < stop_at:
                 body = bodies[i % len(bodies)]
@@ -145,11 +188,18 @@ async def concurrent(url: str, headers: dict, checks: list[dict], clients: int, 
                 i += 1
                 started = time.perf_counter()
                 try:
-                    response = await client.post("/v1/check", json=body)
-                    statuses[response.status_code] += 1
-                except httpx.TransportError as err:
+                    if raw:
+                        statuses[await client.post("/v1/check", body)] += 1
+                    else:
+                        statuses[(await client.post("/v1/check", json=body)).status_code] += 1
+                except (httpx.TransportError, OSError) as err:
                     statuses[type(err).__name__] += 1
+                    if raw:
+                        await client.close()
+                        client = RawConnection(url, headers)
                 latencies.append((time.perf_counter() - started) * 1000)
+        finally:
+            await (client.close() if raw else client.aclose())
 
     started = time.perf_counter()
     await asyncio.gather(*(one(b) for b in share))
@@ -179,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--during-scan", action="store_true",
                     help="run `copyhound scan --force` meanwhile; the clients go on until it ends")
     ap.add_argument("--max-seconds", type=float, default=1800.0, help="the concurrent phase stops by then")
+    ap.add_argument("--client", choices=("httpx", "raw", "both"), default="both",
+                    help="the concurrent phase's client: httpx, a minimal keep-alive HTTP/1.1 one (less CPU "
+                         "taken from the service on a small machine), or both one after the other")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results-dir", type=Path, default=RESULTS, help="where serve_LABEL.json goes")
     args = ap.parse_args(argv)
@@ -186,37 +239,51 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     token = args.token_file.read_text().strip() if args.token_file else None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    checks = draw_checks(args.workspace, args.warmup + args.requests + args.clients * args.per_client, args.seed)
+    kinds = ["httpx", "raw"] if args.client == "both" else [args.client]
+    if args.during_scan:
+        kinds = kinds[-1:]  # one scan, one concurrent phase beside it
+    n_one = args.warmup + args.requests
+    checks = draw_checks(args.workspace, n_one + len(kinds) * args.clients * args.per_client, args.seed)
     status = Engine(args.workspace, read_only=True).status()
     service = None if args.url else Service(args.workspace, token)
     url = args.url or service.url
+    phases: dict[str, dict] = {}
+    many_status: Counter = Counter()
     try:
-        one, one_status, verdicts = sequential(url, headers, checks[: args.warmup + args.requests], args.warmup)
+        one, one_status, verdicts = sequential(url, headers, checks[:n_one], args.warmup)
         log.info("one client: %s", one)
         scan = None
         if args.during_scan:
             scan = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "scan", "--force", "-q", "-w",
                                      str(args.workspace)], cwd=ROOT)
-        many, many_status = asyncio.run(concurrent(
-            url, headers, checks[args.warmup + args.requests:], args.clients,
-            until=None if scan is None else (lambda: scan.poll() is not None), max_seconds=args.max_seconds))
-        log.info("%d clients: %s", args.clients, many)
+        for k, kind in enumerate(kinds):
+            start = n_one + k * args.clients * args.per_client
+            figures, statuses = asyncio.run(concurrent(
+                url, headers, checks[start:start + args.clients * args.per_client], args.clients,
+                until=None if scan is None else (lambda: scan.poll() is not None), max_seconds=args.max_seconds,
+                raw=kind == "raw"))
+            phases[kind] = dict(figures, client=kind)
+            many_status += statuses
+            log.info("%d clients (%s): %s", args.clients, kind, figures)
         scan_code = scan.wait() if scan is not None else None
         health = httpx.get(f"{url}/v1/health", timeout=30).json()
     finally:
         if service is not None:
             service.stop()
+    many = phases[kinds[-1]]
     errors = sum(n for s, n in (one_status + many_status).items() if s != 200)
     result = envelope(
         "serve", label=args.label, workspace=str(args.workspace), exchanges=status.exchanges,
         prompts=status.prompts, accounts=status.accounts, encoder=health.get("encoder"),
         indexed_prompts=health.get("indexed_prompts"), one_client=one, concurrent=many,
+        concurrent_by_client=phases,
         statuses={str(k): v for k, v in (one_status + many_status).items()}, errors=errors,
         verdicts_one_client=dict(verdicts),
         during_scan=None if scan_code is None else {"scan_exit": scan_code, "checks": many["n"],
                                                      "errors": sum(n for s, n in many_status.items() if s != 200)},
         recent_exchanges_after=health.get("recent_exchanges"))
-    rows = [{"phase": "1 client", **one}, {"phase": f"{args.clients} clients", **many}]
+    rows = [{"phase": "1 client", **one}] + [{"phase": f"{args.clients} clients ({kind})", **phases[kind]}
+                                             for kind in kinds]
     summary = table(rows, ["phase", "n", "p50_ms", "p95_ms", "p99_ms", "max_ms", "checks_per_s"])
     summary += f"\nerrors {errors}; verdicts {json.dumps(dict(verdicts))}"
     write_results(f"serve_{args.label}", result, summary, results_dir=args.results_dir)

@@ -28,7 +28,7 @@ from engine.models import (
 )
 from engine.progress import ProgressFn, no_progress
 from engine.query.analyst import Analyst
-from engine.query.checker import DELTA_LIMIT, Checker
+from engine.query.checker import DELTA_LIMIT, SYNC_EVERY, Checker
 from engine.query.findings import account_scores, count_findings, families, rings, templates
 from engine.query.senders import SenderIndex
 from engine.query.who_else import check_threshold, nearest_prompt_rows, prepare_queries, who_else_rows
@@ -250,16 +250,18 @@ class Engine:
             self._senders = (signature, senders, unindexed)
         return self._senders[1], self._senders[2]
 
-    def checker(self, *, record: bool = True, delta_limit: int | None = None) -> Checker:
+    def checker(self, *, record: bool = True, delta_limit: int | None = None,
+                sync_every: float = SYNC_EVERY) -> Checker:
         """The online checker over this workspace (see `engine.query.checker`), with this engine's
         encoder and who-else threshold. Loads the model; reads no snapshot yet (call `refresh()`).
 
         `record`: append every checked exchange to WORKSPACE/incoming/ for the next `ingest`.
         `delta_limit`: exchanges the in-memory index of recent prompts holds at most.
+        `sync_every`: seconds between fsyncs of the recorded exchanges; 0 fsyncs before each answer.
         """
         return Checker(self.store, self.encoder, self.threshold,
                        incoming=self.store.root / INCOMING if record else None,
-                       delta_limit=DELTA_LIMIT if delta_limit is None else delta_limit)
+                       delta_limit=DELTA_LIMIT if delta_limit is None else delta_limit, sync_every=sync_every)
 
     def nearest_prompts(self, text: str, *, k: int = 50, floor: float = 0.5) -> list[PromptMatch]:
         """Stored prompts nearest `text` (for search-as-you-type), exact normalised copies first."""

@@ -55,6 +55,7 @@ from engine import (
     WorkspaceError,
 )
 from engine.config import SERVE_HOST, SERVE_MAX_BODY, SERVE_PORT
+from engine.query.checker import SYNC_EVERY
 from service.bodies import check_fields, read_json, who_else_fields
 from service.metrics import CONTENT_TYPE, Metrics
 
@@ -72,6 +73,7 @@ class Settings:
     token: str | None = None
     max_body: int = SERVE_MAX_BODY
     delta_limit: int | None = None  # the checker's default when None
+    sync_every: float = SYNC_EVERY  # seconds between fsyncs of recorded exchanges (0: before each answer)
     poll: float = 1.0  # seconds between refreshes of the snapshot
 
 
@@ -129,7 +131,8 @@ class Service:
     def _start_checker(self) -> None:
         if self._starting is None:
             started = time.monotonic()
-            checker = self.engine.checker(delta_limit=self.settings.delta_limit)
+            checker = self.engine.checker(delta_limit=self.settings.delta_limit,
+                                          sync_every=self.settings.sync_every)
             checker.warm()
             self._starting = checker
             log.info("model %s loaded in %.1f s", checker.encoder.name, time.monotonic() - started)
@@ -304,9 +307,9 @@ def create_app(engine: Engine, settings: Settings | None = None) -> Starlette:
 
 
 def run(engine: Engine, *, host: str = SERVE_HOST, port: int = SERVE_PORT, token: str | None = None,
-        max_body: int = SERVE_MAX_BODY, delta_limit: int | None = None) -> None:
+        max_body: int = SERVE_MAX_BODY, delta_limit: int | None = None, sync_every: float = SYNC_EVERY) -> None:
     """Serve `engine` until interrupted: the `serve` front end `copyhound serve` loads by entry point."""
-    settings = Settings(host, port, token, max_body, delta_limit)
+    settings = Settings(host, port, token, max_body, delta_limit, sync_every=sync_every)
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
     log.info("listening on http://%s:%d for %s%s", host if ":" not in host else f"[{host}]", bound,

@@ -14,7 +14,7 @@ from pathlib import Path
 from engine.cli.common import load_frontend, open_engine, positive_int, whole
 from engine.config import SERVE_HOST, SERVE_MAX_BODY, SERVE_PORT
 from engine.errors import ServiceError
-from engine.query.checker import DELTA_LIMIT
+from engine.query.checker import DELTA_LIMIT, SYNC_EVERY
 
 TOKEN_ENV = "COPYHOUND_TOKEN"
 # Seconds a snapshot read waits for a writer before trying again a second later: short, so the service
@@ -26,6 +26,16 @@ def port(text: str) -> int:
     value = whole(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of seconds, not {text!r}") from None
+    if not 0 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"0 to 60 seconds, not {text}")
     return value
 
 
@@ -48,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     token = read_token(args.token_file)
     launch = load_frontend("serve")
     launch(open_engine(args, read_only=True, busy_timeout=READ_WAIT), host=args.host, port=args.port,
-           token=token, max_body=args.max_body, delta_limit=args.delta_limit)
+           token=token, max_body=args.max_body, delta_limit=args.delta_limit, sync_every=args.sync_every)
     return 0
 
 
@@ -71,4 +81,8 @@ def add_commands(sub, common, devices) -> None:
     p.add_argument("--delta-limit", type=positive_int, default=None, metavar="N",
                    help="exchanges the in-memory index of prompts checked since the last index holds at most "
                    f"(default {DELTA_LIMIT})")
+    p.add_argument("--sync-every", type=seconds, default=SYNC_EVERY, metavar="SECONDS",
+                   help="checked exchanges are written to WORKSPACE/incoming/ before the answer and fsynced "
+                   f"every SECONDS (default {SYNC_EVERY}): a machine crash can lose that much; 0 fsyncs before "
+                   "each answer, which makes every check wait for the disk")
     p.set_defaults(func=cmd_serve)

@@ -7,8 +7,13 @@ a rule is refused at once with the loader's reason, in one line.
 
 `IncomingLog` appends each exchange as one JSON line in the format `ingest` reads (`exchange_id`,
 `account_id`, `timestamp` in ISO 8601 UTC, `prompt`) to WORKSPACE/incoming/serve-YYYYMMDD.jsonl (the
-UTC day it arrived), and fsyncs it before `append` returns, so an answered check is on disk. Concurrent
-appends share one write and one fsync (`engine.batches.Coalescer`). A line cut short by a crash was
+UTC day it arrived). The line is written to the file before `append` returns, so an answered check
+survives a crash of the service. With `sync_every=0` it is also fsynced first (it survives a crash of
+the machine); otherwise a background thread fsyncs the file every `sync_every` seconds while lines
+arrive, because an fsync waits for the disk, and while a scan writes the workspace on the same disk that
+can be tens of milliseconds, more than a gateway check may take: a machine crash can then lose the last
+`sync_every` seconds of checked exchanges (the gateway's own log still has them). Concurrent appends
+share one write (`engine.batches.Coalescer`). A line cut short by a crash was
 never answered: it is cut off when the file is next opened, so the file always ingests cleanly.
 Re-ingesting a file that has grown loads only its new lines (exchange ids are anti-joined).
 """
@@ -110,13 +115,20 @@ def new_exchange_id() -> str:
 class IncomingLog:
     """Appends exchanges to WORKSPACE/incoming/serve-YYYYMMDD.jsonl, one fsynced JSON line each."""
 
-    def __init__(self, folder: Path, *, max_batch: int = 256) -> None:
+    def __init__(self, folder: Path, *, max_batch: int = 256, sync_every: float = 0.0) -> None:
         self.folder = Path(folder)
+        self.sync_every = max(0.0, float(sync_every))
         self._fd: int | None = None
         self._day: date | None = None
         self._path: Path | None = None
         self._lock = threading.Lock()  # the file handle: the coalescer runs one batch at a time already
         self._append = Coalescer(self._write, max_batch=max_batch)
+        self._dirty = threading.Event()
+        self._closed = threading.Event()
+        self._syncer: threading.Thread | None = None
+        if self.sync_every > 0:
+            self._syncer = threading.Thread(target=self._sync_loop, name="copyhound-incoming-sync", daemon=True)
+            self._syncer.start()
 
     @property
     def path(self) -> Path:
@@ -124,15 +136,40 @@ class IncomingLog:
         return self.folder / f"serve-{datetime.now(UTC):%Y%m%d}.jsonl"
 
     def append(self, row: dict) -> Path:
-        """Append one row and return once it is on disk; returns the file it went to."""
+        """Append one row and return once it is in the file (and on disk with `sync_every=0`); returns the
+        file it went to."""
         return self._append((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
 
     def close(self) -> None:
+        self._closed.set()
+        self._dirty.set()
+        if self._syncer is not None:
+            self._syncer.join(timeout=30)
         with self._lock:
             if self._fd is not None:
+                self._sync()
                 os.close(self._fd)
                 self._fd = None
                 self._day = None
+
+    def _sync_loop(self) -> None:
+        while not self._closed.is_set():
+            self._dirty.wait()
+            if self._closed.wait(self.sync_every):
+                return  # close() syncs what is left
+            self._dirty.clear()
+            with self._lock:
+                self._sync()
+
+    def _sync(self) -> None:
+        """fsync the open file (the lock is held); a failure is logged as an error (the lines stay in the
+        file; only their durability against a machine crash is in doubt)."""
+        if self._fd is None:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as err:
+            log.error("cannot fsync %s: %s", self._path, err.strerror or err)
 
     def _write(self, lines: list[bytes]) -> list[Path]:
         with self._lock:
@@ -141,7 +178,10 @@ class IncomingLog:
                 view = memoryview(b"".join(lines))
                 while view:
                     view = view[os.write(fd, view):]
-                os.fsync(fd)
+                if self.sync_every > 0:
+                    self._dirty.set()
+                else:
+                    os.fsync(fd)
             except OSError as err:
                 raise ResourceError(f"cannot record exchanges in {self.folder}: {err.strerror or err}") from err
         return [path] * len(lines)
@@ -151,6 +191,7 @@ class IncomingLog:
         if self._fd is not None and self._day == today:
             return self._fd, self._path  # type: ignore[return-value]
         if self._fd is not None:
+            self._sync()  # yesterday's file, before it is let go
             os.close(self._fd)
             self._fd = None
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)

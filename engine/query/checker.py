@@ -4,7 +4,7 @@
 and how risky is this account?" from a `Snapshot` of the workspace (engine.query.snapshot: no database
 connection per request) plus the `DeltaIndex` of prompts checked since the workspace last indexed them
 (engine.query.delta), then records the exchange in the incoming file (engine.ingest.incoming) for the
-next `copyhound ingest`. The verdict:
+next `copyhound ingest` (in the file before the answer, on disk within `sync_every` seconds). The verdict:
 
 * `known_campaign`: a stored prompt it matches is a near-copy in a family, or fills a template, that at
   least two members of one ring sent (not one an analyst marked benign) or that analysts' confirmed
@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 # Exchanges the delta index holds at most: a search over them costs about what embedding one prompt does.
 DELTA_LIMIT = 50_000
+# Seconds between fsyncs of the incoming file (engine.ingest.incoming; 0: one before each answer).
+SYNC_EVERY = 0.1
 # Seconds the workspace must stand still before a newer snapshot is read.
 SETTLE_SECONDS = 2.0
 # Accounts listed as evidence on a check, and signals shown for the checking account.
@@ -83,13 +85,14 @@ class Checker:
     """See the module docstring. Thread-safe: checks run concurrently; one snapshot read at a time."""
 
     def __init__(self, store: Store, encoder: Encoder, threshold: float, *, incoming: Path | None,
-                 delta_limit: int = DELTA_LIMIT, settle: float = SETTLE_SECONDS) -> None:
+                 delta_limit: int = DELTA_LIMIT, settle: float = SETTLE_SECONDS,
+                 sync_every: float = SYNC_EVERY) -> None:
         self.store = store
         self.encoder = encoder
         self.threshold = check_threshold(threshold)
         self.settle = settle
         self.delta = DeltaIndex(encoder.dim, delta_limit)
-        self.incoming = IncomingLog(incoming) if incoming is not None else None
+        self.incoming = IncomingLog(incoming, sync_every=sync_every) if incoming is not None else None
         # Concurrent checks share one forward pass of the model.
         self._encode = Coalescer(lambda texts: list(encoder.encode(texts)), max_batch=32)
         self._snapshot: Snapshot | None = None
@@ -202,14 +205,15 @@ class Checker:
                    bool(groups.exact[other][i]), int(groups.n_matches[other][i]), seen)
                   for i, name, seen in zip(top.tolist(), names, last, strict=True)]
         # Accounts seen only by the service: those the stored matches do not already count, each once.
-        stored = set(codes.tolist()) if recent else set()
+        fresh = {s.account_id for m in recent for s in m.senders} - {me}
+        if fresh:
+            listed = list(fresh)
+            known = senders.codes_of(listed)
+            fresh -= {name for name, hit in zip(listed, np.isin(known, codes), strict=True) if hit}
         added: set[str] = set()
         for m in recent:
             for s in m.senders:
-                if s.account_id == me or s.account_id in added:
-                    continue
-                code = senders.code_of(s.account_id)
-                if code is not None and code in stored:
+                if s.account_id not in fresh or s.account_id in added:
                     continue
                 added.add(s.account_id)
                 flagged = snap.is_campaign(s.account_id)

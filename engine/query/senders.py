@@ -73,7 +73,10 @@ class SenderIndex:
         self.folder = folder
         self.key = key
         for name in _ARRAYS:
-            setattr(self, name, np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False))
+            # Plain ndarray views of the maps: indexing a np.memmap wraps every result in a memmap, which
+            # costs more than the lookup itself for the small gathers a check makes.
+            mapped = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            setattr(self, name, mapped.view(np.ndarray))
         self._sorted_names: np.ndarray | None = None  # the names as fixed-width bytes, made on first use
 
     # ------------------------------------------------------------------ build and load
@@ -148,19 +151,11 @@ class SenderIndex:
         return len(self.account_bounds) - 1
 
     def code_of(self, account_id: str) -> int | None:
-        """The code of an account that sent exchanges, or None: a binary search over the names, which
-        are stored in DuckDB's order of VARCHARs, the order of their UTF-8 bytes."""
-        target = account_id.encode("utf-8")
-        lo, hi = 0, self.n_accounts
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self._account_bytes(mid) < target:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo if lo < self.n_accounts and self._account_bytes(lo) == target else None
+        """The code of an account that sent exchanges, or None (see `codes_of`)."""
+        code = int(self.codes_of([account_id])[0])
+        return None if code < 0 else code
 
-    def codes_of(self, account_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    def codes_of(self, account_ids: pa.Array | pa.ChunkedArray | list[str]) -> np.ndarray:
         """The code of each account (int64), -1 for one that sent no exchange: one vectorised binary search.
 
         Names compare as fixed-width byte strings, which order as their UTF-8 bytes, the order of the codes.
@@ -171,8 +166,12 @@ class SenderIndex:
         wanted = _fixed_bytes(account_ids)
         if len(names) == 0 or len(wanted) == 0:
             return np.full(len(wanted), -1, np.int64)
+        # In the names' own width, or numpy would cast the whole names array to the wider one per call;
+        # a wanted name wider than every stored one is no stored name.
+        fits = np.char.str_len(wanted) <= names.dtype.itemsize
+        wanted = wanted.astype(names.dtype)
         pos = np.minimum(np.searchsorted(names, wanted), len(names) - 1)
-        return np.where(names[pos] == wanted, pos, -1).astype(np.int64)
+        return np.where(fits & (names[pos] == wanted), pos, -1).astype(np.int64)
 
     def _names(self) -> np.ndarray:
         if self._sorted_names is None:  # two threads may both build it: the same array either way
@@ -311,7 +310,9 @@ def _string_buffers(column) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fixed_bytes(column) -> np.ndarray:
-    """An Arrow string or binary column as a numpy array of fixed-width byte strings (dtype S)."""
+    """An Arrow string or binary column (or a list of str) as a numpy array of fixed-width byte strings."""
+    if isinstance(column, list):
+        return np.array([name.encode("utf-8") for name in column], dtype=bytes) if column else np.zeros(0, "S1")
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if len(arr) == 0:
         return np.zeros(0, "S1")

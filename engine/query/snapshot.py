@@ -86,11 +86,11 @@ class Snapshot:
     senders_stale: bool
     exchange_counts: np.ndarray  # int64 per sender code
     unindexed: int
-    member_ids: np.ndarray  # int64 sorted: prompts that are near-copies in another prompt's family
-    member_family: np.ndarray  # int64: their family (the centre's prompt id)
-    max_family_prompt: int  # prompts up to this id were in the last scan: any other is its own family
-    template_prompts: np.ndarray  # int64 sorted
-    template_of_prompt: np.ndarray  # int64
+    # Indexed by prompt id (a gather per lookup: a check looks up thousands of matched prompts). Family:
+    # the centre's prompt id, for every prompt of the last scan (a prompt beyond it is its own family).
+    # Template: its (lowest) template id, -1 where it fills none.
+    family_by_prompt: np.ndarray  # int32
+    template_by_prompt: np.ndarray  # int32
     family_ring: dict[int, int]  # families ring members share -> the ring most of their senders are in
     template_ring: dict[int, int]
     ring_families: dict[int, tuple[int, ...]]
@@ -112,13 +112,11 @@ class Snapshot:
     # ------------------------------------------------------------------ lookups
     def family_of(self, prompt_ids: np.ndarray) -> np.ndarray:
         """Family id per prompt (int64), -1 for a prompt newer than the last scan."""
-        return _lookup(self.member_ids, self.member_family, prompt_ids,
-                       np.where(np.asarray(prompt_ids) <= self.max_family_prompt, prompt_ids, -1))
+        return _gather(self.family_by_prompt, prompt_ids)
 
     def template_of(self, prompt_ids: np.ndarray) -> np.ndarray:
         """Template id per prompt (int64), -1 where it fills none."""
-        return _lookup(self.template_prompts, self.template_of_prompt, prompt_ids,
-                       np.full(len(prompt_ids), -1, np.int64))
+        return _gather(self.template_by_prompt, prompt_ids)
 
     def watched(self, family_id: int, template_id: int) -> str | None:
         """The watchlist evidence of this family, else of this template, else None."""
@@ -202,8 +200,8 @@ def read_snapshot(store: Store, encoder: str, dim: int, *, version: int, previou
               else senders.exchange_counts())
     snap = Snapshot(
         version, datetime.now(), signature, index, senders, stale, counts, int(prompts - embedded),
-        np.asarray(members["prompt_id"], np.int64), np.asarray(members["family_id"], np.int64), int(max_family),
-        np.asarray(tpl["prompt_id"], np.int64), np.asarray(tpl["t"], np.int64),
+        _dense(members["prompt_id"], members["family_id"], int(max_family), identity=True),
+        _dense(tpl["prompt_id"], tpl["t"], int(tpl["prompt_id"].max()) if len(tpl["prompt_id"]) else -1),
         _best_ring(fam_ties), _best_ring(tpl_ties), _by_ring(fam_ties), _by_ring(tpl_ties), scores, found,
         last_scan, covered, code_ring, code_campaign, _table(_best_ring(fam_ties)), _table(_best_ring(tpl_ties)),
         {int(i): e for k, i, effect, e in listed if effect == "watch" and k == "family"},
@@ -267,6 +265,22 @@ def _covered(con: duckdb.DuckDBPyConnection, pending: list[str], encoder: str, m
     finally:
         con.unregister("pending_ids")
     return frozenset(r[0] for r in rows)
+
+
+def _dense(ids, values, top: int, *, identity: bool = False) -> np.ndarray:
+    """An int32 array indexed by prompt id up to `top`: `values` at `ids`, elsewhere the id itself
+    (`identity`) or -1."""
+    out = np.arange(top + 1, dtype=np.int32) if identity else np.full(top + 1, -1, np.int32)
+    out[np.asarray(ids, np.int64)] = np.asarray(values, np.int64)
+    return out
+
+
+def _gather(dense: np.ndarray, prompt_ids) -> np.ndarray:
+    ids = np.asarray(prompt_ids, np.int64)
+    inside = (ids >= 0) & (ids < len(dense))
+    out = np.full(len(ids), -1, np.int64)
+    out[inside] = dense[ids[inside]]
+    return out
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, wanted, default: np.ndarray) -> np.ndarray:

@@ -201,9 +201,11 @@ def test_the_incoming_file_cuts_a_torn_line_and_ingests(ws, tmp_path):
     log.close()
     with open(path, "ab") as fh:
         fh.write(b'{"exchange_id": "serve-2", "account_id": "acct-')  # a crash mid-write
-    later = IncomingLog(folder)
+    later = IncomingLog(folder, sync_every=0.05)  # as the service records: fsynced in the background
     later.append(Exchange.checked("acct-new", "what is a skua?", "2026-09-30T10:01:00Z").row("serve-3"))
+    assert '"serve-3"' in path.read_text(encoding="utf-8")  # in the file when append returns
     later.close()
+    assert not later._syncer.is_alive()
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert [r["exchange_id"] for r in rows] == ["serve-1", "serve-3"] and rows[0] == row
     assert fixed_engine(ws).ingest([path]).rows_loaded == 2

@@ -273,7 +273,8 @@ def test_copyhound_serve_opens_the_workspace_read_only_with_its_options(served_w
     assert main(["serve", "-w", ws, "--port", "0", "--token-file", str(token_file), "--max-body", "1000"]) == 0
     name, engine, options = calls[-1]
     assert name == "serve" and engine.store.read_only
-    assert options == {"host": "127.0.0.1", "port": 0, "token": TOKEN, "max_body": 1000, "delta_limit": None}
+    assert options == {"host": "127.0.0.1", "port": 0, "token": TOKEN, "max_body": 1000, "delta_limit": None,
+                       "sync_every": 0.1}
     monkeypatch.setenv("COPYHOUND_TOKEN", "from-env")
     assert main(["serve", "-w", ws]) == 0 and calls[-1][2]["token"] == "from-env"
     token_file.write_text("\n")
@@ -281,6 +282,9 @@ def test_copyhound_serve_opens_the_workspace_read_only_with_its_options(served_w
     assert capsys.readouterr().err.strip().endswith("the token file is empty")
     with pytest.raises(SystemExit):
         main(["serve", "-w", ws, "--port", "70000"])
+    assert main(["serve", "-w", ws, "--sync-every", "0"]) == 0 and calls[-1][2]["sync_every"] == 0.0
+    with pytest.raises(SystemExit):
+        main(["serve", "-w", ws, "--sync-every", "-1"])
 
 
 def test_a_taken_port_is_one_line(served_workspace):
