@@ -35,6 +35,21 @@ def whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
+def number_between(low: float, high: float):
+    """An argparse type: a number from `low` to `high`, else a one-line error."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, not {value:g}")
+        return value
+
+    return parse
+
+
 def positive_int(text: str) -> int:
     value = whole(text)
     if value < 1:

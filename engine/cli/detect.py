@@ -8,6 +8,7 @@ from pathlib import Path
 from engine.cli.common import (
     add_ray_option,
     count,
+    number_between,
     open_engine,
     page_caption,
     page_limit,
@@ -111,16 +112,6 @@ def _list_bound(text: str) -> int:
     return value
 
 
-def _margin(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 2.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2, not {value}")
-    return value
-
-
 def add_commands(sub, common, fmt, device) -> None:
     p = sub.add_parser("scan", parents=[common, fmt, device], help="embed what is new, then detect campaigns",
                        description="Embed new prompts, self-join all prompts into near-copy edges (resumable), "
@@ -133,7 +124,7 @@ def add_commands(sub, common, fmt, device) -> None:
     p.add_argument("--nprobe", type=positive_int, default=DEFAULT_JOIN.nprobe, metavar="N",
                    help="past 200k prompts, IVF lists each list is joined with (default %(default)s); more "
                    "finds more of the near-copies close to the threshold, and the join takes longer")
-    p.add_argument("--spill", type=_margin, default=DEFAULT_JOIN.spill, metavar="M",
+    p.add_argument("--spill", type=number_between(0.0, 2.0), default=DEFAULT_JOIN.spill, metavar="M",
                    help="past 200k prompts, a prompt within M (inner product) of its second-nearest IVF list "
                    "is also joined there (default %(default)s, 0 = off); finds the near-copies on list "
                    "boundaries, the ones --nprobe misses")

@@ -11,7 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
-from engine.cli.common import load_frontend, open_engine, positive_int, whole
+from engine.cli.common import load_frontend, number_between, open_engine, positive_int, whole
 from engine.config import SERVE_HOST, SERVE_MAX_BODY, SERVE_PORT
 from engine.errors import ServiceError
 from engine.query.checker import DELTA_LIMIT, SYNC_EVERY
@@ -26,16 +26,6 @@ def port(text: str) -> int:
     value = whole(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {value}")
-    return value
-
-
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number of seconds, not {text!r}") from None
-    if not 0 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"0 to 60 seconds, not {text}")
     return value
 
 
@@ -81,7 +71,7 @@ def add_commands(sub, common, devices) -> None:
     p.add_argument("--delta-limit", type=positive_int, default=None, metavar="N",
                    help="exchanges the in-memory index of prompts checked since the last index holds at most "
                    f"(default {DELTA_LIMIT})")
-    p.add_argument("--sync-every", type=seconds, default=SYNC_EVERY, metavar="SECONDS",
+    p.add_argument("--sync-every", type=number_between(0.0, 60.0), default=SYNC_EVERY, metavar="SECONDS",
                    help="checked exchanges are written to WORKSPACE/incoming/ before the answer and fsynced "
                    f"every SECONDS (default {SYNC_EVERY}): a machine crash can lose that much; 0 fsyncs before "
                    "each answer, which makes every check wait for the disk")

@@ -29,7 +29,7 @@ def test_bad_scan_settings_are_one_line_usage_errors(tmp_path, capsys):
     from engine.cli import main as cli
 
     for argv, says in ((["--spill", "x"], "--spill: not a number: 'x'"),
-                       (["--spill", "3"], "--spill: must be between 0 and 2, not 3.0"),
+                       (["--spill", "3"], "--spill: must be between 0 and 2, not 3"),
                        (["--nprobe", "x"], "--nprobe: not a whole number: 'x'"),
                        (["--nprobe", "0"], "--nprobe: must be at least 1, not 0"),
                        (["--max-list", "x"], "--max-list: not a whole number: 'x'"),
