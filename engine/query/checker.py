@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
@@ -81,6 +81,20 @@ class _Lead:
     watch: str | None = None  # the watchlist evidence of its family or template, if analysts confirmed it
 
 
+@dataclass(frozen=True)
+class _Lookup:
+    """One check's stored matches, from the snapshot its batch read."""
+
+    snap: Snapshot
+    vector: np.ndarray
+    hits: Hits
+    groups: SenderGroups
+
+
+_HIT_FIELDS = tuple(f.name for f in fields(Hits))
+_GROUP_FIELDS = tuple(f.name for f in fields(SenderGroups))
+
+
 class Checker:
     """See the module docstring. Thread-safe: checks run concurrently; one snapshot read at a time."""
 
@@ -93,8 +107,9 @@ class Checker:
         self.settle = settle
         self.delta = DeltaIndex(encoder.dim, delta_limit)
         self.incoming = IncomingLog(incoming, sync_every=sync_every) if incoming is not None else None
-        # Concurrent checks share one forward pass of the model.
+        # Concurrent checks share one forward pass of the model, and one FAISS search and grouping.
         self._encode = Coalescer(lambda texts: list(encoder.encode(texts)), max_batch=32)
+        self._lookups = Coalescer(self._look_up, max_batch=32)
         self._snapshot: Snapshot | None = None
         self._refresh_lock = threading.Lock()
         self._seen: tuple[tuple, float] | None = None  # (state, first seen) of a change not read yet
@@ -162,17 +177,11 @@ class Checker:
 
         QueryError in one line for an exchange `ingest` would refuse (the loader's rules and wording).
         """
-        snap = self._current()
         exchange = Exchange.checked(account_id, prompt, timestamp)
         normals, prints = prepare_queries([exchange.prompt])
         fp = prints[0]
-        vec = self.delta.vector(fp)
-        if vec is None:
-            vec = self._encode(normals[0])
-        hits = stored_hits(snap.senders, snap.index.index, vec[None, :], [fp], self.threshold)
-        # Grouped per account as who-else groups them, and kept as arrays: a popular prompt matches
-        # thousands of stored exchanges, and only the counts and the top few accounts become objects.
-        groups = snap.senders.group(hits.query_index, hits.prompt_id, hits.similarity, hits.exact)
+        found = self._lookups((normals[0], fp))
+        snap, vec, hits, groups = found.snap, found.vector, found.hits, found.groups
         recent = self.delta.search(vec, fp, self.threshold)
         leads = _stored_leads(snap, hits, groups) + _recent_leads(snap, recent)
         exchange_id = new_exchange_id()
@@ -185,6 +194,32 @@ class Checker:
                                                       direct.prompt_id)
         self.delta.add(fp, exchange.prompt, vec, exchange.account_id, exchange.ts, exchange_id, tie)
         return result
+
+    def _look_up(self, items: list[tuple[str, int]]) -> list[_Lookup]:
+        """The stored matches of concurrent checks' prompts (normalised text, fingerprint) in one pass:
+        one forward pass, one FAISS search and one grouping for the batch (each costs mostly per call),
+        all against one snapshot, then split per prompt."""
+        snap = self._current()
+        vecs = [self.delta.vector(fp) for _, fp in items]
+        todo = [i for i, v in enumerate(vecs) if v is None]
+        if todo:
+            for i, v in zip(todo, self.encoder.encode([items[i][0] for i in todo]), strict=True):
+                vecs[i] = v
+        matrix = np.stack(vecs).astype(np.float32, copy=False)
+        hits = stored_hits(snap.senders, snap.index.index, matrix, [fp for _, fp in items], self.threshold)
+        # Grouped per account as who-else groups them, and kept as arrays: a popular prompt matches
+        # thousands of stored exchanges, and only the counts and the top few accounts become objects.
+        groups = snap.senders.group(hits.query_index, hits.prompt_id, hits.similarity, hits.exact)
+        order = np.argsort(hits.query_index, kind="stable")  # each prompt's hits in their found order
+        hit_bounds = np.searchsorted(hits.query_index[order], np.arange(len(items) + 1))
+        group_bounds = np.searchsorted(groups.query_index, np.arange(len(items) + 1))  # sorted by query
+        out = []
+        for i in range(len(items)):
+            mine = order[hit_bounds[i]:hit_bounds[i + 1]]
+            lo, hi = group_bounds[i], group_bounds[i + 1]
+            out.append(_Lookup(snap, matrix[i], Hits(*(getattr(hits, f)[mine] for f in _HIT_FIELDS)),
+                               SenderGroups(*(getattr(groups, f)[lo:hi] for f in _GROUP_FIELDS))))
+        return out
 
     def _verdict(self, snap: Snapshot, exchange: Exchange, groups: SenderGroups, recent: list[RecentMatch],
                  leads: list[_Lead], exchange_id: str | None) -> CheckResult:

@@ -20,6 +20,7 @@ from engine.batches import Coalescer
 from engine.errors import QueryError, WorkspaceError
 from engine.ingest.incoming import Exchange, IncomingLog, parse_timestamp
 from engine.query.delta import DeltaIndex
+from engine.query.who_else import prepare_queries
 from engine.store.workspace import Store
 from tests.fixtures.workspace import (
     ORGANIC,
@@ -125,6 +126,21 @@ def test_a_checks_accounts_and_evidence_are_who_elses_rows(ws):
         assert [(e.account_id, e.prompt_id, e.similarity, e.n_matches, e.last_seen) for e in got.evidence] == [
             (r.account_id, r.example_prompt_id, r.max_similarity, r.n_matches, r.last_seen) for r in ranked[:10]]
         checker.delta = type(checker.delta)(checker.delta.dim, checker.delta.limit)  # each check on its own
+
+
+def test_concurrent_checks_looked_up_as_one_batch_match_checks_looked_up_alone(ws):
+    checker = _checker(ws, record=False)
+    prompts = ["hello there " + QUESTIONS[0], QUESTIONS[2], TEMPLATE.format(lang="Finnish", s=SENTENCES[0]),
+               ORGANIC_PROMPTS[0], NOVEL, QUESTIONS[2]]
+    items = list(zip(*prepare_queries(prompts), strict=True))
+    together = checker._look_up(items)
+    for item, batched in zip(items, together, strict=True):
+        (alone,) = checker._look_up([item])
+        assert batched.snap is alone.snap and np.array_equal(batched.vector, alone.vector)
+        for a, b in ((batched.hits, alone.hits), (batched.groups, alone.groups)):
+            assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in a.__dataclass_fields__
+                       if f != "query_index")
+    assert len(together[0].groups.account_code) >= 4 and len(together[4].hits.prompt_id) == 0
 
 
 def test_coalescer_runs_concurrent_callers_as_one_batch():
