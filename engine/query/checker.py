@@ -188,7 +188,7 @@ class Checker:
         result = self._verdict(snap, exchange, groups, recent, leads,
                                exchange_id if self.incoming is not None else None)
         if self.incoming is not None:
-            self.incoming.append(exchange.row(exchange_id))  # on disk before the answer leaves
+            self.incoming.append(exchange.row(exchange_id))  # in the file before the answer leaves
         direct = next((lead for lead in leads if lead.direct), None)
         tie = None if direct is None else CampaignTie(direct.ring_id, direct.family_id, direct.template_id,
                                                       direct.prompt_id)

@@ -91,8 +91,6 @@ class Snapshot:
     # Template: its (lowest) template id, -1 where it fills none.
     family_by_prompt: np.ndarray  # int32
     template_by_prompt: np.ndarray  # int32
-    family_ring: dict[int, int]  # families ring members share -> the ring most of their senders are in
-    template_ring: dict[int, int]
     ring_families: dict[int, tuple[int, ...]]
     ring_templates: dict[int, tuple[int, ...]]
     scores: dict[str, tuple[float, int | None, str, str]]  # account -> (score, ring, top signal, signals)
@@ -102,7 +100,8 @@ class Snapshot:
     # Per sender code (engine.query.senders), so a check reads its thousands of matching senders as arrays:
     code_ring: np.ndarray  # int64, the account's ring or -1
     code_campaign: np.ndarray  # bool, flagged or in a ring (`is_campaign`)
-    # family_ring and template_ring as sorted (keys, values) arrays, for `rings_of_content`.
+    # Families (templates) ring members share -> the ring most of their senders are in, as sorted
+    # (keys, values) arrays for `rings_of_content`.
     family_ring_table: tuple[np.ndarray, np.ndarray]
     template_ring_table: tuple[np.ndarray, np.ndarray]
     # Families and templates analysts' confirmed marks watch -> the evidence line (engine.detect.watchlist).
@@ -123,13 +122,8 @@ class Snapshot:
         line = self.watched_families.get(family_id)
         return line if line is not None else self.watched_templates.get(template_id)
 
-    def ring_of_content(self, family_id: int, template_id: int) -> int | None:
-        """The ring whose members share this family, else this template, else None."""
-        ring = self.family_ring.get(family_id)
-        return ring if ring is not None else self.template_ring.get(template_id)
-
     def rings_of_content(self, family_ids: np.ndarray, template_ids: np.ndarray) -> np.ndarray:
-        """`ring_of_content` of many (family, template) pairs at once (int64, -1 for None)."""
+        """The ring whose members share each family, else each template (int64, -1 for none)."""
         by_template = _lookup(*self.template_ring_table, template_ids, np.full(len(template_ids), -1, np.int64))
         return _lookup(*self.family_ring_table, family_ids, by_template)
 
@@ -202,7 +196,7 @@ def read_snapshot(store: Store, encoder: str, dim: int, *, version: int, previou
         version, datetime.now(), signature, index, senders, stale, counts, int(prompts - embedded),
         _dense(members["prompt_id"], members["family_id"], int(max_family), identity=True),
         _dense(tpl["prompt_id"], tpl["t"], int(tpl["prompt_id"].max()) if len(tpl["prompt_id"]) else -1),
-        _best_ring(fam_ties), _best_ring(tpl_ties), _by_ring(fam_ties), _by_ring(tpl_ties), scores, found,
+        _by_ring(fam_ties), _by_ring(tpl_ties), scores, found,
         last_scan, covered, code_ring, code_campaign, _table(_best_ring(fam_ties)), _table(_best_ring(tpl_ties)),
         {int(i): e for k, i, effect, e in listed if effect == "watch" and k == "family"},
         {int(i): e for k, i, effect, e in listed if effect == "watch" and k == "template"})
