@@ -114,42 +114,82 @@ def template_specificity(fixed_tokens: np.ndarray) -> np.ndarray:
     return 1.0 - np.exp(-np.asarray(fixed_tokens, dtype=np.float64) / _SPEC_TOKENS)
 
 
-def _pair_sql(rel: str, max_pair_accounts: int = MAX_PAIR_ACCOUNTS) -> str:
+def _sampled_sql(rel: str, max_pair_accounts: int = MAX_PAIR_ACCOUNTS) -> str:
+    """SQL for the sampled pairs ``(a, b, kind, w)`` of the items of ``rel`` past ``max_pair_accounts`` accounts.
+
+    Each account of such an item gets ``2 * SAMPLE_HALF_WIDTH`` neighbours (a ring over the item's accounts
+    in a hashed order), each pair weighing ``s * min(u) / (2 * SAMPLE_HALF_WIDTH)``: an account's summed
+    weight from the item is the same as with all pairs, at ``k * 10`` rows instead of ``k^2 / 2``.
+    """
+    cap, h = int(max_pair_accounts), SAMPLE_HALF_WIDTH
+    return f"""
+        WITH big AS (
+            SELECT acc, kind, item, u, s,
+                   (row_number() OVER (PARTITION BY kind, item ORDER BY hash(acc * 7919 + item), acc) - 1) AS rk,
+                   count(*) OVER (PARTITION BY kind, item) AS kk
+            FROM {rel} WHERE k > {cap}
+        ), step AS (SELECT *, unnest(range(1, {h + 1})) AS d FROM big)
+        SELECT least(r1.acc, r2.acc) AS a, greatest(r1.acc, r2.acc) AS b, r1.kind,
+               r1.s * least(r1.u, r2.u) / {2 * h} AS w
+        FROM step r1 JOIN big r2
+          ON r1.kind = r2.kind AND r1.item = r2.item AND r2.rk = (r1.rk + r1.d) % r1.kk
+        WHERE r1.kk > {2 * h}
+    """
+
+
+def _pair_sql(rel: str, sampled: str, max_pair_accounts: int = MAX_PAIR_ACCOUNTS,
+              bucket: tuple[int, int] = (0, 1)) -> str:
     """SQL for the weighted pairs of the relation table ``rel(acc, kind, item, u, s, k)``.
 
     Items with up to ``max_pair_accounts`` accounts give every pair of their accounts; larger ones give
-    each account ``2 * SAMPLE_HALF_WIDTH`` neighbours (a ring over the item's accounts in a hashed order),
-    each pair weighing ``s * min(u) / (2 * SAMPLE_HALF_WIDTH)``: an account's summed weight from the item
-    is the same as with all pairs, at ``k * 10`` rows instead of ``k^2 / 2`` (see the module doc).
+    the sampled pairs of table ``sampled`` (`_sampled_sql`). ``bucket`` ``(j, n)``: only the pairs whose
+    first account ``a`` is ``j`` modulo ``n`` (every pair of an account's is in one bucket, its sums whole).
 
     Weights are rounded to 1e-9: DuckDB sums in whatever order its threads meet the rows, so 1/3 + 1/3
     + 1/3 can come out 1.0 on one run and 0.9999999999999999 on the next, and a link whose weight ties
     the null cut would pass or fail with thread scheduling (a CI run under load failed that way).
     """
-    cap, h = int(max_pair_accounts), SAMPLE_HALF_WIDTH
+    cap, (j, n) = int(max_pair_accounts), (int(bucket[0]), int(bucket[1]))
     return f"""
         WITH small AS (
             SELECT r1.acc AS a, r2.acc AS b, r1.kind, r1.s * least(r1.u, r2.u) / (r1.k - 1) AS w
             FROM {rel} r1 JOIN {rel} r2 ON r1.kind = r2.kind AND r1.item = r2.item AND r1.acc < r2.acc
-            WHERE r1.k <= {cap}
-        ), big AS (
-            SELECT acc, kind, item, u, s,
-                   (row_number() OVER (PARTITION BY kind, item ORDER BY hash(acc * 7919 + item), acc) - 1) AS rk,
-                   count(*) OVER (PARTITION BY kind, item) AS kk
-            FROM {rel} WHERE k > {cap}
-        ), step AS (SELECT *, unnest(range(1, {h + 1})) AS d FROM big),
-        sampled AS (
-            SELECT least(r1.acc, r2.acc) AS a, greatest(r1.acc, r2.acc) AS b, r1.kind,
-                   r1.s * least(r1.u, r2.u) / {2 * h} AS w
-            FROM step r1 JOIN big r2
-              ON r1.kind = r2.kind AND r1.item = r2.item AND r2.rk = (r1.rk + r1.d) % r1.kk
-            WHERE r1.kk > {2 * h}
-        ), p AS (SELECT * FROM small UNION ALL SELECT * FROM sampled)
+            WHERE r1.k <= {cap} AND r1.acc % {n} = {j}
+        ), p AS (SELECT * FROM small UNION ALL SELECT * FROM {sampled} WHERE a % {n} = {j})
         SELECT a, b, round(sum(w), 9) AS weight, count(*) AS n_shared,
                round(sum(CASE WHEN kind = 'F' THEN w ELSE 0 END), 9) AS w_family,
                round(sum(CASE WHEN kind = 'T' THEN w ELSE 0 END), 9) AS w_template
         FROM p GROUP BY a, b
     """
+
+
+# Candidate pairs grouped at once: at ten million exchanges the small items alone give billions of pair
+# rows, which no memory limit holds as one GROUP BY (the 10M season scan ran out at 12 GB), so the pairs
+# are summed in buckets of their first account, each about this many rows.
+PAIRS_PER_BUCKET = 20_000_000
+
+
+def _pair_buckets(con: duckdb.DuckDBPyConnection, rel: str, max_pair_accounts: int, what: str):
+    """Yield the SQL of each bucket of the weighted pairs of ``rel`` (`_pair_sql`); logs progress as ``what``.
+
+    The sampled pairs of large items are computed once into ``_rg_sampled`` (dropped at the end). The
+    bucket count comes from the exact number of pair rows: ``k (k - 1) / 2`` per small item plus the
+    sampled rows.
+    """
+    cap = int(max_pair_accounts)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _rg_sampled AS {_sampled_sql(rel, cap)}")
+    try:
+        n_small = con.execute(f"SELECT coalesce(sum(k - 1), 0) / 2 FROM {rel} WHERE k <= {cap}").fetchone()[0]
+        n_sampled = con.execute("SELECT count(*) FROM _rg_sampled").fetchone()[0]
+        n = max(1, math.ceil((float(n_small) + n_sampled) / PAIRS_PER_BUCKET))
+        t0 = time.monotonic()
+        for j in range(n):
+            yield _pair_sql(rel, "_rg_sampled", cap, (j, n))
+            if n > 1:
+                log.info("links: %s, pair bucket %d/%d (%.0f pair rows in all) in %.0f s", what, j + 1, n,
+                         float(n_small) + n_sampled, time.monotonic() - t0)
+    finally:
+        con.execute("DROP TABLE IF EXISTS _rg_sampled")
 
 
 def build_links(
@@ -264,21 +304,20 @@ def build_links(
     # content with other heavy users by volume alone, so its links must also beat its own null, not
     # only the pooled one (which the few heavy accounts barely move).
     own_null = np.zeros(len(accounts), np.float64)
-    for _ in range(max(1, n_null)):
+    has_rel = np.unique(np.asarray(rel["acc"], dtype=np.int64))
+    for draw in range(max(1, n_null)):
         shuffle_relations(con, rel, rng, "_rg_null", volumes=volumes)
         # Each account's strongest chance link; accounts with shared items but no null pair count 0.
-        res = con.execute(
-            f"""
-            WITH p AS ({_pair_sql('_rg_null', max_item_accounts)}),
-            m AS (SELECT a AS acc, weight FROM p UNION ALL SELECT b, weight FROM p)
-            SELECT r.acc, coalesce(max(m.weight), 0) AS w
-            FROM (SELECT DISTINCT acc FROM _rg_rel) r LEFT JOIN m USING (acc) GROUP BY r.acc ORDER BY r.acc
-            """
-        ).fetchnumpy()
-        mx = np.asarray(res["w"], dtype=np.float64)
-        null_w.append(mx)
-        own_null[np.asarray(res["acc"], dtype=np.int64)] = np.maximum(
-            own_null[np.asarray(res["acc"], dtype=np.int64)], mx)
+        mx = np.zeros(len(accounts), np.float64)
+        for sql in _pair_buckets(con, "_rg_null", max_item_accounts, f"null draw {draw + 1}"):
+            res = con.execute(
+                f"WITH p AS ({sql}) SELECT acc, max(weight) AS w "
+                "FROM (SELECT unnest([a, b]) AS acc, weight FROM p) GROUP BY acc"
+            ).fetchnumpy()
+            acc = np.asarray(res["acc"], dtype=np.int64)
+            mx[acc] = np.maximum(mx[acc], np.asarray(res["w"], dtype=np.float64))
+        null_w.append(mx[has_rel])
+        own_null = np.maximum(own_null, mx)
     pooled = np.concatenate(null_w) if null_w else np.empty(0)
     threshold = float(np.quantile(pooled, null_quantile)) if len(pooled) else 0.0
 
@@ -287,20 +326,24 @@ def build_links(
 
     own = pa.table({"acc": np.arange(len(accounts), dtype=np.int64), "w": own_null})  # noqa: F841
     con.execute("CREATE OR REPLACE TEMP TABLE own_null AS SELECT * FROM own")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _rg_pairs AS {_pair_sql('_rg_rel', max_item_accounts)}")
-    n_cand = con.execute("SELECT count(*) FROM _rg_pairs").fetchone()[0]
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _rg_keep AS
-        SELECT p.* FROM _rg_pairs p JOIN own_null n1 ON n1.acc = p.a JOIN own_null n2 ON n2.acc = p.b
-        WHERE p.weight > {threshold!r} AND p.weight > greatest(n1.w, n2.w)
-        UNION
-        SELECT p.* FROM _rg_pairs p
-        WHERE EXISTS (
-            SELECT 1 FROM _rg_intense i1 JOIN _rg_intense i2 ON i1.item = i2.item
-            WHERE i1.acc = p.a AND i2.acc = p.b)
-        """
-    )
+    con.execute("CREATE OR REPLACE TEMP TABLE _rg_keep (a BIGINT, b BIGINT, weight DOUBLE, n_shared BIGINT, "
+                "w_family DOUBLE, w_template DOUBLE)")
+    n_cand = 0
+    for sql in _pair_buckets(con, "_rg_rel", max_item_accounts, "links"):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _rg_pairs AS {sql}")
+        n_cand += con.execute("SELECT count(*) FROM _rg_pairs").fetchone()[0]
+        con.execute(
+            f"""
+            INSERT INTO _rg_keep
+            SELECT p.* FROM _rg_pairs p JOIN own_null n1 ON n1.acc = p.a JOIN own_null n2 ON n2.acc = p.b
+            WHERE p.weight > {threshold!r} AND p.weight > greatest(n1.w, n2.w)
+            UNION
+            SELECT p.* FROM _rg_pairs p
+            WHERE EXISTS (
+                SELECT 1 FROM _rg_intense i1 JOIN _rg_intense i2 ON i1.item = i2.item
+                WHERE i1.acc = p.a AND i2.acc = p.b)
+            """
+        )
     kept = con.execute(
         "SELECT a, b, weight, n_shared, w_family, w_template FROM _rg_keep ORDER BY a, b"
     ).fetchnumpy()
@@ -682,6 +725,6 @@ def shuffle_relations(con: duckdb.DuckDBPyConnection, rel: dict, rng: np.random.
 def drop_link_tables(con: duckdb.DuckDBPyConnection, keep: tuple[str, ...] = ()) -> None:
     """Drop the temporary tables of :func:`build_links` (all but ``keep``); after ``keep_tables=True``
     the caller calls this once it is done with :func:`engine.detect.rings.expand_rings`."""
-    for t in ("_rg_acc", "_rg_rel", "_rg_null", "_rg_pairs", "_rg_keep", "_rg_intense", "_rg_share", "own_null"):
+    for t in ("_rg_acc", "_rg_rel", "_rg_null", "_rg_sampled", "_rg_pairs", "_rg_keep", "_rg_intense", "_rg_share", "own_null"):
         if t not in keep:
             con.execute(f"DROP TABLE IF EXISTS {t}")

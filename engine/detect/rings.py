@@ -36,7 +36,14 @@ import numpy as np
 import pyarrow as pa
 from scipy.stats import binom, poisson
 
-from engine.detect.links import MAX_PAIR_ACCOUNTS, LinkGraph, account_volumes, relations, shuffle_relations
+from engine.detect.links import (
+    MAX_PAIR_ACCOUNTS,
+    PAIRS_PER_BUCKET,
+    LinkGraph,
+    account_volumes,
+    relations,
+    shuffle_relations,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,22 +121,34 @@ def expand_rings(
     def ties(rel_table: str) -> dict:
         # Only (outside account, ring member) pairs matter: joining the members' relations with the
         # outsiders' skips the tens of millions of outsider-outsider pairs (at a million exchanges this
-        # was 12 s per call). Pair weights as in links._pair_sql, rounded per pair the same way.
-        return con.execute(
+        # was 12 s per call). Pair weights as in links._pair_sql, rounded per pair the same way, and
+        # summed in buckets of the outside account as links are (`links.PAIRS_PER_BUCKET`).
+        rel = (f"SELECT x.*, r.ring FROM {rel_table} x JOIN _rg_ring r USING (acc) "
+               f"WHERE x.k <= {int(max_pair_accounts)}")
+        n_rows = con.execute(
+            f"""SELECT coalesce(sum(o * m), 0) FROM (
+                    SELECT count(*) FILTER (WHERE ring < 0) AS o, count(*) FILTER (WHERE ring >= 0) AS m
+                    FROM ({rel}) GROUP BY kind, item)"""
+        ).fetchone()[0]
+        n = max(1, math.ceil(float(n_rows) / PAIRS_PER_BUCKET))
+        parts = [con.execute(
             f"""
-            WITH rel AS (SELECT x.*, r.ring FROM {rel_table} x JOIN _rg_ring r USING (acc)
-                         WHERE x.k <= {int(max_pair_accounts)}),
+            WITH rel AS ({rel}),
             p AS (
                 SELECT o.acc, m.acc AS other, m.ring,
                        round(sum(o.s * least(o.u, m.u) / (o.k - 1)), 9) AS weight
                 FROM rel o JOIN rel m ON o.kind = m.kind AND o.item = m.item
-                WHERE o.ring < 0 AND m.ring >= 0
+                WHERE o.ring < 0 AND m.ring >= 0 AND o.acc % {n} = {j}
                 GROUP BY o.acc, m.acc, m.ring
             )
             SELECT acc, ring, round(sum(weight), 9) AS tie, count(*) AS n
-            FROM p GROUP BY acc, ring ORDER BY acc, tie DESC, ring
+            FROM p GROUP BY acc, ring
             """
-        ).fetchnumpy()
+        ).fetchnumpy() for j in range(n)]
+        out = {c: np.concatenate([np.asarray(p[c]) for p in parts]) for c in ("acc", "ring", "tie", "n")}
+        # By account, strongest tie first, then ring id: what the callers read as "first row per account".
+        order = np.lexsort((out["ring"], -out["tie"], out["acc"]))
+        return {c: v[order] for c, v in out.items()}
 
     rel = relations(con)
     # The links' null recomputed item coherence per draw (sharer weights); so does this one.
