@@ -141,7 +141,7 @@ class Snapshot:
 
     def is_campaign(self, account_id: str) -> bool:
         row = self.scores.get(account_id)
-        return row is not None and (row[0] >= FLAG_SCORE or row[1] is not None)
+        return row is not None and bool(_campaign(row[0], -1 if row[1] is None else row[1]))
 
     def account_score(self, account_id: str, max_signals: int | None = None) -> AccountScore | None:
         row = self.scores.get(account_id)
@@ -185,8 +185,8 @@ def read_snapshot(store: Store, encoder: str, dim: int, *, version: int, previou
                   for r in con.execute("SELECT account_id, score, ring_id, top_signal, CAST(signals AS VARCHAR) "
                                        "FROM account_scores").fetchall()}
         code_ring, code_campaign = _by_code(senders, con.sql(
-            "SELECT account_id, coalesce(ring_id, -1)::BIGINT AS ring, coalesce(score >= ?, false) "
-            "OR ring_id IS NOT NULL AS campaign FROM account_scores", params=[FLAG_SCORE]).to_arrow_table())
+            "SELECT account_id, coalesce(ring_id, -1)::BIGINT AS ring, coalesce(score, 0.0)::DOUBLE AS score "
+            "FROM account_scores").to_arrow_table())
         found = {r.ring_id: r for r in rings(con, limit=None)}
         last_scan = con.execute("SELECT max(finished) FROM scan_runs WHERE status = 'done'").fetchall()[0][0]
         covered = frozenset() if stale else _covered(con, pending, encoder, index.max_shard)
@@ -222,14 +222,23 @@ def _best_ring(ties: list[tuple[int, int, int]]) -> dict[int, int]:
     return best
 
 
+def _campaign(score, ring):
+    """Flagged or in a ring (``ring`` -1 for none): the accounts a check counts as campaign ones.
+
+    The one definition, for one account (`Snapshot.is_campaign`) and for arrays of them (`_by_code`).
+    """
+    return (np.asarray(score) >= FLAG_SCORE) | (np.asarray(ring) >= 0)
+
+
 def _by_code(senders: SenderIndex, scored: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """(ring or -1, campaign) per sender code from account_scores' rows; an account not scored is neither."""
     ring = np.full(senders.n_accounts, -1, np.int64)
     campaign = np.zeros(senders.n_accounts, bool)
     codes = senders.codes_of(scored.column("account_id"))
     known = codes >= 0
-    ring[codes[known]] = scored.column("ring").to_numpy()[known]
-    campaign[codes[known]] = scored.column("campaign").to_numpy(zero_copy_only=False)[known]
+    scored_ring = scored.column("ring").to_numpy()
+    ring[codes[known]] = scored_ring[known]
+    campaign[codes[known]] = _campaign(scored.column("score").to_numpy(), scored_ring)[known]
     return ring, campaign
 
 
