@@ -25,13 +25,16 @@ between them reaches ``SPLIT_RATIO`` of the lower density inside them merge back
 build and one key burst, tied across its cards far above a tenth of within; two operators meet only
 where they run the same client.
 
-**The split.** A ring is cut when its members make two or more parts of at least three; each part
-becomes a ring. Members that hold none of the ring's own resources (a careful operator's accounts on
-home lines with the commonest client and a card each, or ordinary accounts the content drew in) stay
-together as the ring's remainder when each is content-linked to two or more others of it (the
-remainder's 2-core, at least three accounts); the rest leave the rings: an ordinary account Louvain
-drew in on one weak link has neither an operator's traces nor a second tie. A ring with one part or
-none stays as content made it: infrastructure then says nothing about who runs it.
+**The split.** A ring is cut when its members make two or more parts of at least three, or one part
+and a remainder (below); each part becomes a ring. Members that hold none of the ring's own resources
+(a careful operator's accounts on home lines with the commonest client and a card each, or ordinary
+accounts the content drew in) stay together as the ring's remainder when each is content-linked to two
+or more others of it (the remainder's 2-core, at least three accounts); the rest leave the rings: an
+ordinary account Louvain drew in on one weak link has neither an operator's traces nor a second tie.
+One part and a remainder are two operators drawing on the same content, one traced and one careful (on
+the season profile at 100k exchanges, a sweep of 20 accounts paying with one card and a traceless one
+of 28 filling the same public template were one ring). A ring with no part, or one part and no
+remainder, stays as content made it: infrastructure then says nothing about who else runs it.
 
 Each content ring is cut on its own. Cutting the rings that content links join together, so that an
 operator Louvain spread over two communities became one ring, merged operators instead: over a
@@ -197,14 +200,14 @@ def split_by_operator(con: duckdb.DuckDBPyConnection, rings: list[np.ndarray], c
         members, core_set = set(mem.tolist()), set(np.asarray(core).tolist())
         own = _own_resources(con, mem, n_population) if exists and len(mem) >= 2 * MIN_PART else []
         parts = [p for p in _parts(mem, own, seed) if len(p) >= MIN_PART] if own else []
-        if len(parts) < 2:
+        rest = members.difference(*parts) if parts else set()
+        kept = _two_core(rest, la, lb) if rest else set()
+        if not parts or (len(parts) == 1 and not kept):
             # Infrastructure says nothing about who runs it: the ring stays as content made it.
             emit(members, core_set, r, own, False)
             continue
         n_cut += 1
         parts.sort(key=lambda p: (-len(p), min(p)))
-        rest = members.difference(*parts)
-        kept = _two_core(rest, la, lb) if rest else set()
         n_left += len(rest) - len(kept)
         for p in parts + ([kept] if kept else []):
             emit(p, core_set, r, own, True)

@@ -101,6 +101,18 @@ def test_one_operator_stays_one_ring_and_traceless_rings_stay_whole(world):
     assert len(out.rings) == 1 and np.array_equal(out.rings[0], c)
 
 
+def test_a_traced_operator_and_a_traceless_one_become_two_rings(world):
+    con, accounts = world
+    a, c = _idx(accounts, "opa"), _idx(accounts, "opc")
+    ring = np.sort(np.concatenate([a, c]))
+    # One part holds the ring's own harness and cards; the rest hold nothing of the ring's but are tied
+    # to each other by content: two operators, not one with a few stray accounts.
+    out = split_by_operator(con, [ring], [ring], len(accounts), _links(ring), seed=0)
+    assert len(out.rings) == 2 and out.cut == [True, True]
+    assert [{accounts[i][:3] for i in r} for r in out.rings] == [{"opa"}, {"opc"}]
+    assert len(out.rings[0]) == 45 and 20 <= len(out.rings[1]) <= 30
+
+
 def test_remainder_without_a_second_tie_leaves_the_rings(world):
     con, accounts = world
     a, b, org = _idx(accounts, "opa"), _idx(accounts, "opb"), _idx(accounts, "org")[:8]

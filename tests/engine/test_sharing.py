@@ -189,6 +189,26 @@ def test_integrations_sharing_one_public_template_link_nobody():
     assert len(kept.a) == len(g.a) - 1  # ...and the scorer drops it
 
 
+def test_an_integration_is_single_purpose_wherever_its_template_slots_are():
+    # Two products' prompts whose first and last words change with every call (a table name first, a
+    # tone, the user's text last); one person who asks about many things in one stock phrasing.
+    from engine.detect import signals as sg
+
+    b = Builder(11)
+    for _ in range(150):
+        b.send("appSQL", b.prompt(f"given the table {b.words(1)}, write one sql query that answers: "
+                                  f"{b.words(6)} return only sql."))
+        b.send("appTone", b.prompt(f"write a short {b.words(1)} reply to this email on behalf of "
+                                   f"{b.words(1)}: {b.words(8)}"))
+    b.organic("heavy", 150)
+    for i in range(20):
+        b.organic(f"bg{i:02d}", 5)
+    con, _, _ = b.load()
+    accounts = tuple(r[0] for r in con.execute("SELECT DISTINCT account_id FROM exchanges ORDER BY 1").fetchall())
+    single = sg.single_purpose(con, accounts)
+    assert {accounts[i] for i in np.flatnonzero(single)} == {"appSQL", "appTone"}
+
+
 def test_infrastructure_attaches_only_what_points_at_one_ring():
     from engine.detect.fusion import attach_by_infra
     from engine.detect.infra import InfraLinks
