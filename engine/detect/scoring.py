@@ -252,6 +252,22 @@ def score_accounts(
         op_joined = ops.join_by_operator(con, split, (ring_of < 0) & ~single, content | (ring_of >= 0))
         ring_members = _add_joins(ring_members, ring_of, tied, {i: r for i, (r, _) in op_joined.items()},
                                   by_content=content)
+    if settings.single_purpose and ring_members:
+        # A ring with fewer than three members that are not single-purpose is a ring of integrations: what
+        # they share with each other is no evidence (sg.single_purpose), and the SDK build they all run is
+        # no operator's harness (at 10M on the season profile, integrations of two public templates made
+        # four such rings). It is dissolved; its members keep their own signals.
+        keep = [int((~single[mem]).sum()) >= 3 for mem in ring_members]
+        if not all(keep):
+            new_id = np.cumsum(keep) - 1
+            ring_members, core_members, op_resources, op_from = (
+                [x for x, k in zip(seq, keep, strict=True) if k]
+                for seq in (ring_members, core_members, op_resources, op_from))
+            ring_of[:] = -1
+            for r, mem in enumerate(ring_members):
+                ring_of[mem] = r
+            op_joined = {i: (int(new_id[r]), d) for i, (r, d) in op_joined.items() if keep[r]}
+            log.info("rings: %d rings of integrations dissolved", keep.count(False))
     # Accounts past a content cut-off whose shared templates' other users are mostly one ring's join it
     # (thin sweep and low-and-slow accounts: their fillings are each their own family).
     tpl_joined: dict[int, tuple[int, float, int]] = {}
