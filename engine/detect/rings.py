@@ -47,7 +47,10 @@ from engine.detect.links import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RingExpansion", "expand_rings", "find_rings", "guard_rings", "split_parts"]
+__all__ = ["MIN_RING", "RingExpansion", "expand_rings", "find_rings", "guard_rings", "split_parts"]
+
+# Accounts a ring needs: two accounts sharing content are a couple or one person's two accounts.
+MIN_RING = 3
 
 # Tail probability below which an account's share of ring content stands out against the ring's
 # ordinary neighbours (`guard_rings`). Applied per account without a multiple-test correction on purpose:
@@ -189,7 +192,7 @@ def expand_rings(
 
 
 def guard_rings(con: duckdb.DuckDBPyConnection, expansion: RingExpansion, n_accounts: int, *,
-                alpha: float = GUARD_ALPHA, min_size: int = 3, exempt: np.ndarray | None = None) -> RingExpansion:
+                alpha: float = GUARD_ALPHA, min_size: int = MIN_RING, exempt: np.ndarray | None = None) -> RingExpansion:
     """Remove from each ring the accounts whose ring-shared prompts do not stand out (module doc).
 
     ``exempt`` (bool per account): accounts kept whatever their content, e.g. those tied to their ring
@@ -267,7 +270,7 @@ def guard_rings(con: duckdb.DuckDBPyConnection, expansion: RingExpansion, n_acco
     return replace(expansion, rings=kept, joined=joined, removed=removed, shares=shares, attached=attached)
 
 
-def find_rings(graph: LinkGraph, *, min_size: int = 3, seed: int = 0, split: bool = True,
+def find_rings(graph: LinkGraph, *, min_size: int = MIN_RING, seed: int = 0, split: bool = True,
                need_cycle: bool = True) -> list[np.ndarray]:
     """Louvain communities of the significant links with at least ``min_size`` accounts.
 

@@ -253,12 +253,12 @@ def score_accounts(
         ring_members = _add_joins(ring_members, ring_of, tied, {i: r for i, (r, _) in op_joined.items()},
                                   by_content=content)
     if settings.single_purpose and ring_members:
-        # A ring with fewer than three members that are not single-purpose is a ring of integrations: what
+        # A ring with fewer than MIN_RING members that are not single-purpose is a ring of integrations: what
         # they share with each other is no evidence (sg.single_purpose), and the SDK build they all run is
         # no operator's harness (at 10M on the season profile, one integration just under the volume the
         # rule needs linked 80 others of its template into a content ring, which the operator split cut
         # into three by their SDK strings). It is dissolved; its members keep their own signals.
-        keep = [int((~single[mem]).sum()) >= 3 for mem in ring_members]
+        keep = [int((~single[mem]).sum()) >= rg.MIN_RING for mem in ring_members]
         if not all(keep):
             new_id = np.cumsum(keep) - 1
             ring_members, core_members, op_resources, op_from = (
