@@ -244,6 +244,9 @@ class Store:
             if con.execute("SELECT current_setting('temp_directory')").fetchone()[0] != spill:
                 con.execute(f"SET temp_directory = '{spill}'")
             con.execute("SET preserve_insertion_order = true")
+            # Progress goes through the engine's ProgressFn; DuckDB's own bar would write past `-q` and
+            # into the TUI's terminal whenever a query runs longer than two seconds.
+            con.execute("SET enable_progress_bar = false")
             if self.read_only and not self._version_checked:
                 self._check_version(con)
             yield con
