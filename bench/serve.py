@@ -215,6 +215,26 @@ def _summary(ms: list[float]) -> dict:
             "max_ms": round(max(ms), 2) if ms else None, "mean_ms": round(sum(ms) / len(ms), 2) if ms else None}
 
 
+def _snapshot_seen(url: str, headers: dict) -> dict:
+    """The snapshot the service answers from: its version and the scan it reflects."""
+    health = httpx.get(f"{url}/v1/health", headers=headers, timeout=30).json()
+    return {"snapshot": health.get("snapshot"), "last_scan": health.get("last_scan"),
+            "rings": health.get("rings"), "waiting": health.get("waiting")}
+
+
+def _newer_snapshot(url: str, headers: dict, before: dict, max_seconds: float) -> dict:
+    """Poll health until the service reads the state the scan committed (a newer last scan, no writer
+    waited on) or max_seconds pass, so the run shows the service moved on to it, and how long after the
+    scan ended. (The snapshot version alone moves on mid-scan too, at each of the scan's commits.)"""
+    started = time.monotonic()
+    while True:
+        seen = _snapshot_seen(url, headers)
+        waited = time.monotonic() - started
+        if (seen["last_scan"] != before["last_scan"] and not seen["waiting"]) or waited > max_seconds:
+            return dict(seen, seconds_after_scan=round(waited, 1))
+        time.sleep(0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -253,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         one, one_status, verdicts = sequential(url, headers, checks[:n_one], args.warmup)
         log.info("one client: %s", one)
         scan = None
+        before = after = None
         if args.during_scan:
+            before = _snapshot_seen(url, headers)
             scan = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "scan", "--force", "-q", "-w",
                                      str(args.workspace)], cwd=ROOT)
         for k, kind in enumerate(kinds):
@@ -266,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             many_status += statuses
             log.info("%d clients (%s): %s", args.clients, kind, figures)
         scan_code = scan.wait() if scan is not None else None
+        if scan is not None:
+            after = _newer_snapshot(url, headers, before, args.max_seconds)
         health = httpx.get(f"{url}/v1/health", timeout=30).json()
     finally:
         if service is not None:
@@ -280,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         statuses={str(k): v for k, v in (one_status + many_status).items()}, errors=errors,
         verdicts_one_client=dict(verdicts),
         during_scan=None if scan_code is None else {"scan_exit": scan_code, "checks": many["n"],
-                                                     "errors": sum(n for s, n in many_status.items() if s != 200)},
+                                                     "errors": sum(n for s, n in many_status.items() if s != 200),
+                                                     "snapshot_before": before, "snapshot_after": after},
         recent_exchanges_after=health.get("recent_exchanges"))
     rows = [{"phase": "1 client", **one}] + [{"phase": f"{args.clients} clients ({kind})", **phases[kind]}
                                              for kind in kinds]
