@@ -78,6 +78,7 @@ class SenderIndex:
             mapped = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
             setattr(self, name, mapped.view(np.ndarray))
         self._sorted_names: np.ndarray | None = None  # the names as fixed-width bytes, made on first use
+        self._position_of: np.ndarray | None = None  # prompt id -> position in prompt_ids, made on first use
 
     # ------------------------------------------------------------------ build and load
     @staticmethod
@@ -212,31 +213,64 @@ class SenderIndex:
         """
         q, pid, sim, ex = _dedupe(np.asarray(query_index, np.int64), np.asarray(prompt_id, np.int64),
                                   np.asarray(similarity, np.float32), np.asarray(exact, bool))
-        pos = np.searchsorted(self.prompt_ids, pid)
-        found = pos < len(self.prompt_ids)
-        found[found] = self.prompt_ids[pos[found]] == pid[found]
+        pos = self._prompt_positions(pid)
+        found = pos >= 0
         q, pid, sim, ex, pos = q[found], pid[found], sim[found], ex[found], pos[found]
-        lo, hi = self.offsets[pos], self.offsets[pos + 1]
-        rows = _ranges(lo, hi)
-        q, pid, sim, ex = (np.repeat(x, hi - lo) for x in (q, pid, sim, ex))
-        acc, ts = self.account_code[rows], self.ts_us[rows]
         if len(q) == 0:
             none = np.zeros(0, np.int64)
             return SenderGroups(none, none.astype(np.int32), none, none.astype(np.float32), none, none, none,
                                 none.astype(bool))
-        # Within each (query, account): best similarity first, then lowest prompt id, so the first row
-        # of a group is its example.
-        order = np.lexsort((pid, -sim, acc, q))
-        q, acc, pid, sim, ex, ts = q[order], acc[order], pid[order], sim[order], ex[order], ts[order]
-        new = np.ones(len(q), bool)
-        new[1:] = (q[1:] != q[:-1]) | (acc[1:] != acc[:-1])
+        # Each hit's rank by query, similarity desc, then prompt id (the hits are in query, id order, and
+        # lexsort is stable): the order of an account's examples, best first.
+        hit_rank = np.empty(len(q), np.int64)
+        hit_rank[np.lexsort((-sim, q))] = np.arange(len(q), dtype=np.int64)
+        lo, hi = self.offsets[pos], self.offsets[pos + 1]
+        rows = _ranges(lo, hi)
+        hit = np.repeat(np.arange(len(q), dtype=np.int64), hi - lo)
+        acc, ts = self.account_code[rows].astype(np.int64), self.ts_us[rows]
+        # Rows by (query, account, hit rank), so that the first row of a group is its example: one integer
+        # key where it fits in 63 bits (a check matches up to tens of thousands of exchanges, and one
+        # argsort of a key costs a fraction of a four-key lexsort). Ties are one hit's several exchanges
+        # by one account, whose order no result depends on.
+        n_codes = int(acc.max()) + 1
+        if (int(q[-1]) + 1) * n_codes * len(q) < 2 ** 62:
+            group_key = q[hit] * n_codes + acc
+            order = np.argsort(group_key * len(q) + hit_rank[hit])
+            group_key = group_key[order]
+        else:
+            order = np.lexsort((hit_rank[hit], acc, q[hit]))
+            group_key = None
+        hit, acc, ts = hit[order], acc[order], ts[order]
+        new = np.ones(len(hit), bool)
+        if group_key is not None:
+            new[1:] = group_key[1:] != group_key[:-1]
+        else:
+            new[1:] = (q[hit[1:]] != q[hit[:-1]]) | (acc[1:] != acc[:-1])
         start = np.flatnonzero(new)
-        counts = np.diff(np.append(start, len(q))).astype(np.int64)
+        counts = np.diff(np.append(start, len(hit))).astype(np.int64)
         ts_last = np.where(ts == NO_TS_FIRST, NO_TS_LAST, ts)
-        g = (q[start], acc[start], counts, sim[start], np.minimum.reduceat(ts, start),
-             np.maximum.reduceat(ts_last, start), pid[start], np.logical_or.reduceat(ex, start))
+        best = hit[start]
+        g = (q[best], acc[start].astype(np.int32), counts, sim[best], np.minimum.reduceat(ts, start),
+             np.maximum.reduceat(ts_last, start), pid[best], np.logical_or.reduceat(ex[hit], start))
         final = np.lexsort((g[1], -g[2], -g[3], g[0]))
         return SenderGroups(*(x[final] for x in g))
+
+    def _prompt_positions(self, prompt_ids: np.ndarray) -> np.ndarray:
+        """Each prompt id's position in `prompt_ids`, -1 where the prompt has no exchange.
+
+        A direct lookup: prompt ids are drawn from a sequence, so the table is about as long as the
+        index, and a binary search over millions of ids cost a check more than all its sorting.
+        """
+        table = self._position_of
+        if table is None:  # two threads may both build it: the same array either way
+            top = int(self.prompt_ids[-1]) if len(self.prompt_ids) else -1
+            table = np.full(top + 1, -1, np.int32 if len(self.prompt_ids) < 2 ** 31 else np.int64)
+            table[np.asarray(self.prompt_ids)] = np.arange(len(self.prompt_ids))
+            self._position_of = table
+        inside = (prompt_ids >= 0) & (prompt_ids < len(table))
+        out = np.full(len(prompt_ids), -1, np.int64)
+        out[inside] = table[prompt_ids[inside]]
+        return out
 
 
 def _stored_key(folder: Path) -> tuple[int, ...]:
@@ -330,11 +364,21 @@ def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def _dedupe(q: np.ndarray, pid: np.ndarray, sim: np.ndarray, ex: np.ndarray):
+    """One hit per (query, prompt), in that order: the best similarity, exact if any of them was."""
     if len(q) == 0:
         return q, pid, sim, ex
-    order = np.lexsort((-sim, pid, q))
-    q, pid, sim, ex = q[order], pid[order], sim[order], ex[order]
-    new = np.ones(len(q), bool)
-    new[1:] = (q[1:] != q[:-1]) | (pid[1:] != pid[:-1])
+    top = int(pid.max()) + 1
+    if int(q.max()) + 1 < 2 ** 62 // max(top, 1) and int(pid.min()) >= 0:
+        key = q * top + pid
+        order = np.argsort(key)
+        key = key[order]
+        new = np.ones(len(q), bool)
+        new[1:] = key[1:] != key[:-1]
+    else:
+        order = np.lexsort((pid, q))
+        new = np.ones(len(q), bool)
+        new[1:] = (q[order][1:] != q[order][:-1]) | (pid[order][1:] != pid[order][:-1])
     start = np.flatnonzero(new)
-    return q[start], pid[start], sim[start], np.logical_or.reduceat(ex, start)
+    first = order[start]
+    return (q[first], pid[first], np.maximum.reduceat(sim[order], start),
+            np.logical_or.reduceat(ex[order], start))

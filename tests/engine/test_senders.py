@@ -18,6 +18,7 @@ from engine import Engine
 from engine.config import EngineConfig
 from engine.ingest.fingerprint import fingerprint, normalize
 from engine.query.senders import DIR_NAME, SenderIndex
+from engine.query.who_else import prepare_queries, stored_hits
 from synth import SynthConfig, write_synth
 from tests.fixtures.corpora import perturb
 from tests.fixtures.traffic import write_jsonl
@@ -138,3 +139,18 @@ def test_account_codes_are_found_as_arrays_in_utf8_order(tmp_path):
     assert sorted(c for c in want if c is not None) == list(range(len(names)))
     assert senders.codes_of(pa.array(asked)).tolist() == [-1 if c is None else c for c in want]
     assert [senders.account(c) for c in range(len(names))] == sorted(names)
+
+
+def test_grouping_is_the_same_when_its_sort_key_would_not_fit_64_bits(workspace):
+    """Query numbers too large for the one-integer sort keys take the lexsort path, with equal groups."""
+    queries = _queries(workspace)
+    normals, prints = prepare_queries(queries)
+    with workspace.store.connect() as con:
+        senders = SenderIndex.current(workspace.store, con)
+    hits = stored_hits(senders, workspace._index(), workspace.encoder.encode(normals), prints, workspace.threshold)
+    small = senders.group(hits.query_index, hits.prompt_id, hits.similarity, hits.exact)
+    huge = senders.group(hits.query_index + 2 ** 52, hits.prompt_id, hits.similarity, hits.exact)
+    assert len(small.query_index) > 200
+    assert np.array_equal(huge.query_index - 2 ** 52, small.query_index)
+    for field in ("account_code", "n_matches", "max_similarity", "first_us", "last_us", "example_id", "exact"):
+        assert np.array_equal(getattr(huge, field), getattr(small, field)), field
