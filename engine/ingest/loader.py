@@ -3,7 +3,7 @@
 A file goes through three steps, each one resumable (staging lives in `engine.ingest.staging`, its line
 readers in `engine.ingest.lines`):
 
-1. **stage**: JSONL and CSV are read line by line in Python, in large chunks (so that every row keeps
+1. **stage**: JSONL is read in blocks of whole lines and CSV record by record (so that every row keeps
    its physical line number, and a line over MAX_LINE_BYTES is never held whole), checked against the
    per-row limits of engine.config before DuckDB's JSON functions see a row, then field-checked in SQL;
    Parquet is read in bulk by DuckDB. Rows go to a staging table on disk, so memory stays bounded, each
