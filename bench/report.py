@@ -216,14 +216,18 @@ def _scale(results: list[Result]) -> list[str]:
         side = run.get("side_by_side", {})
         sem, own = side.get("semhash"), side.get("copyhound")
         if sem and own:
-            rows.append([_num(run["exchanges"]), _num(side.get("prompts")), _secs(sem.get("seconds")),
+            rows.append([_num(run["exchanges"]), _num(side.get("prompts")),
+                         "same vectors" if sem.get("same_vectors") else "encodes its own",
+                         _secs(sem.get("seconds")),
                          _secs(own.get("seconds")), _num(sem.get("ratio_semhash_over_copyhound"), 2),
                          _ratio(own.get("agreement_jaccard")), *_provenance(name, data)])
     if rows:
         out += ["### Against SemHash on the same self-deduplication job", "",
-                "SemHash's time includes encoding; copyhound's is load vectors + self-join + families. "
-                "Agreement: Jaccard of the prompts each calls a near-copy.", ""]
-        out += _table(["exchanges", "prompts", "SemHash s", "copyhound s", "ratio", "agreement",
+                "*Vectors*: SemHash given the vectors the scan joined (`SemHash.from_embeddings`; neither "
+                "time includes encoding), or encoding the prompts itself (older runs; its time includes "
+                "that encoding). copyhound's time is load vectors + self-join + families. Agreement: Jaccard "
+                "of the prompts each calls a near-copy.", ""]
+        out += _table(["exchanges", "prompts", "vectors", "SemHash s", "copyhound s", "ratio", "agreement",
                        *PROVENANCE], rows)
 
     rows = [[key, _num(value, 2), *_provenance(name, data)] for name, data in results

@@ -18,8 +18,9 @@ both without re-running ingest and embed):
 3. ``quality``: every account scored against the generator's truth with ``detect_eval.evaluate``:
    recall at 1% organic FPR per campaign kind, and viral / organic rings.
 4. Side by side on the same self-deduplication job (the prompts' vectors from the same encoder, the
-   scan's cut): SemHash (PyPI ``semhash``, its default usearch backend; its time includes encoding
-   the prompts, which copyhound does in its embed stage) and copyhound's load + self-join + families,
+   scan's cut): SemHash (PyPI ``semhash``, its default usearch backend, given the vectors the scan
+   joined through ``SemHash.from_embeddings``, so neither side's time includes encoding; the run records
+   how many prompts SemHash asked the encoder for, none) and copyhound's load + self-join + families,
    as a time ratio, with the agreement of the prompts each calls a near-duplicate. Exact brute force
    on a sample of rows (numpy, every vector against the sample): pair recall of the scan's self-join
    on each sampled row's 20 nearest exact neighbours (the scan caps edges per prompt on purpose), and
@@ -102,20 +103,26 @@ def side_by_side(eng: Engine, scan_stage: dict, threshold: float, sample: int, s
     enc = eng.encoder
     ids, vecs = load_vectors(eng.store, enc.name, enc.dim)
     with eng.store.connect() as con:
-        texts = con.execute("SELECT normalized FROM prompts ORDER BY prompt_id").fetchnumpy()["normalized"].tolist()
+        stored = con.execute("SELECT prompt_id, normalized FROM prompts ORDER BY prompt_id").fetchnumpy()
         edges = con.execute("SELECT prompt_a, prompt_b FROM matches").fetchnumpy()
         in_family = set(np.asarray(con.execute(
             "SELECT prompt_id FROM families WHERE prompt_id <> center_id").fetchnumpy()["prompt_id"]).tolist())
+    # Each vector's own prompt text, row for row: SemHash gets the very vectors the scan joined.
+    texts = np.asarray(stored["normalized"], dtype=object)[
+        np.searchsorted(np.asarray(stored["prompt_id"]), np.asarray(ids))].tolist()
     out: dict = {"prompts": len(ids), "threshold": threshold}
 
     from semhash import SemHash
 
-    class Given:  # SemHash's encoder protocol, answered by the engine's own encoder
+    encoded = [0]
+
+    class Given:  # SemHash's encoder protocol; with the vectors given it should never be asked
         def encode(self, sentences, **_):
+            encoded[0] += len(sentences)
             return enc.encode(list(sentences))
 
     with stage("semhash", unit="prompts", items=len(texts)) as st:
-        sh = SemHash.from_records(texts, model=Given())
+        sh = SemHash.from_embeddings(embeddings=np.ascontiguousarray(vecs, np.float32), records=texts, model=Given())
         result = sh.self_deduplicate(threshold=threshold)
     removed = {t for t in (r if isinstance(r, str) else r.record for r in result.filtered)}
     sh_removed = len(removed)
@@ -123,7 +130,8 @@ def side_by_side(eng: Engine, scan_stage: dict, threshold: float, sample: int, s
     pos = {t: i for i, t in enumerate(texts)}
     removed_ids = {int(ids[pos[t]]) for t in removed if t in pos}
     copyhound_s = scan_stage.get("self_join", 0.0) + scan_stage.get("families", 0.0) + scan_stage.get("load_vectors", 0.0)
-    out["semhash"] = {"seconds": round(st.seconds, 2), "includes_encoding": True, "peak_rss_mb": st.peak_rss_mb,
+    out["semhash"] = {"seconds": round(st.seconds, 2), "includes_encoding": encoded[0] > 0,
+                      "same_vectors": True, "prompts_it_encoded": encoded[0], "peak_rss_mb": st.peak_rss_mb,
                       "near_duplicates_removed": sh_removed,
                       "ratio_semhash_over_copyhound": round(st.seconds / max(copyhound_s, 1e-9), 2)}
     out["copyhound"] = {"seconds": round(copyhound_s, 2), "what": "load vectors + self-join + families",
