@@ -108,30 +108,26 @@ def side_by_side(eng: Engine, scan_stage: dict, threshold: float, sample: int, s
         in_family = set(np.asarray(con.execute(
             "SELECT prompt_id FROM families WHERE prompt_id <> center_id").fetchnumpy()["prompt_id"]).tolist())
     # Each vector's own prompt text, row for row: SemHash gets the very vectors the scan joined.
-    texts = np.asarray(stored["normalized"], dtype=object)[
-        np.searchsorted(np.asarray(stored["prompt_id"]), np.asarray(ids))].tolist()
+    texts = np.asarray(stored["normalized"], dtype=object)[np.searchsorted(stored["prompt_id"], ids)].tolist()
     out: dict = {"prompts": len(ids), "threshold": threshold}
-
     from semhash import SemHash
 
-    encoded = [0]
+    encoded = []  # what SemHash asks the encoder for: nothing, as it is given the vectors
 
-    class Given:  # SemHash's encoder protocol; with the vectors given it should never be asked
+    class Given:  # SemHash's encoder protocol
         def encode(self, sentences, **_):
-            encoded[0] += len(sentences)
+            encoded.extend(sentences)
             return enc.encode(list(sentences))
 
     with stage("semhash", unit="prompts", items=len(texts)) as st:
         sh = SemHash.from_embeddings(embeddings=np.ascontiguousarray(vecs, np.float32), records=texts, model=Given())
         result = sh.self_deduplicate(threshold=threshold)
     removed = {t for t in (r if isinstance(r, str) else r.record for r in result.filtered)}
-    sh_removed = len(removed)
-    ch_removed = len(in_family)
-    pos = {t: i for i, t in enumerate(texts)}
+    sh_removed, ch_removed, pos = len(removed), len(in_family), {t: i for i, t in enumerate(texts)}
     removed_ids = {int(ids[pos[t]]) for t in removed if t in pos}
     copyhound_s = scan_stage.get("self_join", 0.0) + scan_stage.get("families", 0.0) + scan_stage.get("load_vectors", 0.0)
-    out["semhash"] = {"seconds": round(st.seconds, 2), "includes_encoding": encoded[0] > 0,
-                      "same_vectors": True, "prompts_it_encoded": encoded[0], "peak_rss_mb": st.peak_rss_mb,
+    out["semhash"] = {"seconds": round(st.seconds, 2), "includes_encoding": bool(encoded),
+                      "same_vectors": True, "prompts_it_encoded": len(encoded), "peak_rss_mb": st.peak_rss_mb,
                       "near_duplicates_removed": sh_removed,
                       "ratio_semhash_over_copyhound": round(st.seconds / max(copyhound_s, 1e-9), 2)}
     out["copyhound"] = {"seconds": round(copyhound_s, 2), "what": "load vectors + self-join + families",
