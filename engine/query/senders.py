@@ -228,25 +228,11 @@ class SenderIndex:
         rows = _ranges(lo, hi)
         hit = np.repeat(np.arange(len(q), dtype=np.int64), hi - lo)
         acc, ts = self.account_code[rows].astype(np.int64), self.ts_us[rows]
-        # Rows by (query, account, hit rank), so that the first row of a group is its example: one integer
-        # key where it fits in 63 bits (a check matches up to tens of thousands of exchanges, and one
-        # argsort of a key costs a fraction of a four-key lexsort). Ties are one hit's several exchanges
-        # by one account, whose order no result depends on.
-        n_codes = int(acc.max()) + 1
-        if (int(q[-1]) + 1) * n_codes * len(q) < 2 ** 62:
-            group_key = q[hit] * n_codes + acc
-            order = np.argsort(group_key * len(q) + hit_rank[hit])
-            group_key = group_key[order]
-        else:
-            order = np.lexsort((hit_rank[hit], acc, q[hit]))
-            group_key = None
+        # Rows by (query, account, hit rank), so that the first row of a group is its example. Ties are
+        # one hit's several exchanges by one account, whose order no result depends on.
+        order = _order(q[hit], acc, hit_rank[hit])
         hit, acc, ts = hit[order], acc[order], ts[order]
-        new = np.ones(len(hit), bool)
-        if group_key is not None:
-            new[1:] = group_key[1:] != group_key[:-1]
-        else:
-            new[1:] = (q[hit[1:]] != q[hit[:-1]]) | (acc[1:] != acc[:-1])
-        start = np.flatnonzero(new)
+        start = np.flatnonzero(_run_starts(q[hit], acc))
         counts = np.diff(np.append(start, len(hit))).astype(np.int64)
         ts_last = np.where(ts == NO_TS_FIRST, NO_TS_LAST, ts)
         best = hit[start]
@@ -261,16 +247,27 @@ class SenderIndex:
         A direct lookup: prompt ids are drawn from a sequence, so the table is about as long as the
         index, and a binary search over millions of ids cost a check more than all its sorting.
         """
-        table = self._position_of
-        if table is None:  # two threads may both build it: the same array either way
+        if self._position_of is None:  # two threads may both build it: the same array either way
             top = int(self.prompt_ids[-1]) if len(self.prompt_ids) else -1
-            table = np.full(top + 1, -1, np.int32 if len(self.prompt_ids) < 2 ** 31 else np.int64)
-            table[np.asarray(self.prompt_ids)] = np.arange(len(self.prompt_ids))
-            self._position_of = table
-        inside = (prompt_ids >= 0) & (prompt_ids < len(table))
-        out = np.full(len(prompt_ids), -1, np.int64)
-        out[inside] = table[prompt_ids[inside]]
-        return out
+            self._position_of = dense_by_prompt(self.prompt_ids, np.arange(len(self.prompt_ids)), top)
+        return gather_by_prompt(self._position_of, prompt_ids)
+
+
+def dense_by_prompt(ids, values, top: int, *, identity: bool = False) -> np.ndarray:
+    """An int32 array indexed by prompt id up to `top`: `values` at `ids`, elsewhere the id itself
+    (`identity`) or -1."""
+    out = np.arange(top + 1, dtype=np.int32) if identity else np.full(top + 1, -1, np.int32)
+    out[np.asarray(ids, np.int64)] = np.asarray(values, np.int64)
+    return out
+
+
+def gather_by_prompt(dense: np.ndarray, prompt_ids) -> np.ndarray:
+    """`dense` (from `dense_by_prompt`) at each prompt id, int64, -1 for ids outside it."""
+    ids = np.asarray(prompt_ids, np.int64)
+    inside = (ids >= 0) & (ids < len(dense))
+    out = np.full(len(ids), -1, np.int64)
+    out[inside] = dense[ids[inside]]
+    return out
 
 
 def _stored_key(folder: Path) -> tuple[int, ...]:
@@ -367,18 +364,35 @@ def _dedupe(q: np.ndarray, pid: np.ndarray, sim: np.ndarray, ex: np.ndarray):
     """One hit per (query, prompt), in that order: the best similarity, exact if any of them was."""
     if len(q) == 0:
         return q, pid, sim, ex
-    top = int(pid.max()) + 1
-    if int(q.max()) + 1 < 2 ** 62 // max(top, 1) and int(pid.min()) >= 0:
-        key = q * top + pid
-        order = np.argsort(key)
-        key = key[order]
-        new = np.ones(len(q), bool)
-        new[1:] = key[1:] != key[:-1]
-    else:
-        order = np.lexsort((pid, q))
-        new = np.ones(len(q), bool)
-        new[1:] = (q[order][1:] != q[order][:-1]) | (pid[order][1:] != pid[order][:-1])
-    start = np.flatnonzero(new)
+    order = _order(q, pid)
+    start = np.flatnonzero(_run_starts(q[order], pid[order]))
     first = order[start]
     return (q[first], pid[first], np.maximum.reduceat(sim[order], start),
             np.logical_or.reduceat(ex[order], start))
+
+
+def _order(*keys: np.ndarray) -> np.ndarray:
+    """The order of rows by integer keys, major first (ties in any order).
+
+    One argsort of a combined key where the keys are non-negative and it fits in 63 bits: a check
+    matches up to tens of thousands of exchanges, and that costs a fraction of a lexsort over them.
+    """
+    combined, span = np.zeros(len(keys[0]), np.int64), 1
+    for key in reversed(keys):
+        low, top = (int(key.min()), int(key.max()) + 1) if len(key) else (0, 1)
+        if low < 0 or span > 2 ** 62 // top:
+            return np.lexsort(keys[::-1])
+        if top == 1:
+            continue  # all zero (one query): orders nothing
+        combined += key * span
+        span *= top
+    return np.argsort(combined)
+
+
+def _run_starts(*sorted_keys: np.ndarray) -> np.ndarray:
+    """Where a run of equal key tuples begins, over rows sorted by those keys (bool per row)."""
+    new = np.zeros(len(sorted_keys[0]), bool)
+    new[:1] = True
+    for key in sorted_keys:
+        new[1:] |= key[1:] != key[:-1]
+    return new

@@ -34,7 +34,7 @@ from engine.config import FLAG_SCORE
 from engine.errors import IndexStateError
 from engine.models import AccountScore, Ring
 from engine.query.findings import rings, signals_from_json
-from engine.query.senders import SenderIndex
+from engine.query.senders import SenderIndex, dense_by_prompt, gather_by_prompt
 from engine.store import vectors
 from engine.store.workspace import Store
 
@@ -111,11 +111,11 @@ class Snapshot:
     # ------------------------------------------------------------------ lookups
     def family_of(self, prompt_ids: np.ndarray) -> np.ndarray:
         """Family id per prompt (int64), -1 for a prompt newer than the last scan."""
-        return _gather(self.family_by_prompt, prompt_ids)
+        return gather_by_prompt(self.family_by_prompt, prompt_ids)
 
     def template_of(self, prompt_ids: np.ndarray) -> np.ndarray:
         """Template id per prompt (int64), -1 where it fills none."""
-        return _gather(self.template_by_prompt, prompt_ids)
+        return gather_by_prompt(self.template_by_prompt, prompt_ids)
 
     def watched(self, family_id: int, template_id: int) -> str | None:
         """The watchlist evidence of this family, else of this template, else None."""
@@ -194,8 +194,8 @@ def read_snapshot(store: Store, encoder: str, dim: int, *, version: int, previou
               else senders.exchange_counts())
     snap = Snapshot(
         version, datetime.now(), signature, index, senders, stale, counts, int(prompts - embedded),
-        _dense(members["prompt_id"], members["family_id"], int(max_family), identity=True),
-        _dense(tpl["prompt_id"], tpl["t"], int(tpl["prompt_id"].max()) if len(tpl["prompt_id"]) else -1),
+        dense_by_prompt(members["prompt_id"], members["family_id"], int(max_family), identity=True),
+        dense_by_prompt(tpl["prompt_id"], tpl["t"], int(tpl["prompt_id"].max()) if len(tpl["prompt_id"]) else -1),
         _by_ring(fam_ties), _by_ring(tpl_ties), scores, found,
         last_scan, covered, code_ring, code_campaign, _table(_best_ring(fam_ties)), _table(_best_ring(tpl_ties)),
         {int(i): e for k, i, effect, e in listed if effect == "watch" and k == "family"},
@@ -268,22 +268,6 @@ def _covered(con: duckdb.DuckDBPyConnection, pending: list[str], encoder: str, m
     finally:
         con.unregister("pending_ids")
     return frozenset(r[0] for r in rows)
-
-
-def _dense(ids, values, top: int, *, identity: bool = False) -> np.ndarray:
-    """An int32 array indexed by prompt id up to `top`: `values` at `ids`, elsewhere the id itself
-    (`identity`) or -1."""
-    out = np.arange(top + 1, dtype=np.int32) if identity else np.full(top + 1, -1, np.int32)
-    out[np.asarray(ids, np.int64)] = np.asarray(values, np.int64)
-    return out
-
-
-def _gather(dense: np.ndarray, prompt_ids) -> np.ndarray:
-    ids = np.asarray(prompt_ids, np.int64)
-    inside = (ids >= 0) & (ids < len(dense))
-    out = np.full(len(ids), -1, np.int64)
-    out[inside] = dense[ids[inside]]
-    return out
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, wanted, default: np.ndarray) -> np.ndarray:
