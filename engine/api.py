@@ -166,9 +166,13 @@ class Engine:
         return EmbedResult(enc.name, done, already, shards, count, used, seconds,
                            done / embed_seconds if done and embed_seconds > 0 else 0.0)
 
-    def scan(self, *, progress: ProgressFn = no_progress, force: bool = False,
+    def scan(self, *, progress: ProgressFn = no_progress, force: bool = False, full: bool = False,
              recheck: bool = False) -> ScanResult:
         """Embed what is new, self-join, and recompute families, templates, links, rings and scores.
+
+        After the workspace grew, only the new prompts are joined against all and their edges added to the
+        last scan's (`engine.scan.pipeline`); `full` joins every prompt again, `force` also when nothing
+        new arrived.
 
         `recheck`: with a fast-tier encoder, confirm each near-copy edge with the transformer (MiniLM
         embeds only the prompts that have a candidate edge; see `engine.scan.recheck`).
@@ -189,7 +193,7 @@ class Engine:
             from engine.scan.ray import parallel_map
 
             mapper = parallel_map
-        result = run_scan(self.store, self.encoder, cut, progress=progress, force=force,
+        result = run_scan(self.store, self.encoder, cut, progress=progress, force=force, full=full,
                           embedded=embedded.embedded, recheck=checker,
                           crowd_radius=self.threshold, mapper=mapper, join_settings=self.config.join,
                           detect=self.config.detect)

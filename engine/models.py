@@ -214,6 +214,9 @@ class ScanResult(Record):
     resumed: bool
     seconds: float
     stage_seconds: dict = field(default_factory=dict)
+    # Prompts the join compared with all: every one on a full join, the newly embedded ones on an
+    # incremental scan, none when only detection ran again.
+    joined: int = 0
 
 
 # ---------------------------------------------------------------- the analyst read side (engine.query.analyst)

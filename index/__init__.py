@@ -10,6 +10,7 @@ L2-normalised float32 ``(n, d)`` arrays; similarity is the inner product
 - :mod:`index.selfjoin`: checkpointable all-pairs near-copy join (the driver), over
   :mod:`index.tiles` (similarity tiles, the cap per owner, the exact join, edge blocks),
   :mod:`index.plan` (the IVF join's partition) and :mod:`index.ivfjoin` (the IVF join's blocks).
+- :mod:`index.deltajoin`: the join of new vectors against all (an incremental scan's join).
 - :mod:`index.settings`: :class:`JoinSettings`, the IVF join's settings as one value.
 """
 
@@ -24,6 +25,7 @@ from index.build import (
     train,
     training_size,
 )
+from index.deltajoin import DELTA_MARGIN, delta_join
 from index.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
 from index.io import Manifest, load, save
 from index.plan import IvfPlan, default_nlist, plan_ivf
@@ -34,6 +36,7 @@ from index.tiles import EdgeBlock, brute_force_pairs
 
 __all__ = [
     "DEFAULT_JOIN",
+    "DELTA_MARGIN",
     "DEFAULT_NPROBE",
     "EXACT_MAX",
     "EdgeBlock",
@@ -48,6 +51,7 @@ __all__ = [
     "brute_force_pairs",
     "choose_factory",
     "default_nlist",
+    "delta_join",
     "ivf_centroids",
     "knn",
     "load",

@@ -30,10 +30,10 @@ def _signals_text(signals, limit: int = 3) -> str:
 def cmd_scan(args: argparse.Namespace) -> int:
     engine = open_engine(args)
     with progress_bar(args) as progress:
-        result = engine.scan(progress=progress, force=args.force, recheck=args.recheck)
+        result = engine.scan(progress=progress, force=args.force, full=args.full, recheck=args.recheck)
     row = result.to_dict()
     row["stage_seconds"] = {k: round(v, 2) for k, v in result.stage_seconds.items()}
-    write_rows([row], ("prompts", "embedded", "edges", "families", "templates", "rings", "flagged_accounts",
+    write_rows([row], ("prompts", "embedded", "joined", "edges", "families", "templates", "rings", "flagged_accounts",
                        "resumed", "seconds", "stage_seconds"), args.format, title="scan")
     return 0
 
@@ -114,10 +114,15 @@ def _list_bound(text: str) -> int:
 
 def add_commands(sub, common, fmt, device) -> None:
     p = sub.add_parser("scan", parents=[common, fmt, device], help="embed what is new, then detect campaigns",
-                       description="Embed new prompts, self-join all prompts into near-copy edges (resumable), "
-                       "then recompute families, templates, account links, rings and scores. Does nothing "
+                       description="Embed new prompts, self-join them into near-copy edges (resumable): all "
+                       "prompts on the first scan, then only the prompts that are new, against all; then "
+                       "recompute families, templates, account links, rings and scores. Does nothing "
                        "when nothing new arrived since the last scan.")
-    p.add_argument("--force", action="store_true", help="recompute even if nothing new arrived")
+    p.add_argument("--force", action="store_true", help="join every prompt and recompute even if nothing new arrived")
+    p.add_argument("--full", action="store_true",
+                   help="join every prompt again instead of only the new ones against all, also when nothing new "
+                   "arrived since an incremental scan (the two differ in the near-copies close to the "
+                   "threshold that the index's lists leave out)")
     p.add_argument("--recheck", action="store_true",
                    help="with --encoder static (or onnx): confirm each candidate near-copy edge with all-MiniLM-L6-v2 "
                    "(which embeds only the prompts that have one); slower, fewer false edges")

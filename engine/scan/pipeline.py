@@ -6,6 +6,12 @@ edges; each block's edges and the block counter are committed together, so a kil
 the next block (as long as no new prompt was embedded in between; then the join starts over, since
 its blocks cover another set of vectors). Idempotent: a scan over the same embedded prompts as the
 last finished one changes nothing.
+
+Incremental: a workspace that grew since its last scan joins only the newly embedded prompts against
+all (`index.delta_join`: new x old and new x new) and keeps the last scan's edges, so the join costs in
+proportion to what arrived; families, templates, links, rings and scores are then recomputed whole
+from all edges. `scan --full` joins everything again. How the edges differ from a full join's is
+measured in `bench/incremental_scan.py` (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ def _state(store: Store, encoder: str) -> tuple[int, int]:
 
 
 def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: ProgressFn = no_progress,
-             force: bool = False, embedded: int = 0, recheck=None,
+             force: bool = False, full: bool = False, embedded: int = 0, recheck=None,
              crowd_radius: float = DEFAULT_THRESHOLD, mapper=None,
              join_settings: faiss_index.JoinSettings = faiss_index.DEFAULT_JOIN,
              detect: DetectSettings = DEFAULT_DETECT) -> ScanResult:
@@ -51,6 +57,10 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     `recheck` (an `engine.scan.recheck.Rechecker`, optional) confirms the self-join's candidate edges with
     the transformer before families are built; `crowd_radius` is the encoder's who-else threshold;
     `mapper` computes the self-join's blocks elsewhere (`engine.scan.ray.parallel_map`), same blocks.
+    A scan after new prompts were embedded joins only those against all (`index.delta_join`) and adds
+    their edges to the last scan's, when that scan used the same encoder, threshold and join settings;
+    `full` (or `force`, or a re-check) joins every prompt again, `full` also with nothing new when the
+    last scan was incremental. Detection runs whole either way.
     `join_settings` (`index.JoinSettings`): how the IVF join (above `index.EXACT_MAX` prompts) partitions
     its comparisons: nprobe, spill, max_list, point_probes; more finds more of the pairs near the
     threshold, for more time (see docs/scale.md). `detect`: which detection mechanisms run (all by default).
@@ -63,7 +73,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
         # The latest scan of any encoder: the detection tables hold its results, so a scan by another
         # encoder (or with and without the re-check) in between means they must be recomputed.
         last = con.execute(
-            """SELECT scan_id, n_prompts, max_shard, blocks_done, status, threshold, method, encoder, finished
+            """SELECT scan_id, n_prompts, max_shard, blocks_done, status, threshold, method, encoder, finished,
+                      base_shard
                FROM scan_runs ORDER BY scan_id DESC LIMIT 1""").fetchone()
         # Exchanges of prompts already stored, or an analyst's mark, since the last scan: the join has
         # nothing new, but links, rings, scores and the watchlist must be recomputed.
@@ -76,6 +87,9 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     method = ("exact" if join == "exact" else join_settings.label) + ("+recheck" if recheck is not None else "")
     same_input = (last is not None and last[7] == encoder.name and last[1] == n and last[2] == max_shard
                   and abs(last[5] - threshold) < 1e-6 and last[6] == method)
+    # `full` after an incremental scan joins everything again even with nothing new: its edges then come
+    # from one join of all prompts.
+    force = force or (full and last is not None and last[9] is not None)
     if same_input and last[4] == "done" and not force and not stale:
         log.info("scan: nothing new since scan %d; results unchanged", last[0])
         return _summary(store, embedded, resumed=False, seconds=time.monotonic() - started, stage={},
@@ -85,8 +99,16 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     if redetect:
         log.info("scan: new exchanges or marks since scan %d; detection again on its edges", last[0])
     resumed = same_input and (last[4] == "running" or redetect) and not force
-    run = ScanRun(int(last[0]) if resumed else None, encoder.name, threshold, method, n, max_shard,
-                  start_block=int(last[3]) if resumed else 0)
+    if resumed:
+        run = ScanRun(int(last[0]), encoder.name, threshold, method, n, max_shard, start_block=int(last[3]),
+                      base_shard=last[9])
+    else:
+        base = None if full or force or recheck is not None else _incremental_base(last, encoder.name, threshold,
+                                                                                   method, max_shard)
+        run = ScanRun(None, encoder.name, threshold, method, n, max_shard, base_shard=base)
+        if base is not None:
+            log.info("scan: joining the prompts embedded since shard %d (scan %d) against all; "
+                     "`scan --full` joins everything again", base, last[0])
     stages = [stage() for stage in STAGES]
     with ScanContext(store, encoder, threshold, run, join, join_settings, MAX_NEIGHBORS, SELFJOIN_BLOCK,
                      crowd_radius, mapper=mapper, recheck=recheck, progress=progress, detect=detect) as ctx:
@@ -104,10 +126,31 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
     log.info("scan %d done in %.1f s: %s; %s", run.scan_id, time.monotonic() - started,
              ", ".join(f"{k} {v:.1f}s" for k, v in ctx.seconds.items()), json.dumps(ctx.summary, default=str)[:300])
     return _summary(store, embedded, resumed=resumed and not redetect, seconds=time.monotonic() - started,
+                    joined=0 if redetect else ctx.joined,
                     stage=ctx.seconds, prompts=n)
 
 
-def _summary(store: Store, embedded: int, *, resumed: bool, seconds: float, stage: dict, prompts: int) -> ScanResult:
+def _incremental_base(last: tuple | None, encoder: str, threshold: float, method: str, max_shard: int) -> int | None:
+    """The shard up to which the last scan's edges cover every prompt, when this scan may start from them.
+
+    Only a join of the same encoder, threshold and method qualifies, and only with every shard up to
+    its last still there: a finished run (full or incremental) whose shards are all older, or a killed
+    incremental run, whose base's edges are intact (it clears only edges of prompts past that base,
+    and so will this run). A killed full join has cleared the edges: then everything is joined again.
+    """
+    if last is None or last[7] != encoder or abs(last[5] - threshold) >= 1e-6 or last[6] != method:
+        return None
+    if last[4] == "done":
+        base = int(last[2])
+    elif last[9] is not None:
+        base = int(last[9])
+    else:
+        return None
+    return base if 0 < base < max_shard else None
+
+
+def _summary(store: Store, embedded: int, *, resumed: bool, seconds: float, stage: dict, prompts: int,
+             joined: int = 0) -> ScanResult:
     with store.connect() as con:
         edges = con.execute("SELECT count(*) FROM matches").fetchone()[0]
         families = con.execute(
@@ -117,4 +160,4 @@ def _summary(store: Store, embedded: int, *, resumed: bool, seconds: float, stag
         rings = con.execute("SELECT count(*) FROM rings").fetchone()[0]
         flagged = con.execute("SELECT count(*) FROM account_scores WHERE score >= ?", [FLAG_SCORE]).fetchone()[0]
     return ScanResult(embedded, prompts, int(edges), int(families), int(templates), int(rings), int(flagged),
-                      resumed, seconds, stage)
+                      resumed, seconds, stage, joined)

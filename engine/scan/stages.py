@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 JOIN_LOG_EVERY = 50
 # Edges read back per batch when building families: bounds that stage's memory beyond the adjacency.
 EDGE_CHUNK = 4_194_304
+# The prompts embedded after a shard (encoder, shard): what an incremental scan joins.
+_NEW_PROMPTS = "SELECT prompt_id FROM embeddings WHERE encoder = ? AND shard_id > ?"
 # A template needs this many distinct prompts: fewer is an anecdote, not a sweep.
 MIN_TEMPLATE_PROMPTS = 20
 
@@ -67,13 +69,33 @@ class ScanRun:
     n_prompts: int
     max_shard: int
     start_block: int = 0
+    # None: the join covers every vector. Else the last shard an earlier scan's edges cover: this run
+    # joins the prompts of later shards against all and adds its edges to those (an incremental scan).
+    base_shard: int | None = None
 
     def begin(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Record a new run and clear the edges of the last one (the caller commits)."""
+        """Record a new run and clear the edges it will compute (the caller commits).
+
+        A full join clears every edge; an incremental one the edges of prompts past its base shard, which
+        only a killed incremental run can have left (its blocks covered other new prompts).
+        """
         self.scan_id = 1 + con.execute("SELECT coalesce(max(scan_id), 0) FROM scan_runs").fetchone()[0]
-        con.execute("DELETE FROM matches")
-        con.execute("INSERT INTO scan_runs VALUES (?, ?, ?, ?, ?, ?, 0, 'running', now(), NULL)",
-                    [self.scan_id, self.encoder, self.threshold, self.method, self.n_prompts, self.max_shard])
+        if self.base_shard is None:
+            con.execute("DELETE FROM matches")
+        else:
+            con.execute(f"DELETE FROM matches WHERE prompt_a IN ({_NEW_PROMPTS}) OR prompt_b IN ({_NEW_PROMPTS})",
+                        [self.encoder, self.base_shard, self.encoder, self.base_shard])
+        con.execute(
+            """INSERT INTO scan_runs (scan_id, encoder, threshold, method, n_prompts, max_shard, blocks_done,
+                                      status, started, finished, base_shard)
+               VALUES (?, ?, ?, ?, ?, ?, 0, 'running', now(), NULL, ?)""",
+            [self.scan_id, self.encoder, self.threshold, self.method, self.n_prompts, self.max_shard,
+             self.base_shard])
+
+    def new_prompts(self, con: duckdb.DuckDBPyConnection) -> np.ndarray:
+        """Prompt ids an incremental run joins (embedded in shards past its base), sorted."""
+        got = con.execute(_NEW_PROMPTS, [self.encoder, self.base_shard]).fetchnumpy()["prompt_id"]
+        return np.sort(np.asarray(got, dtype=np.int64))
 
     def finish(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute("UPDATE scan_runs SET status = 'done', finished = now() WHERE scan_id = ?", [self.scan_id])
@@ -106,6 +128,7 @@ class ScanContext:
     detect: DetectSettings = DEFAULT_DETECT
     seconds: dict[str, float] = field(default_factory=dict)  # per stage, in the order they first ran
     summary: dict = field(default_factory=dict)  # scoring's figures, for the log
+    joined: int = 0  # prompts the join compared with all: every one on a full join, the new ones else
     ids: np.ndarray | None = None  # int64 (n,) sorted prompt ids of the vectors, kept through the scan
     _vecs: np.ndarray | None = field(default=None, init=False, repr=False)
     _index: object | None = field(default=None, init=False, repr=False)
@@ -186,13 +209,18 @@ class JoinStage(Stage):
             else:
                 log.info("scan: resuming scan %d at block %d", run.scan_id, run.start_block)
             idx = ctx.index()
-            # The workspace's IVF index was trained on these vectors: its lists partition the join as well
-            # as a k-means of the join's own would, which at a million prompts saves ~50 s.
-            centroids = faiss_index.ivf_centroids(idx) if idx is not None and idx.ntotal == run.n_prompts else None
-            blocks = faiss_index.self_join(vecs, ctx.ids, ctx.threshold, start_block=run.start_block,
-                                           max_neighbors=ctx.max_neighbors, block_size=ctx.block_size,
-                                           mapper=ctx.mapper or faiss_index.local_map, centroids=centroids,
-                                           settings=ctx.join_settings, method=ctx.join)
+            if run.base_shard is not None:
+                blocks = self._delta_blocks(ctx, vecs, idx)
+            else:
+                ctx.joined = len(ctx.ids)
+                # The workspace's IVF index was trained on these vectors: its lists partition the join as
+                # well as a k-means of the join's own would, which at a million prompts saves ~50 s.
+                centroids = (faiss_index.ivf_centroids(idx) if idx is not None and idx.ntotal == run.n_prompts
+                             else None)
+                blocks = faiss_index.self_join(vecs, ctx.ids, ctx.threshold, start_block=run.start_block,
+                                               max_neighbors=ctx.max_neighbors, block_size=ctx.block_size,
+                                               mapper=ctx.mapper or faiss_index.local_map, centroids=centroids,
+                                               settings=ctx.join_settings, method=ctx.join)
             joined = 0
             for block in blocks:
                 with store.transaction() as con:
@@ -208,6 +236,26 @@ class JoinStage(Stage):
                              time.monotonic() - t0)
         del vecs, idx, blocks
         ctx.release_vectors()  # see ScanContext: families and templates need neither
+
+    @staticmethod
+    def _delta_blocks(ctx: ScanContext, vecs: np.ndarray, idx) -> Iterator:
+        """An incremental run's blocks: the prompts embedded after its base shard against all."""
+        run = ctx.run
+        if idx is None or idx.ntotal != run.n_prompts:
+            # The scan embeds and indexes first, so this is a workspace changed under it.
+            raise DetectionError(f"{ctx.store.root}: the index does not hold the scan's {run.n_prompts} "
+                                 "prompts; run scan again")
+        with ctx.store.connect() as con:
+            new_ids = run.new_prompts(con)
+        new = np.isin(ctx.ids, new_ids, assume_unique=True)
+        ctx.joined = int(new.sum())
+        log.info("scan: incremental join of %d prompts embedded since shard %d, against %d", int(new.sum()),
+                 run.base_shard, len(ctx.ids))
+        # The new prompts' own nearest lists, as many as the full join compares a prompt with.
+        probes = ctx.join_settings.nprobe + ctx.join_settings.point_probes
+        return faiss_index.delta_join(vecs, ctx.ids, new, ctx.threshold, idx, probes=probes,
+                                      max_neighbors=ctx.max_neighbors, block_size=ctx.block_size,
+                                      start_block=run.start_block)
 
 
 class RecheckStage(Stage):

@@ -139,4 +139,14 @@ def m003_watchlist(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS = [m001_initial, m002_detection, m003_watchlist]
+def m004_incremental_scans(con: duckdb.DuckDBPyConnection) -> None:
+    """A scan may join only what was embedded since the last one (`engine.scan.pipeline`).
+
+    ``base_shard``: NULL for a join of every vector; else the last shard whose prompts an earlier scan had
+    joined, this run joining the prompts of the shards after it against all (its edges add to that
+    scan's). Runs recorded before this migration joined every vector.
+    """
+    con.execute("ALTER TABLE scan_runs ADD COLUMN base_shard INTEGER")
+
+
+MIGRATIONS = [m001_initial, m002_detection, m003_watchlist, m004_incremental_scans]
