@@ -11,8 +11,9 @@ and scanned (a full scan, timed); the second part is ingested; the workspace is 
 scanned as a nightly job would (`scan`: the new prompts joined against all) and the copy with `scan
 --full`, one after the other, so both see the same prompts, vectors and index. Reported: each scan's
 time per stage and the ratio of the two, the edges each found (shared, only in one), families,
-templates, rings and flagged accounts, how many accounts' flags and rings differ, and with a truth file
-the recall per campaign kind of both (`bench.detect_eval`).
+templates, rings and flagged accounts, how many accounts' flags and rings differ, where the edges of
+only one scan lie (at a prompt the cap of 200 near-copies binds on, or elsewhere), and with a truth
+file the recall per campaign kind of both (`bench.detect_eval`).
 
 Writes ``bench/results/<out>.json``.
 """
@@ -26,9 +27,12 @@ import shutil
 import time
 from pathlib import Path
 
+import duckdb
+
 from bench import detect_eval
 from bench.common import envelope, stage, table, write_results
 from engine import Engine, EngineConfig
+from engine.scan.pipeline import MAX_NEIGHBORS
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,31 @@ def findings(eng: Engine) -> dict:
     return {"flagged": {a.account_id for a in accs if a.score >= 0.5},
             "ring_of": {a.account_id: a.ring_id for a in accs if a.ring_id is not None},
             "rings": [set(r.accounts) for r in eng.rings(limit=None)]}
+
+
+def edge_difference(inc_ws: Path, full_ws: Path, cap: int) -> dict:
+    """Edges found by one scan only, split by where they lie: at a prompt with at least ``cap`` edges in
+    the full rescan (a dense cluster, where the cap chooses which near-copies a prompt keeps) or not, and
+    whether they touch a prompt of the new day."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{inc_ws / 'copyhound.duckdb'}' AS i (READ_ONLY)")
+    con.execute(f"ATTACH '{full_ws / 'copyhound.duckdb'}' AS f (READ_ONLY)")
+    base = con.execute("SELECT base_shard FROM i.scan_runs ORDER BY scan_id DESC LIMIT 1").fetchone()[0]
+    out = {}
+    for name, one, other in (("only_incremental", "i", "f"), ("only_full", "f", "i")):
+        row = con.execute(f"""
+            WITH deg AS (SELECT p, count(*) AS d FROM (SELECT prompt_a AS p FROM f.matches
+                                                      UNION ALL SELECT prompt_b FROM f.matches) GROUP BY p),
+            fresh AS (SELECT prompt_id FROM i.embeddings WHERE shard_id > {int(base)}),
+            diff AS (SELECT prompt_a AS a, prompt_b AS b FROM {one}.matches
+                     EXCEPT SELECT prompt_a, prompt_b FROM {other}.matches)
+            SELECT count(*),
+                   count(*) FILTER (WHERE greatest(coalesce(da.d, 0), coalesce(db.d, 0)) >= {int(cap)}),
+                   count(*) FILTER (WHERE a IN (SELECT * FROM fresh) OR b IN (SELECT * FROM fresh))
+            FROM diff LEFT JOIN deg da ON da.p = diff.a LEFT JOIN deg db ON db.p = diff.b""").fetchone()
+        out[name] = {"edges": row[0], "at_a_capped_prompt": row[1], "elsewhere": row[0] - row[1],
+                     "touching_new_prompts": row[2]}
+    return out
 
 
 def same_rings(x: list[set[str]], y: list[set[str]]) -> int:
@@ -131,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "rings_incremental": len(fi["rings"]), "rings_full": len(ff["rings"]),
         "rings_identical": same_rings(fi["rings"], ff["rings"]),
     }
+    compare["differences"] = edge_difference(inc_ws, full_ws, MAX_NEIGHBORS)
     ratio = rows[2]["seconds"] / max(rows[1]["seconds"], 1e-9)
     result = envelope("incremental_scan", label=args.label, traffic=str(args.traffic), encoder=args.encoder,
                       exchanges_before=n_before, exchanges_day=n_day, scans=rows,
@@ -139,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                       quality={k: v.get("quality") for k, v in results.items()} if args.truth else None)
     cols = ["scan", "joined", "seconds", "load_vectors", "self_join", "families", "templates", "scoring", "edges",
             "rings", "flagged"]
-    summary = table(rows, cols) + "\n" + table([compare], list(compare)[:6]) + "\n" + table([compare], list(compare)[6:])
+    diff = [{"found by": k, **v} for k, v in compare["differences"].items()]
+    summary = "\n".join([table(rows, cols), table([compare], list(compare)[:6]), table([compare], list(compare)[6:-1]),
+                         table(diff, list(diff[0]))])
     write_results(args.out, result, summary)
     return 0
 

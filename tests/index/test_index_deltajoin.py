@@ -11,7 +11,10 @@ from index import brute_force_pairs, delta_join
 
 def _collect(blocks) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
     blocks = list(blocks)
-    cat = (lambda k: np.concatenate([getattr(b, k) for b in blocks]) if blocks else np.empty(0))
+
+    def cat(k: str) -> np.ndarray:
+        return np.concatenate([getattr(b, k) for b in blocks]) if blocks else np.empty(0)
+
     return cat("a"), cat("b"), cat("sim"), [b.block_no for b in blocks]
 
 
@@ -93,3 +96,18 @@ def test_validation(make_clustered) -> None:
         delta_join(x, ids, np.ones(100, bool), 0.8, idx, block_size=50, start_block=3)
     with pytest.raises(ValueError, match="probes"):
         delta_join(x, ids, np.ones(100, bool), 0.8, idx, probes=0)
+
+
+def test_dense_and_sparse_ids_give_the_same_pairs(make_clustered, pairs_of) -> None:
+    """Ids from a sequence map to rows through a table, scattered ids through a search: same pairs."""
+    x, sparse = make_clustered(1500, 32, clusters=5, spread=0.5)
+    order = np.argsort(sparse)
+    x, sparse = x[order], sparse[order]
+    dense = np.arange(1, len(sparse) + 1, dtype=np.int64)
+    new = np.arange(len(x)) % 4 == 0
+    got = {}
+    for name, ids in (("sparse", sparse), ("dense", dense)):
+        a, b, _, _ = _collect(delta_join(x, ids, new, 0.8, _index(x, ids, "IDMap2,Flat"), block_size=100))
+        to_row = {int(i): r for r, i in enumerate(ids.tolist())}
+        got[name] = {(to_row[p], to_row[q]) for p, q in pairs_of(a, b)}
+    assert got["sparse"] == got["dense"] and len(got["dense"]) > 50
