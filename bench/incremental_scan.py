@@ -49,12 +49,6 @@ def split(traffic: Path, share: float, out: Path) -> tuple[Path, Path, int, int]
     return first, second, cut, n - cut
 
 
-def edges(eng: Engine) -> set[tuple[int, int]]:
-    with eng.store.connect() as con:
-        a, b = con.execute("SELECT prompt_a, prompt_b FROM matches").fetchnumpy().values()
-    return set(zip(a.tolist(), b.tolist(), strict=True))
-
-
 def findings(eng: Engine) -> dict:
     accs = eng.accounts(limit=None)
     return {"flagged": {a.account_id for a in accs if a.score >= 0.5},
@@ -62,13 +56,26 @@ def findings(eng: Engine) -> dict:
             "rings": [set(r.accounts) for r in eng.rings(limit=None)]}
 
 
+def _attached(inc_ws: Path, full_ws: Path) -> duckdb.DuckDBPyConnection:
+    """Both workspaces' databases in one connection (``i`` and ``f``), read-only: edges are compared in
+    SQL, since tens of millions of them as Python tuples would hold many gigabytes."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{inc_ws / 'copyhound.duckdb'}' AS i (READ_ONLY)")
+    con.execute(f"ATTACH '{full_ws / 'copyhound.duckdb'}' AS f (READ_ONLY)")
+    return con
+
+
+def edges_shared(inc_ws: Path, full_ws: Path) -> int:
+    with _attached(inc_ws, full_ws) as con:
+        return con.execute("""SELECT count(*) FROM (SELECT prompt_a, prompt_b FROM i.matches
+                                                   INTERSECT SELECT prompt_a, prompt_b FROM f.matches)""").fetchone()[0]
+
+
 def edge_difference(inc_ws: Path, full_ws: Path, cap: int) -> dict:
     """Edges found by one scan only, split by where they lie: at a prompt with at least ``cap`` edges in
     the full rescan (a dense cluster, where the cap chooses which near-copies a prompt keeps) or not, and
     whether they touch a prompt of the new day."""
-    con = duckdb.connect()
-    con.execute(f"ATTACH '{inc_ws / 'copyhound.duckdb'}' AS i (READ_ONLY)")
-    con.execute(f"ATTACH '{full_ws / 'copyhound.duckdb'}' AS f (READ_ONLY)")
+    con = _attached(inc_ws, full_ws)
     base = con.execute("SELECT base_shard FROM i.scan_runs ORDER BY scan_id DESC LIMIT 1").fetchone()[0]
     out = {}
     for name, one, other in (("only_incremental", "i", "f"), ("only_full", "f", "i")):
@@ -94,8 +101,10 @@ def same_rings(x: list[set[str]], y: list[set[str]]) -> int:
 
 
 def scan_row(name: str, result, seconds: float, peak: float | None) -> dict:
+    """One scan: wall seconds of `Engine.scan` (embedding what is pending included), each scan stage's
+    seconds, and what it found."""
     return {"scan": name, "joined": result.joined, "seconds": round(seconds, 1), "peak_rss_mb": peak,
-            **{k: round(v, 1) for k, v in result.stage_seconds.items()}, "edges": result.edges,
+            "stage_seconds": {k: round(v, 1) for k, v in result.stage_seconds.items()}, "edges": result.edges,
             "families": result.families, "templates": result.templates, "rings": result.rings,
             "flagged": result.flagged_accounts}
 
@@ -140,18 +149,19 @@ def main(argv: list[str] | None = None) -> int:
             res = e.scan(full=full)
         stages.append(st)
         rows.append(scan_row(name, res, time.monotonic() - t0, st.peak_rss_mb))
-        results[name] = {"engine": e, "edges": edges(e), "findings": findings(e)}
+        results[name] = {"engine": e, "findings": findings(e)}
         if truth is not None:
             results[name]["quality"] = detect_eval.evaluate_engine(e, truth)
             results[name]["quality"].pop("campaigns", None)
     inc, full = results["incremental"], results["full rescan"]
-    ei, ef = inc["edges"], full["edges"]
+    n_inc, n_full = rows[1]["edges"], rows[2]["edges"]
+    shared = edges_shared(inc_ws, full_ws)
     fi, ff = inc["findings"], full["findings"]
     both = set(fi["ring_of"]) & set(ff["ring_of"])
     compare = {
-        "edges_incremental": len(ei), "edges_full": len(ef), "edges_shared": len(ei & ef),
-        "edges_only_incremental": len(ei - ef), "edges_only_full": len(ef - ei),
-        "edge_jaccard": round(len(ei & ef) / max(len(ei | ef), 1), 5),
+        "edges_incremental": n_inc, "edges_full": n_full, "edges_shared": shared,
+        "edges_only_incremental": n_inc - shared, "edges_only_full": n_full - shared,
+        "edge_jaccard": round(shared / max(n_inc + n_full - shared, 1), 5),
         "flagged_incremental": len(fi["flagged"]), "flagged_full": len(ff["flagged"]),
         "flagged_only_incremental": len(fi["flagged"] - ff["flagged"]),
         "flagged_only_full": len(ff["flagged"] - fi["flagged"]),
@@ -167,10 +177,11 @@ def main(argv: list[str] | None = None) -> int:
                       full_over_incremental=round(ratio, 2), compare=compare,
                       stages=[s.to_dict() for s in stages],
                       quality={k: v.get("quality") for k, v in results.items()} if args.truth else None)
-    cols = ["scan", "joined", "seconds", "load_vectors", "self_join", "families", "templates", "scoring", "edges",
-            "rings", "flagged"]
+    cols = ["scan", "joined", "seconds", "self_join s", "families s", "templates s", "scoring s", "edges", "rings",
+            "flagged"]
+    shown = [{**r, **{f"{k} s": v for k, v in r["stage_seconds"].items()}} for r in rows]
     diff = [{"found by": k, **v} for k, v in compare["differences"].items()]
-    summary = "\n".join([table(rows, cols), table([compare], list(compare)[:6]), table([compare], list(compare)[6:-1]),
+    summary = "\n".join([table(shown, cols), table([compare], list(compare)[:6]), table([compare], list(compare)[6:-1]),
                          table(diff, list(diff[0]))])
     write_results(args.out, result, summary)
     return 0
