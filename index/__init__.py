@@ -25,7 +25,7 @@ from index.build import (
     train,
     training_size,
 )
-from index.deltajoin import DELTA_MARGIN, delta_join
+from index.deltajoin import delta_join
 from index.errors import IndexCorruptError, IndexMismatchError, IndexStoreError
 from index.io import Manifest, load, save
 from index.plan import IvfPlan, default_nlist, plan_ivf
@@ -36,7 +36,6 @@ from index.tiles import EdgeBlock, brute_force_pairs
 
 __all__ = [
     "DEFAULT_JOIN",
-    "DELTA_MARGIN",
     "DEFAULT_NPROBE",
     "EXACT_MAX",
     "EdgeBlock",

@@ -36,6 +36,7 @@ import faiss
 import numpy as np
 
 from index.build import ivf_of, set_search_params
+from index.search import range_search
 from index.tiles import DEFAULT_BLOCK_SIZE, EdgeBlock, cap_per_owner, check_inputs, edge_block, f32
 
 __all__ = ["DELTA_MARGIN", "delta_join"]
@@ -102,9 +103,9 @@ def _blocks(vectors, ids, row_of, new, rows, thr, index, radius, max_neighbors, 
     for blk in blocks:
         own = rows[blk * block_size:(blk + 1) * block_size]
         q = f32(vectors[own])
-        # FAISS keeps similarities strictly above the radius; a hair lower keeps those equal to it.
-        lims, approx, hit = index.range_search(q, float(np.nextafter(np.float32(radius), np.float32(-np.inf))))
-        owner = np.repeat(np.arange(len(own)), np.diff(lims.astype(np.int64)))
+        found = range_search(index, q, radius, batch=len(own))
+        lims, approx, hit = found.lims, found.sims, found.ids
+        owner = np.repeat(np.arange(len(own)), np.diff(lims))
         # Candidate ids to rows; ids the vectors do not hold (none, in a consistent workspace) drop out.
         other = row_of(hit)
         me = own[owner]

@@ -121,8 +121,8 @@ def add_commands(sub, common, fmt, device) -> None:
     p.add_argument("--force", action="store_true", help="join every prompt and recompute even if nothing new arrived")
     p.add_argument("--full", action="store_true",
                    help="join every prompt again instead of only the new ones against all, also when nothing new "
-                   "arrived since an incremental scan (the two differ in the near-copies close to the "
-                   "threshold that the index's lists leave out)")
+                   "arrived since an incremental scan (the two can differ in which near-copies a prompt "
+                   "with more than 200 of them keeps)")
     p.add_argument("--recheck", action="store_true",
                    help="with --encoder static (or onnx): confirm each candidate near-copy edge with all-MiniLM-L6-v2 "
                    "(which embeds only the prompts that have one); slower, fewer false edges")

@@ -76,6 +76,10 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
             """SELECT scan_id, n_prompts, max_shard, blocks_done, status, threshold, method, encoder, finished,
                       base_shard
                FROM scan_runs ORDER BY scan_id DESC LIMIT 1""").fetchone()
+        # An incremental join searches the index: it must hold every vector (embed brings it up to date;
+        # vectors written without an index are joined in full).
+        indexed = con.execute("SELECT coalesce(max(count), 0) FROM indexes WHERE encoder = ?",
+                              [encoder.name]).fetchone()[0] == n
         # Exchanges of prompts already stored, or an analyst's mark, since the last scan: the join has
         # nothing new, but links, rings, scores and the watchlist must be recomputed.
         stale = last is not None and last[8] is not None and con.execute(
@@ -103,8 +107,8 @@ def run_scan(store: Store, encoder: Encoder, threshold: float, *, progress: Prog
         run = ScanRun(int(last[0]), encoder.name, threshold, method, n, max_shard, start_block=int(last[3]),
                       base_shard=last[9])
     else:
-        base = None if full or force or recheck is not None else _incremental_base(last, encoder.name, threshold,
-                                                                                   method, max_shard)
+        joins_all = full or force or recheck is not None or not indexed
+        base = None if joins_all else _incremental_base(last, encoder.name, threshold, method, max_shard)
         run = ScanRun(None, encoder.name, threshold, method, n, max_shard, base_shard=base)
         if base is not None:
             log.info("scan: joining the prompts embedded since shard %d (scan %d) against all; "

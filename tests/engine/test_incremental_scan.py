@@ -12,6 +12,7 @@ import index as faiss_index
 from engine import Engine, EngineConfig
 from engine.store.vectors import load_vectors
 from synth import SynthConfig, write_synth
+from tests.fixtures.interrupt import die_in_self_join
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +87,8 @@ def test_a_killed_incremental_scan_resumes_without_duplicates(scanned_then_grown
     import engine.scan.pipeline as scan_module
 
     monkeypatch.setattr(scan_module, "SELFJOIN_BLOCK", 64)
-    calls = {"n": 0}
-
-    def die_in_self_join(stage, done, total):
-        if stage == "self-join":
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        engine.scan(progress=die_in_self_join)
+        engine.scan(progress=die_in_self_join(2))
     with engine.store.connect() as con:
         status, blocks, base = con.execute(
             "SELECT status, blocks_done, base_shard FROM scan_runs ORDER BY scan_id DESC LIMIT 1").fetchone()

@@ -12,6 +12,7 @@ from engine import Engine, EngineConfig
 from engine.detect.families import build_families, build_families_streamed
 from engine.store.vectors import load_vectors
 from synth import SynthConfig, write_synth
+from tests.fixtures.interrupt import die_in_self_join
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +32,11 @@ def _matches(engine: Engine) -> set[tuple[int, int, float]]:
 
 def test_killed_scan_resumes_and_a_second_scan_changes_nothing(synth_workspace, monkeypatch):
     engine, _ = synth_workspace
-    calls = {"n": 0}
-
-    def die_in_self_join(stage, done, total):
-        if stage == "self-join":
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise KeyboardInterrupt
-
     import engine.scan.pipeline as scan_module
 
     monkeypatch.setattr(scan_module, "SELFJOIN_BLOCK", 256)
     with pytest.raises(KeyboardInterrupt):
-        engine.scan(progress=die_in_self_join)
+        engine.scan(progress=die_in_self_join(1))
     with engine.store.connect() as con:
         status, blocks = con.execute("SELECT status, blocks_done FROM scan_runs ORDER BY scan_id DESC").fetchone()
     assert status == "running" and blocks == 1
